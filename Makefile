@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make run` (the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data run test lint
+$(BIN)/edgetune: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/edgetune data
+
+# Debian ships Fashion-MNIST; install it when missing and we are allowed to.
+data:
+	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ] && [ -z "$$EDGETUNE_DATA" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	  else sudo apt-get install -y dataset-fashion-mnist; fi; fi
+
+run: setup
+	$(BIN)/edgetune evaluate models/resnet56-fmnist.pt --split test
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests

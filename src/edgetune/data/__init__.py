@@ -1,0 +1,9 @@
+"""Datasets held in memory as uint8 tensors, split into train / validation / test.
+
+The search only ever sees train and validation; test is kept for the final report, so a
+search cannot overfit the number it is judged by.
+"""
+
+from edgetune.data.splits import DataSplits, ImageSplit, known_datasets, load_dataset
+
+__all__ = ["DataSplits", "ImageSplit", "known_datasets", "load_dataset"]

@@ -1,0 +1,190 @@
+"""Dataset loading by name, the fixed-seed validation split, and batching without DataLoader.
+
+Whole datasets fit in memory here (Fashion-MNIST is 47 MB as uint8), so batches are slices
+of one tensor: faster than a DataLoader on two cores, and identical on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from edgetune.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, n: int | None, seed: int = 0) -> ImageSplit:
+        """A fixed random subset of `n` images, so quick runs still see every class."""
+        if n is None or n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return ImageSplit(self.images[idx], self.labels[idx])
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    name: str
+    train: ImageSplit
+    val: ImageSplit
+    test: ImageSplit
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...] = field(default=())
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> float batch with the dataset's mean and std removed."""
+        x = images.float().div_(255.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def sample_input(self, batch: int = 1) -> torch.Tensor:
+        """A normalised batch of real validation images, for export and parity checks."""
+        return self.normalize(self.val.images[:batch])
+
+
+def carve_validation(
+    train: ImageSplit, val_size: int, seed: int
+) -> tuple[ImageSplit, ImageSplit]:
+    """Split a validation set off the training set with a fixed seed (same split every run)."""
+    if not 0 < val_size < len(train):
+        raise ConfigError(
+            f"validation size {val_size} must be between 1 and {len(train) - 1}",
+            key="data.val_size",
+        )
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:]
+    return (
+        ImageSplit(train.images[train_idx], train.labels[train_idx]),
+        ImageSplit(train.images[val_idx], train.labels[val_idx]),
+    )
+
+
+def iterate_batches(
+    split: ImageSplit,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (uint8 images, labels) batches; the caller normalises (possibly after augmenting)."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device)
+
+
+def augment(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop after zero padding and random horizontal flip, on whole uint8 batches.
+
+    Done with tensor ops so it runs on the device that holds the batch, GPU included.
+    """
+    n, _, h, w = images.shape
+    dev = images.device
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+    rows = (dy.view(n, 1) + torch.arange(h, device=dev).view(1, h)).view(n, 1, h, 1)
+    cols = (dx.view(n, 1) + torch.arange(w, device=dev).view(1, w)).view(n, 1, 1, w)
+    c = images.shape[1]
+    rows = rows.expand(n, c, h, w)
+    cols = cols.expand(n, c, h, w)
+    batch_idx = torch.arange(n, device=dev).view(n, 1, 1, 1).expand(n, c, h, w)
+    chan_idx = torch.arange(c, device=dev).view(1, c, 1, 1).expand(n, c, h, w)
+    out = padded[batch_idx, chan_idx, rows, cols]
+    flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    return torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
+
+
+Loader = Callable[[Path], tuple[ImageSplit, ImageSplit, dict]]
+
+
+def _loaders() -> dict[str, tuple[Loader, tuple[Path, ...], str]]:
+    from edgetune.data import cifar, folder, idx
+
+    return {
+        "fashion-mnist": (idx.load_fashion_mnist, idx.SEARCH_PATHS, idx.HOW_TO_GET),
+        "cifar10": (cifar.load_cifar10, cifar.SEARCH_PATHS, cifar.HOW_TO_GET),
+        "image-folder": (folder.load_image_folder, (), folder.HOW_TO_GET),
+    }
+
+
+def known_datasets() -> list[str]:
+    return sorted(_loaders())
+
+
+def candidate_roots(name: str, root: str | Path | None, defaults: tuple[Path, ...]) -> list[Path]:
+    """Where to look, in order: the explicit root, $EDGETUNE_DATA(/name), then system paths."""
+    roots: list[Path] = []
+    if root:
+        roots.append(Path(root).expanduser())
+    env = os.environ.get("EDGETUNE_DATA")
+    if env:
+        roots += [Path(env) / name, Path(env)]
+    roots += list(defaults)
+    return roots
+
+
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    val_size: int = 5000,
+    split_seed: int = 0,
+) -> DataSplits:
+    """Load a dataset by name and carve the fixed-seed validation split."""
+    from edgetune.errors import DatasetNotFoundError
+
+    loaders = _loaders()
+    if name not in loaders:
+        raise ConfigError(
+            f"unknown dataset '{name}'; known datasets: {', '.join(sorted(loaders))}",
+            key="data.name",
+        )
+    loader, defaults, how = loaders[name]
+    tried = candidate_roots(name, root, defaults)
+    for candidate in tried:
+        if candidate.is_dir():
+            try:
+                train, test, info = loader(candidate)
+            except FileNotFoundError:
+                continue
+            break
+    else:
+        looked = "\n  ".join(str(p) for p in tried) or "(no directory given: set data.root)"
+        raise DatasetNotFoundError(
+            f"dataset '{name}' not found. Looked in:\n  {looked}\n{how}"
+        )
+    train, val = carve_validation(train, val_size, split_seed)
+    return DataSplits(
+        name=name,
+        train=train,
+        val=val,
+        test=test,
+        num_classes=info["num_classes"],
+        mean=tuple(info["mean"]),
+        std=tuple(info["std"]),
+        classes=tuple(info.get("classes", ())),
+    )

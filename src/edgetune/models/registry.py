@@ -1,0 +1,98 @@
+"""Register architectures by name; load and save checkpoints weights-only.
+
+A checkpoint carries the architecture's name and build arguments beside its weights, so a
+file alone is enough to rebuild the network, and loading never unpickles code
+(`torch.load(weights_only=True)`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgetune.errors import ConfigError, EdgetuneError, closest
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def _ensure_builtin() -> None:
+    from edgetune.models import resnet_cifar  # noqa: F401 - registers the CIFAR ResNets
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    _ensure_builtin()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def build_model(name: str, *, num_classes: int, in_channels: int) -> nn.Module:
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"unknown model '{name}'; did you mean {', '.join(closest(name, _REGISTRY))}? "
+            f"(all: {', '.join(sorted(_REGISTRY))})",
+            key="model.name",
+        )
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
+
+
+def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Distiller's checkpoints come from DataParallel: accept names with or without `module.`."""
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Write weights and metadata atomically (a kill mid-write never leaves a torn file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(
+    path: str | Path, *, model_name: str | None = None, num_classes: int | None = None,
+    in_channels: int | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    Arguments override what the checkpoint's metadata says (a bare Distiller state dict has
+    none); a mismatch between the two is an error, not a silent reshape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgetuneError(f"checkpoint {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a non-checkpoint file
+        raise EdgetuneError(f"cannot read checkpoint {path}: {exc}") from exc
+    meta: dict[str, Any] = dict(blob.get("meta", {})) if isinstance(blob, dict) else {}
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise EdgetuneError(f"{path} holds no state dict")
+    for key, given in (("model", model_name), ("num_classes", num_classes), ("in_channels", in_channels)):
+        if given is not None and meta.get(key) not in (None, given):
+            raise EdgetuneError(f"{path} was saved for {key}={meta[key]!r}, not {given!r}")
+        if given is not None:
+            meta[key] = given
+    missing = [k for k in ("model", "num_classes", "in_channels") if k not in meta]
+    if missing:
+        raise EdgetuneError(f"{path} does not record {', '.join(missing)}: pass them explicitly")
+    model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
+    try:
+        model.load_state_dict(strip_module_prefix(state))
+    except RuntimeError as exc:
+        raise EdgetuneError(f"{path} does not fit model '{meta['model']}': {exc}") from exc
+    return model, meta

@@ -1,0 +1,177 @@
+"""Training, fine-tuning and evaluation on in-memory data.
+
+One loop serves both the baseline training of `edgetune train` (resumable: a 2-core CPU
+needs hours, so a run is done in parts) and a trial's fine-tuning under the recipe's LR
+schedule. Needs only torch, so it also runs on a bare GPU machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
+
+
+@dataclass
+class EvalResult:
+    top1: float
+    top5: float
+    loss: float
+    n: int
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}top1": self.top1, f"{prefix}top5": self.top5, f"{prefix}loss": self.loss}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
+    device: str | torch.device = "cpu",
+) -> EvalResult:
+    """Top-1/top-5 accuracy (%) and mean cross-entropy on one split."""
+    model.eval()
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    k = min(5, data.num_classes)
+    for images, labels in iterate_batches(split, batch_size, device=device):
+        logits = model(data.normalize(images)).float()
+        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        top = logits.topk(k, dim=1).indices
+        hits = top.eq(labels.view(-1, 1))
+        correct1 += int(hits[:, 0].sum())
+        correct5 += int(hits.any(dim=1).sum())
+    n = len(split)
+    return EvalResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, n)
+
+
+def train_epoch(
+    model: nn.Module,
+    data: DataSplits,
+    optimizer: torch.optim.Optimizer,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+    device: str | torch.device = "cpu",
+    step_hook: Callable[[], None] | None = None,
+    pad: int = 2,
+    split: ImageSplit | None = None,
+) -> float:
+    """One pass over the training split with crop+flip augmentation; returns mean loss."""
+    model.train()
+    dev = torch.device(device)
+    use_amp = dev.type == "cuda"
+    # Summed on the device: a per-step .item() would stall the GPU queue every step.
+    total = torch.zeros((), device=dev)
+    seen = 0
+    for images, labels in iterate_batches(
+        split or data.train, batch_size, shuffle=True, generator=generator, device=dev
+    ):
+        x = data.normalize(augment(images, pad, generator=generator))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = nn.functional.cross_entropy(model(x).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step_hook is not None:
+            step_hook()
+        total += loss.detach() * len(labels)
+        seen += len(labels)
+    return float(total) / max(seen, 1)
+
+
+def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_baseline(
+    model: nn.Module,
+    data: DataSplits,
+    *,
+    out: Path,
+    meta: dict[str, Any],
+    epochs: int,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train from scratch with SGD + cosine schedule, checkpointing and resuming every epoch.
+
+    `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
+    needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
+    """
+    from edgetune.models.registry import save_checkpoint
+
+    dev = torch.device(device)
+    model.to(dev)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    )
+    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    scheduler = _cosine_with_warmup(optimizer, epochs * steps_per_epoch, steps_per_epoch)
+    generator = torch.Generator().manual_seed(seed)
+    state_path = out.with_name(out.name + ".train-state")
+    start_epoch, elapsed = 0, 0.0
+    history: list[dict[str, float]] = []
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["epochs"] != epochs:
+            raise ValueError(
+                f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: "
+                "pass the same --epochs or delete it to start over"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start_epoch, elapsed, history = state["epoch"], state["elapsed_s"], list(state["history"])
+        log(f"resuming from {state_path} at epoch {start_epoch}/{epochs}")
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        train_loss = train_epoch(
+            model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
+            step_hook=scheduler.step,
+        )
+        val = evaluate(model, data, data.val, device=dev)
+        elapsed += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, **val.as_dict("val_")})
+        save_checkpoint(out, model, {**meta, "epochs_done": epoch + 1, **val.as_dict("val_")})
+        tmp = state_path.with_name(state_path.name + ".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                "epoch": epoch + 1, "epochs": epochs, "elapsed_s": elapsed, "history": history,
+            },
+            tmp,
+        )
+        tmp.replace(state_path)
+        log(
+            f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  "
+            f"top5 {val.top5:.2f}  ({elapsed:.0f}s)"
+        )
+    val = evaluate(model, data, data.val, device=dev)
+    test = evaluate(model, data, data.test, device=dev)
+    final = {
+        **meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1), "device": str(dev),
+        **val.as_dict("val_"), **test.as_dict("test_"),
+    }
+    save_checkpoint(out, model.cpu(), final)
+    state_path.unlink(missing_ok=True)
+    return {**final, "history": history}
