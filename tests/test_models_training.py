@@ -33,7 +33,7 @@ def test_checkpoint_accepts_module_prefix(tmp_path):
     model = build_model("resnet20", num_classes=10, in_channels=1)
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
     torch.save(state, tmp_path / "distiller.pt")
-    loaded, meta = load_checkpoint(tmp_path / "distiller.pt", model_name="resnet20", num_classes=10, in_channels=1)
+    loaded, _meta = load_checkpoint(tmp_path / "distiller.pt", model_name="resnet20", num_classes=10, in_channels=1)
     assert torch.equal(loaded.conv1.weight, model.conv1.weight)
     save_checkpoint(tmp_path / "ours.pt", model, {"model": "resnet20", "num_classes": 10, "in_channels": 1})
     again, _ = load_checkpoint(tmp_path / "ours.pt")

@@ -33,12 +33,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class _SafeUnpickler(pickle.Unpickler):
     """Only numpy arrays and builtins: a batch file must not be able to run code."""
 
-    _allowed = {
+    _allowed = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str):
         if (module, name) in self._allowed:
