@@ -1,0 +1,106 @@
+"""The Distiller schedule format as a pydantic schema that rejects unknown keys.
+
+Distiller itself is pinned to PyTorch 1.3; edgetune reads its files and implements the
+semantics (see `thinning.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgetune.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PrunerSpec(_Strict):
+    class_: Literal["L1RankedStructureParameterPruner", "L2RankedStructureParameterPruner"] = Field(alias="class")
+    group_type: Literal["Filters", "Channels"] = "Filters"
+    desired_sparsity: float = Field(ge=0.0, lt=1.0)
+    weights: list[str] = Field(min_length=1)
+
+
+class ExtensionSpec(_Strict):
+    class_: Literal["FilterRemover", "ChannelRemover", "StructureRemover"] = Field(alias="class")
+    thinning_func_str: str | None = None
+    arch: str | None = None
+    dataset: str | None = None
+
+
+class LRSchedulerSpec(BaseModel):
+    """Keyword arguments beyond `class` go to the torch scheduler of that name."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    class_: Literal["ExponentialLR", "StepLR", "MultiStepLR", "CosineAnnealingLR"] = Field(alias="class")
+
+
+class InstanceRef(_Strict):
+    instance_name: str
+
+
+class Policy(_Strict):
+    pruner: InstanceRef | None = None
+    extension: InstanceRef | None = None
+    lr_scheduler: InstanceRef | None = None
+    epochs: list[int] | None = None
+    starting_epoch: int | None = None
+    ending_epoch: int | None = None
+    frequency: int = 1
+
+    def active(self, epoch: int) -> bool:
+        if self.epochs is not None:
+            return epoch in self.epochs
+        start = self.starting_epoch or 0
+        end = self.ending_epoch if self.ending_epoch is not None else 10**9
+        return start <= epoch < end and (epoch - start) % max(self.frequency, 1) == 0
+
+
+class Schedule(_Strict):
+    version: int = 1
+    pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
+    extensions: dict[str, ExtensionSpec] = Field(default_factory=dict)
+    lr_schedulers: dict[str, LRSchedulerSpec] = Field(default_factory=dict)
+    policies: list[Policy] = Field(default_factory=list)
+
+    def check_references(self, source: str) -> None:
+        for i, policy in enumerate(self.policies):
+            for kind, table in (("pruner", self.pruners), ("extension", self.extensions),
+                                ("lr_scheduler", self.lr_schedulers)):
+                ref = getattr(policy, kind)
+                if ref is not None and ref.instance_name not in table:
+                    raise ConfigError(
+                        f"policy names {kind} '{ref.instance_name}', which is not defined; "
+                        f"defined: {', '.join(table) or '(none)'}", source=source, key=f"policies[{i}].{kind}",
+                    )
+
+
+def parse_schedule(raw: Any, source: str = "<schedule>") -> Schedule:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a schedule must be a mapping, got {type(raw).__name__}", source=source)
+    try:
+        schedule = Schedule.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"{first['msg']} (got {first.get('input')!r})", source=source, key=key
+        ) from None
+    schedule.check_references(source)
+    return schedule
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read schedule: {exc.strerror}", source=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
+    return parse_schedule(raw, str(path))

@@ -1,0 +1,52 @@
+"""Structured pruning that physically removes filters or channels (Distiller's L1/L2-ranked
+structure pruners followed by its thinning), using Torch-Pruning's dependency graph so the
+BatchNorm, the next convolution's inputs and residual partners shrink with them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgetune.errors import ConfigError, closest
+from edgetune.recipe.schedule import Schedule
+
+
+def _module_for_weight(model: nn.Module, weight: str, pruner: str) -> nn.Module:
+    name = weight.removeprefix("module.")
+    modules = dict(model.named_modules())
+    owner = name.removesuffix(".weight")
+    if not name.endswith(".weight") or owner not in modules or not isinstance(modules[owner], nn.Conv2d):
+        convs = [f"{n}.weight" for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+        raise ConfigError(
+            f"weight '{weight}' matches no convolution; closest: {', '.join(closest(name, convs))}",
+            key=f"pruners.{pruner}.weights",
+        )
+    return modules[owner]
+
+
+def apply_pruners(model: nn.Module, schedule: Schedule, example_input: torch.Tensor) -> nn.Module:
+    """Prune and thin `model` in place by every pruner of the schedule; returns it."""
+    model.eval()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    for pname, spec in schedule.pruners.items():
+        norm_p = 1 if spec.class_.startswith("L1") else 2
+        for weight in spec.weights:
+            conv = _module_for_weight(model, weight, pname)
+            w = conv.weight.detach()
+            if spec.group_type == "Filters":
+                n, scores = w.shape[0], w.flatten(1).norm(p=norm_p, dim=1)
+                fn = tp.prune_conv_out_channels
+            else:
+                n, scores = w.shape[1], w.transpose(0, 1).flatten(1).norm(p=norm_p, dim=1)
+                fn = tp.prune_conv_in_channels
+            k = min(round(spec.desired_sparsity * n), n - 1)
+            if k <= 0:
+                continue
+            idxs = scores.argsort()[:k].tolist()
+            group = graph.get_pruning_group(conv, fn, idxs=idxs)
+            if not graph.check_pruning_group(group):
+                continue
+            group.prune()
+    return model

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+import torch
+import torch_pruning as tp
+
+from edgetune.errors import ConfigError
+from edgetune.models import build_model
+from edgetune.recipe import apply_pruners, load_schedule
+from edgetune.recipe.schedule import parse_schedule
+
+REPO = Path(__file__).resolve().parents[1]
+A2 = REPO / "examples/resnet56-fmnist/resnet56.schedule.yaml"
+
+
+def test_seed_schedule_parses_with_policies():
+    s = load_schedule(A2)
+    assert s.pruners["filter_pruner_70"].desired_sparsity == 0.7
+    assert s.lr_schedulers["exp_finetuning_lr"].class_ == "ExponentialLR"
+    lr_policy = next(p for p in s.policies if p.lr_scheduler)
+    assert lr_policy.active(10) and not lr_policy.active(9) and not lr_policy.active(300)
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_filter_thinning_shrinks_every_depth(depth):
+    model = build_model(f"resnet{depth}", num_classes=10, in_channels=1)
+    n = (depth - 2) // 6
+    x = torch.randn(2, 1, 28, 28)
+    macs0, params0 = tp.utils.count_ops_and_params(model, x)
+    raw = {"version": 1, "pruners": {"p": {"class": "L1RankedStructureParameterPruner", "group_type": "Filters",
+           "desired_sparsity": 0.5, "weights": [f"module.layer{s}.{b}.conv1.weight" for s in (1, 2, 3) for b in range(n)]}}}
+    apply_pruners(model, parse_schedule(raw), x)
+    macs1, params1 = tp.utils.count_ops_and_params(model, x)
+    assert macs1 < 0.8 * macs0 and params1 < params0
+    assert model.layer1[0].conv1.out_channels == 8 and model.layer1[0].conv2.in_channels == 8
+    assert model(x).shape == (2, 10)
+
+
+def test_channel_pruning_shrinks_inputs():
+    model = build_model("resnet20", num_classes=10, in_channels=1)
+    raw = {"pruners": {"c": {"class": "L2RankedStructureParameterPruner", "group_type": "Channels",
+           "desired_sparsity": 0.25, "weights": ["layer1.0.conv2.weight"]}}}
+    apply_pruners(model, parse_schedule(raw), torch.randn(1, 1, 28, 28))
+    assert model.layer1[0].conv2.in_channels == 12
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"pruners": {"p": {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 1.0, "weights": ["a"]}}},
+     "desired_sparsity"),
+    ({"pruners": {"p": {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5, "weights": ["a"],
+                        "oops": 1}}}, "oops"),
+    ({"policies": [{"pruner": {"instance_name": "ghost"}, "epochs": [0]}]}, "policies[0].pruner"),
+])
+def test_malformed_schedule_names_the_key(raw, key):
+    with pytest.raises(ConfigError) as err:
+        parse_schedule(raw, "my.yaml")
+    assert "my.yaml" in str(err.value) and key in str(err.value)
+
+
+def test_unknown_weight_lists_closest():
+    model = build_model("resnet20", num_classes=10, in_channels=1)
+    raw = {"pruners": {"p": {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5,
+                             "weights": ["module.layer1.0.conv9.weight"]}}}
+    with pytest.raises(ConfigError, match=r"layer1\.0\.conv1\.weight"):
+        apply_pruners(model, parse_schedule(raw), torch.randn(1, 1, 28, 28))
+
+
+def test_seed_schedule_thins_resnet56_and_onnx_shrinks(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    x = torch.randn(1, 1, 28, 28)
+    sizes, model = [], None
+    for prune in (False, True):
+        model = build_model("resnet56", num_classes=10, in_channels=1).eval()
+        if prune:
+            apply_pruners(model, load_schedule(A2), x)
+        path = tmp_path / f"m{int(prune)}.onnx"
+        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"])
+        sizes.append(path.stat().st_size)
+    assert model.layer1[0].conv1.out_channels == 5  # 16 filters, 70 % removed
+    assert sizes[1] < 0.85 * sizes[0]
+    sess = ort.InferenceSession(str(tmp_path / "m1.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-3, atol=1e-4)
