@@ -83,3 +83,13 @@ def test_seed_schedule_thins_resnet56_and_onnx_shrinks(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "m1.onnx"), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"x": x.numpy()})[0]
     np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_dissertation_labels_schedule_matches_dataset_labels():
+    a = load_schedule(A2)
+    b = load_schedule(A2.with_name("resnet56-table3.2.schedule.yaml"))
+    mapping = {"filter_pruner_layer_1": "filter_pruner_70", "filter_pruner_layer_2": "filter_pruner_60",
+               "filter_pruner_layer_3.1": "filter_pruner_20", "filter_pruner_layer_3.2": "filter_pruner_40"}
+    assert set(b.pruners) == set(mapping)
+    for new, old in mapping.items():
+        assert b.pruners[new] == a.pruners[old]
