@@ -13,9 +13,8 @@ from edgetune.errors import ConfigError, closest
 from edgetune.recipe.schedule import Schedule
 
 
-def _module_for_weight(model: nn.Module, weight: str, pruner: str) -> nn.Module:
+def _module_for_weight(modules: dict[str, nn.Module], weight: str, pruner: str) -> nn.Module:
     name = weight.removeprefix("module.")
-    modules = dict(model.named_modules())
     owner = name.removesuffix(".weight")
     if not name.endswith(".weight") or owner not in modules or not isinstance(modules[owner], nn.Conv2d):
         convs = [f"{n}.weight" for n, m in modules.items() if isinstance(m, nn.Conv2d)]
@@ -30,10 +29,12 @@ def apply_pruners(model: nn.Module, schedule: Schedule, example_input: torch.Ten
     """Prune and thin `model` in place by every pruner of the schedule; returns it."""
     model.eval()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    # Thinning swaps parameters inside modules but never replaces the modules themselves.
+    modules = dict(model.named_modules())
     for pname, spec in schedule.pruners.items():
         norm_p = 1 if spec.class_.startswith("L1") else 2
         for weight in spec.weights:
-            conv = _module_for_weight(model, weight, pname)
+            conv = _module_for_weight(modules, weight, pname)
             w = conv.weight.detach()
             if spec.group_type == "Filters":
                 n, scores = w.shape[0], w.flatten(1).norm(p=norm_p, dim=1)
