@@ -99,6 +99,59 @@ def evaluate(
     )
 
 
+@app.command()
+def run(
+    experiment: Annotated[Path | None, typer.Argument(
+        help="Experiment YAML (model, data, recipe, sweep, finetune, benchmark). Optional when the "
+             "flags below give a schedule, a sweep and a checkpoint.")] = None,
+    schedule: Annotated[Path | None, typer.Option(help="Distiller-format schedule (the recipe).")] = None,
+    sweep: Annotated[Path | None, typer.Option(help="W&B-format sweep file (what to search, what to optimise).")] = None,
+    model: Annotated[str | None, typer.Option(help="Architecture; defaults to the one the checkpoint records.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Trained baseline (edgetune train writes one).")] = None,
+    data: Annotated[str | None, typer.Option(help="fashion-mnist, cifar10 or folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials to reach; a rerun resumes up to this.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=0, help="Fine-tuning epochs per trial (0: none).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Fine-tuning learning rate.")] = None,
+    train_subset: Annotated[int | None, typer.Option(min=1, help="Fine-tune on this many training images.")] = None,
+    val_subset: Annotated[int | None, typer.Option(min=1, help="Evaluate on this many validation images.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Runtime threads for the benchmark.")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name (and default run directory runs/NAME).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where the study, ONNX files and trials.csv go.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL; default SQLite in the run dir.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampler and data-subset seed.")] = None,
+) -> None:
+    """Search compression settings: prune each candidate for real, fine-tune, export ONNX, time it.
+
+    Every trial's ONNX file, recipe and metrics are kept under the run directory, with the
+    Optuna study; run the same command again after a crash to resume where it stopped.
+
+    \b
+    Examples:
+      edgetune run examples/resnet56-fmnist/experiment.yaml
+      edgetune run --schedule s.yaml --sweep sweep.yaml --checkpoint ck.pt --data fashion-mnist
+    """
+    from edgetune.experiment import load_experiment
+    from edgetune.progress import RichReporter, results_table
+    from edgetune.study import run_study
+
+    overrides = {
+        "recipe": schedule, "sweep": sweep, "model.name": model, "model.checkpoint": checkpoint,
+        "data.name": data, "data.root": data_root, "trials": trials, "finetune.epochs": epochs,
+        "finetune.learning_rate": learning_rate, "data.train_subset": train_subset,
+        "data.val_subset": val_subset, "benchmark.threads": threads, "name": name, "run_dir": run_dir,
+        "storage": storage, "seed": seed,
+    }
+    spec, _ = load_experiment(experiment, overrides)
+    # Piped output (CI logs, `tee`) gets a width that fits the results table.
+    out = Console() if sys.stdout.isatty() else Console(width=140)
+    outcome = run_study(spec, RichReporter(out))
+    if outcome.reclaimed:
+        out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")
+    out.print(results_table(outcome))
+    out.print(f"every trial: {outcome.plan.run_dir / 'trials.csv'}")
+
+
 def main() -> None:
     try:
         app()

@@ -27,8 +27,8 @@ class EvalResult:
     loss: float
     n: int
 
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}top1": self.top1, f"{prefix}top5": self.top5, f"{prefix}loss": self.loss}
+    def as_dict(self, prefix: str = "", suffix: str = "") -> dict[str, float]:
+        return {f"{prefix}{k}{suffix}": v for k, v in (("top1", self.top1), ("top5", self.top5), ("loss", self.loss))}
 
 
 @torch.no_grad()

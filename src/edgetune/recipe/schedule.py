@@ -6,9 +6,11 @@ semantics (see `thinning.py`).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,6 +41,18 @@ class LRSchedulerSpec(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     class_: Literal["ExponentialLR", "StepLR", "MultiStepLR", "CosineAnnealingLR"] = Field(alias="class")
 
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def accepted(self) -> list[str]:
+        """Keyword arguments the torch scheduler takes, besides the optimizer."""
+        cls = getattr(torch.optim.lr_scheduler, self.class_)
+        params = inspect.signature(cls.__init__).parameters
+        return [p for p in params if p not in ("self", "optimizer", "last_epoch", "verbose")]
+
+    def build(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return getattr(torch.optim.lr_scheduler, self.class_)(optimizer, **self.kwargs())
+
 
 class InstanceRef(_Strict):
     instance_name: str
@@ -68,6 +82,30 @@ class Schedule(_Strict):
     lr_schedulers: dict[str, LRSchedulerSpec] = Field(default_factory=dict)
     policies: list[Policy] = Field(default_factory=list)
 
+    def check_lr_schedulers(self, source: str) -> None:
+        """Catch a misspelt or missing scheduler argument at load time, not epochs into a trial."""
+        for name, spec in self.lr_schedulers.items():
+            accepted = spec.accepted()
+            for key in spec.kwargs():
+                if key not in accepted:
+                    raise ConfigError(
+                        f"{spec.class_} takes no argument '{key}'; it accepts: {', '.join(accepted)}",
+                        source=source, key=f"lr_schedulers.{name}.{key}",
+                    )
+            try:
+                spec.build(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{spec.class_}: {exc}", source=source, key=f"lr_schedulers.{name}") from None
+
+    def pruner_epoch(self, name: str) -> int:
+        """The epoch a (one-shot) pruner acts at: the first its policy names, 0 without a policy."""
+        for policy in self.policies:
+            if policy.pruner is not None and policy.pruner.instance_name == name:
+                if policy.epochs:
+                    return min(policy.epochs)
+                return policy.starting_epoch or 0
+        return 0
+
     def check_references(self, source: str) -> None:
         for i, policy in enumerate(self.policies):
             for kind, table in (("pruner", self.pruners), ("extension", self.extensions),
@@ -92,6 +130,7 @@ def parse_schedule(raw: Any, source: str = "<schedule>") -> Schedule:
             f"{first['msg']} (got {first.get('input')!r})", source=source, key=key
         ) from None
     schedule.check_references(source)
+    schedule.check_lr_schedulers(source)
     return schedule
 
 

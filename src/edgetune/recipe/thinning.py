@@ -5,6 +5,10 @@ BatchNorm, the next convolution's inputs and residual partners shrink with them.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -25,13 +29,34 @@ def _module_for_weight(modules: dict[str, nn.Module], weight: str, pruner: str) 
     return modules[owner]
 
 
-def apply_pruners(model: nn.Module, schedule: Schedule, example_input: torch.Tensor) -> nn.Module:
-    """Prune and thin `model` in place by every pruner of the schedule; returns it."""
+@dataclass(frozen=True)
+class ThinningRecord:
+    """What one pruner did to one weight: kept with the trial so a user sees what was removed."""
+
+    pruner: str
+    weight: str
+    before: int
+    removed: int
+    skipped: str | None = None
+
+
+def apply_pruners(
+    model: nn.Module, schedule: Schedule, example_input: torch.Tensor, names: Iterable[str] | None = None
+) -> list[ThinningRecord]:
+    """Prune and thin `model` in place by the schedule's pruners (all, or those in `names`).
+
+    Each weight is ranked on its own, as Distiller's structure pruners do, and its group
+    (the BatchNorm, the consumers' inputs, residual partners) is removed with it.
+    """
     model.eval()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
     # Thinning swaps parameters inside modules but never replaces the modules themselves.
     modules = dict(model.named_modules())
+    wanted = set(schedule.pruners) if names is None else set(names)
+    records: list[ThinningRecord] = []
     for pname, spec in schedule.pruners.items():
+        if pname not in wanted:
+            continue
         norm_p = 1 if spec.class_.startswith("L1") else 2
         for weight in spec.weights:
             conv = _module_for_weight(modules, weight, pname)
@@ -42,12 +67,18 @@ def apply_pruners(model: nn.Module, schedule: Schedule, example_input: torch.Ten
             else:
                 n, scores = w.shape[1], w.transpose(0, 1).flatten(1).norm(p=norm_p, dim=1)
                 fn = tp.prune_conv_in_channels
+            # Distiller keeps at least one structure: an empty layer would cut the network.
             k = min(round(spec.desired_sparsity * n), n - 1)
             if k <= 0:
+                records.append(ThinningRecord(pname, weight, n, 0))
                 continue
             idxs = scores.argsort()[:k].tolist()
             group = graph.get_pruning_group(conv, fn, idxs=idxs)
             if not graph.check_pruning_group(group):
+                reason = "a coupled layer would be left with no channels"
+                warnings.warn(f"{pname}: {weight} not pruned: {reason}", stacklevel=2)
+                records.append(ThinningRecord(pname, weight, n, 0, skipped=reason))
                 continue
             group.prune()
-    return model
+            records.append(ThinningRecord(pname, weight, n, k))
+    return records

@@ -1,0 +1,164 @@
+"""The experiment file: one strict schema for everything a search needs, each field defaulted.
+
+The recipe and the sweep can be given inline or as paths to the seed's two files; relative
+paths are read from the experiment file's folder, so an example folder can move as a whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgetune.errors import ConfigError
+from edgetune.recipe.schedule import Schedule, parse_schedule
+from edgetune.sweep.schema import SweepSpec, parse_sweep
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    name: str | None = Field(None, description="registry name; taken from the checkpoint when omitted")
+    checkpoint: Path | None = None
+
+
+class DataSpec(_Strict):
+    name: Literal["fashion-mnist", "cifar10", "folder"] = "fashion-mnist"
+    root: Path | None = None
+    val_size: int = Field(5000, gt=0)
+    split_seed: int = 0
+    # Subsets keep a search short; the same images are used for every trial and the baseline.
+    train_subset: int | None = Field(None, gt=0)
+    val_subset: int | None = Field(None, gt=0)
+
+
+class FinetuneSpec(_Strict):
+    epochs: int = Field(0, ge=0)
+    learning_rate: float = Field(0.1, gt=0)
+    batch_size: int = Field(128, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    augment: bool = True
+
+
+class BenchmarkSpec(_Strict):
+    runtime: str = "onnxruntime"
+    threads: int = Field(1, gt=0)
+    batch_size: int = Field(1, gt=0)
+    throughput_batch: int = Field(32, gt=0)
+    warmup: int = Field(10, ge=0)
+    runs_per_round: int = Field(30, gt=0)
+    min_rounds: int = Field(5, gt=0)
+    max_rounds: int = Field(30, gt=0)
+    max_seconds: float = Field(20.0, gt=0)
+    # Interleave every candidate with the baseline and keep the ratio (see runtimes/timing.py).
+    interleave_reference: bool = True
+
+
+class ExperimentSpec(_Strict):
+    name: str = "edgetune"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    recipe: Path | dict[str, Any] | None = None
+    sweep: Path | dict[str, Any] | None = None
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    trials: int = Field(20, gt=0)
+    seed: int = 0
+    run_dir: Path | None = None
+    storage: str | None = Field(None, description="Optuna storage URL; SQLite under run_dir when omitted")
+    device: str = "cpu"
+
+
+def _validate(raw: dict[str, Any], source: str) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "union")))
+        got = first.get("input")
+        detail = "" if isinstance(got, dict) else f" (got {got!r})"
+        raise ConfigError(f"{first['msg']}{detail}", source=source, key=key) from None
+
+
+def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[ExperimentSpec, Path]:
+    """Read the file (or start from defaults), apply `overrides` (dotted keys from the CLI) and
+    make relative paths absolute against the file's folder (or the working directory)."""
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    source = "<command line>"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read experiment: {exc.strerror}", source=source) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=source) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"an experiment must be a mapping, got {type(loaded).__name__}", source=source)
+        raw = loaded or {}
+        base = Path(path).resolve().parent
+    spec = _validate(raw, source)
+    spec = _rebase(spec, base)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        data = spec.model_dump()
+        for dotted, value in given.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node[p]
+            # Flags name files relative to where the user typed them, not to the experiment file.
+            node[leaf] = value.resolve() if isinstance(value, Path) else value
+        flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
+        spec = _validate(data, f"{source} with {flags}")
+    return spec, base
+
+
+def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+    spec.model.checkpoint = fix(spec.model.checkpoint)
+    spec.data.root = fix(spec.data.root)
+    if isinstance(spec.recipe, Path):
+        spec.recipe = fix(spec.recipe)
+    if isinstance(spec.sweep, Path):
+        spec.sweep = fix(spec.sweep)
+    spec.run_dir = fix(spec.run_dir)  # None: runs/<name> under the working directory
+    return spec
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}", source=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
+    return raw if raw is not None else {}
+
+
+def recipe_of(spec: ExperimentSpec) -> tuple[dict[str, Any], Schedule, str]:
+    """The raw schedule mapping (which the sweep rewrites), its validated form and its source."""
+    if spec.recipe is None:
+        return {}, Schedule(), "<no recipe>"
+    if isinstance(spec.recipe, Path):
+        raw, source = _read_yaml(spec.recipe, "schedule"), str(spec.recipe)
+    else:
+        raw, source = spec.recipe, "experiment recipe"
+    schedule = parse_schedule(raw, source)
+    return raw, schedule, source
+
+
+def sweep_of(spec: ExperimentSpec) -> tuple[SweepSpec, str]:
+    if spec.sweep is None:
+        return parse_sweep({}), "<no sweep>"
+    if isinstance(spec.sweep, Path):
+        return parse_sweep(_read_yaml(spec.sweep, "sweep"), str(spec.sweep)), str(spec.sweep)
+    return parse_sweep(spec.sweep, "experiment sweep"), "experiment sweep"

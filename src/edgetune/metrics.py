@@ -1,0 +1,54 @@
+"""The metrics a trial records, and the names a sweep may use for them.
+
+The seed's sweeps name `Latency` and `Top1`; users of other tools write `latency_ms` or
+`top1`. Names are matched case-insensitively against the recorded keys and these aliases.
+"""
+
+from __future__ import annotations
+
+from edgetune.errors import ConfigError, closest
+
+# key -> what it means; every trial and the baseline record all of them.
+METRICS: dict[str, str] = {
+    "top1": "validation top-1 accuracy (%) after fine-tuning",
+    "top5": "validation top-5 accuracy (%) after fine-tuning",
+    "loss": "validation cross-entropy after fine-tuning",
+    "top1_before_ft": "validation top-1 (%) right after pruning, before fine-tuning",
+    "top5_before_ft": "validation top-5 (%) right after pruning",
+    "loss_before_ft": "validation cross-entropy right after pruning",
+    "latency_ms": "median latency at the benchmark batch size (ms, raw)",
+    "latency_mean_ms": "mean latency (ms)",
+    "latency_p90_ms": "90th percentile latency (ms)",
+    "latency_p99_ms": "99th percentile latency (ms)",
+    "latency_ratio": "median of per-round latency ratios to the baseline timed alongside",
+    "latency_adj_ms": "latency_ratio x the baseline's median at study start: latency with host drift removed",
+    "throughput": "images per second at the throughput batch size",
+    "batch_latency_ms": "latency of one throughput batch (ms): the seed's 'total latency'",
+    "params": "parameter count",
+    "macs": "multiply-accumulates per image",
+    "onnx_bytes": "size of the ONNX file",
+    "finetune_seconds": "wall time of fine-tuning",
+}
+
+ALIASES = {
+    # `Latency` is the seed's objective; the drift-free form keeps the search from chasing the host.
+    "latency": "latency_adj_ms",
+    "total_latency": "batch_latency_ms",
+    "total latency": "batch_latency_ms",
+    "accuracy": "top1",
+    "size": "onnx_bytes",
+    "flops": "macs",
+}
+
+
+def resolve_metric(name: str, source: str = "<sweep>") -> str:
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key in METRICS:
+        return key
+    accepted = sorted({*METRICS, *(a for a in ALIASES if " " not in a)})
+    near = closest(key, accepted, n=3)
+    raise ConfigError(
+        f"unknown metric '{name}'; did you mean {', '.join(near)}? accepted: {', '.join(accepted)}",
+        source=source, key="metric.name",
+    )

@@ -1,0 +1,117 @@
+"""What a person watching a search sees: trial n of N, the stage, the best so far, and at the
+end a table of the best candidates beside the unpruned baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgetune.study import Plan, Reporter, StudyOutcome
+from edgetune.trial import CandidateResult
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+class RichReporter(Reporter):
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.plan: Plan | None = None
+
+    def start(self, plan: Plan, done: int, total: int, baseline: dict[str, float] | None) -> None:
+        self.plan = plan
+        if self.progress is None:
+            self.console.print(f"[bold]{plan.spec.name}[/]: {total} trials, {plan.sweep.method} search, "
+                               f"{plan.direction} {plan.objective}; study in {plan.storage}")
+            self.progress = Progress(
+                TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.description}"), console=self.console, transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("measuring the baseline", total=total, completed=done)
+        if baseline is not None:
+            self.console.print(
+                f"baseline: top-1 {baseline['top1']:.2f} %, {baseline['latency_ms']:.3f} ms, "
+                f"{baseline['macs'] / 1e6:.1f} M MACs, {baseline['params'] / 1e3:.0f} k params")
+
+    def stage(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=text)
+
+    def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
+                   error: str | None, best: optuna.trial.FrozenTrial | None) -> None:
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        if result is None:
+            self.console.print(f"trial {number} [red]failed[/] ({shown}): {error}")
+        else:
+            m = result.metrics
+            self.console.print(
+                f"trial {number}: top-1 {m['top1']:.2f} % (before FT {m['top1_before_ft']:.2f}), "
+                f"{m['latency_ms']:.3f} ms (x{m['latency_ratio']:.3f} baseline), "
+                f"{m['macs'] / 1e6:.1f} M MACs  [{shown}]")
+        if self.progress is not None:
+            obj = self.plan.objective if self.plan else "value"
+            best_text = f"best {obj} {best.value:.4g} (trial {best.number})" if best else ""
+            self.progress.update(self.task, advance=1, description=best_text)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+COLUMNS = [("top1", "top-1 %"), ("top1_before_ft", "before FT"), ("latency_ms", "ms"),
+           ("latency_ratio", "× base"), ("throughput", "img/s"), ("macs", "MMACs"), ("params", "kparams")]
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "macs":
+        return f"{value / 1e6:.1f}"
+    if key in ("params", "onnx_bytes"):
+        return f"{value / 1e3:.0f}"
+    if key == "throughput":
+        return f"{value:.0f}"
+    if key == "latency_ratio":
+        return f"{value:.3f}"
+    return f"{value:.3f}" if "latency" in key else f"{value:.2f}"
+
+
+def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
+    plan, study = outcome.plan, outcome.study
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    done.sort(key=lambda t: t.value if plan.direction == "minimize" else -t.value)  # type: ignore[operator]
+    table = Table(title=f"{plan.spec.name}: best {min(top, len(done))} of {len(done)} trials by "
+                        f"{plan.objective} ({plan.direction})")
+    names = sorted({k for t in done for k in t.params})
+    table.add_column("trial")
+    for _, head in COLUMNS:
+        table.add_column(head, justify="right")
+    for short in _short_names(names):
+        table.add_column(short, justify="right", style="cyan")
+    table.add_row("base", *(_cell(k, outcome.baseline.get(k)) for k, _ in COLUMNS), *("-" for _ in names),
+                  style="bold")
+    for t in done[:top]:
+        table.add_row(str(t.number), *(_cell(k, t.user_attrs.get(k)) for k, _ in COLUMNS),
+                      *(_fmt(t.params.get(n, "-")) for n in names))
+    return table
+
+
+def _short_names(names: list[str]) -> list[str]:
+    """`filter_pruner_layer_1`, `filter_pruner_layer_3.1` -> `1`, `3.1`: headers that fit."""
+    if len(names) < 2:
+        return names
+    import os
+
+    prefix = os.path.commonprefix(names)
+    return [n[len(prefix):] or n for n in names] if all(n != prefix for n in names) else names
