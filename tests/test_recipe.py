@@ -93,3 +93,59 @@ def test_dissertation_labels_schedule_matches_dataset_labels():
     assert set(b.pruners) == set(mapping)
     for new, old in mapping.items():
         assert b.pruners[new] == a.pruners[old]
+
+
+@pytest.mark.parametrize("cls, kwargs, lr_after_2", [
+    ("ExponentialLR", {"gamma": 0.5}, 0.025),
+    ("StepLR", {"step_size": 2, "gamma": 0.1}, 0.01),
+    ("MultiStepLR", {"milestones": [1], "gamma": 0.1}, 0.01),
+    ("CosineAnnealingLR", {"T_max": 4}, 0.05),
+])
+def test_lr_schedulers_build_from_the_schedule(cls, kwargs, lr_after_2):
+    sched = parse_schedule({"lr_schedulers": {"s": {"class": cls, **kwargs}}}).lr_schedulers["s"]
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    built = sched.build(opt)
+    for _ in range(2):
+        opt.step()
+        built.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(lr_after_2)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"class": "ExponentialLR", "gama": 0.9}, "takes no argument 'gama'; it accepts: gamma"),
+    ({"class": "StepLR"}, "step_size"),
+    ({"class": "ReduceLROnPlateau"}, "class"),
+])
+def test_lr_scheduler_arguments_are_checked_at_load(raw, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_schedule({"lr_schedulers": {"decay": raw}}, "my.yaml")
+    assert "lr_schedulers.decay" in str(err.value)
+
+
+def test_pruners_act_at_their_policy_epoch():
+    from edgetune.trial import _pruning_plan
+
+    raw = {
+        "pruners": {name: {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5, "weights": ["w"]}
+                    for name in ("early", "late", "never_named", "beyond")},
+        "policies": [{"pruner": {"instance_name": "early"}, "epochs": [0]},
+                     {"pruner": {"instance_name": "late"}, "starting_epoch": 2, "ending_epoch": 5},
+                     {"pruner": {"instance_name": "beyond"}, "epochs": [40]}],
+    }
+    schedule = parse_schedule(raw)
+    assert _pruning_plan(schedule, epochs=4) == {0: ["early", "never_named"], 2: ["late"], 3: ["beyond"]}
+    # Without fine-tuning every pruner acts at once (the seed's experiment 1).
+    assert _pruning_plan(schedule, epochs=0) == {0: ["early", "late", "never_named", "beyond"]}
+
+
+def test_thinning_reports_what_each_weight_lost():
+    model = build_model("resnet20", num_classes=10, in_channels=1)
+    raw = {"pruners": {
+        "p": {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5,
+              "weights": ["module.layer1.0.conv1.weight", "module.layer1.1.conv1.weight"]},
+        # The stem reads one grey channel: nothing can go, and the record says so.
+        "stem": {"class": "L1RankedStructureParameterPruner", "group_type": "Channels", "desired_sparsity": 0.9,
+                 "weights": ["module.conv1.weight"]}}}
+    records = apply_pruners(model, parse_schedule(raw), torch.randn(1, 1, 28, 28))
+    assert [(r.weight, r.before, r.removed) for r in records] == [
+        ("module.layer1.0.conv1.weight", 16, 8), ("module.layer1.1.conv1.weight", 16, 8), ("module.conv1.weight", 1, 0)]

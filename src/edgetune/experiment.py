@@ -50,6 +50,7 @@ class BenchmarkSpec(_Strict):
     threads: int = Field(1, gt=0)
     batch_size: int = Field(1, gt=0)
     throughput_batch: int = Field(32, gt=0)
+    throughput_seconds: float = Field(1.0, gt=0)
     warmup: int = Field(10, ge=0)
     runs_per_round: int = Field(30, gt=0)
     min_rounds: int = Field(5, gt=0)

@@ -28,6 +28,7 @@ METRICS: dict[str, str] = {
     "macs": "multiply-accumulates per image",
     "onnx_bytes": "size of the ONNX file",
     "finetune_seconds": "wall time of fine-tuning",
+    "final_lr": "learning rate at the end of fine-tuning, after the recipe's LR schedulers",
 }
 
 ALIASES = {

@@ -81,11 +81,11 @@ def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Opt
 def finetune(
     model: nn.Module, bench: Workbench, schedule: Schedule, ft: FinetuneSpec, plan: dict[int, list[str]],
     stage: Stage, thinning: list[ThinningRecord],
-) -> float:
+) -> tuple[float, float]:
     """Distiller's loop: pruners act at the start of their epoch, LR schedulers step at the end
-    of each epoch their policy covers. Returns the wall time spent."""
+    of each epoch their policy covers. Returns the wall time spent and the final learning rate."""
     if ft.epochs == 0:
-        return 0.0
+        return 0.0, ft.learning_rate
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(bench.seed)
     model.to(bench.device)
@@ -109,7 +109,7 @@ def finetune(
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
     model.cpu()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"])
 
 
 def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -> tuple[dict[str, float], dict]:
@@ -131,7 +131,7 @@ def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -
         min_rounds=spec.min_rounds, max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
     )
     batch = np.ascontiguousarray(np.resize(x, (spec.throughput_batch, *x.shape[1:])))
-    ips = throughput(infer, batch)
+    ips = throughput(infer, batch, min_seconds=spec.throughput_seconds)
     ratio = timing.latency_ratio if timing.latency_ratio is not None else float("nan")
     ref_ms = bench.reference_ms if bench.reference_ms is not None else timing.reference_ms
     metrics = {
@@ -162,11 +162,12 @@ def run_candidate(
         thinning += apply_pruners(model, schedule, bench.example(), plan[0])
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
-    ft_seconds = finetune(model, bench, schedule, ft, plan, stage, thinning)
+    ft_seconds, final_lr = finetune(model, bench, schedule, ft, plan, stage, thinning)
     after = evaluate(model, bench.data, bench.val, device=bench.device) if ft.epochs else before
     model.cpu().eval()
     perf, timing = measure(model, bench, out_dir / "model.onnx", stage)
-    metrics = {**after.as_dict(), **before.as_dict(suffix="_before_ft"), **perf, "finetune_seconds": ft_seconds}
+    metrics = {**after.as_dict(), **before.as_dict(suffix="_before_ft"), **perf, "finetune_seconds": ft_seconds,
+               "final_lr": final_lr}
     result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
     result.save(out_dir / "metrics.json")
     return result
