@@ -21,7 +21,7 @@ data:
 	  else sudo apt-get install -y dataset-fashion-mnist; fi; fi
 
 run: setup
-	$(BIN)/edgetune evaluate models/resnet56-fmnist.pt --split test
+	$(BIN)/edgetune run examples/resnet56-fmnist/experiment.yaml
 
 test: setup
 	$(BIN)/pytest -q

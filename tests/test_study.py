@@ -173,3 +173,18 @@ def test_example_paths_are_relative_to_the_file_and_flags_override():
     plan = plan_study(spec)
     assert plan.objective == "latency_adj_ms" and set(plan.targets) == {
         "filter_pruner_layer_1", "filter_pruner_layer_2", "filter_pruner_layer_3.1", "filter_pruner_layer_3.2"}
+
+
+def test_the_seeds_two_files_run_as_is_from_flags(tmp_path):
+    """Figure 3.2's schedule and figure 3.4's sweep (which searches Channels against Filters)."""
+    cmd = [sys.executable, "-m", "edgetune.cli", "run",
+           "--schedule", str(EXAMPLES / "figure3.2.schedule.yaml"), "--sweep", str(EXAMPLES / "figure3.4.sweep.yaml"),
+           "--model", "resnet20", "--checkpoint", str(ROOT / "models" / "resnet20-fmnist.pt"),
+           "--data", "fashion-mnist", "--trials", "3", "--epochs", "0", "--val-subset", "200",
+           "--run-dir", str(tmp_path / "run"), "--seed", "3"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "run" / "trials.csv")
+    assert [r["state"] for r in rows[1:]] == ["COMPLETE"] * 3
+    assert {r["param.layer_1_conv_pruner_group_type"] for r in rows[1:]} <= {"Channels", "Filters"}
+    assert all(int(r["macs"]) < int(rows[0]["macs"]) for r in rows[1:])
