@@ -13,7 +13,7 @@ from edgetune.sweep import apply, check_ranges, load_sweep, make_sampler, parse_
 from edgetune.sweep.space import grid_size, grid_space
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "resnet56-fmnist"
-FT_FIELDS = list(FinetuneSpec.model_fields)
+FT_FIELDS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": ["precision", "threads"]}
 
 SPACE = {
     "method": "random",
@@ -123,14 +123,16 @@ def test_mapping_covers_every_naming_rule():
         "lr_schedulers.exp_finetuning_lr.gamma": 0.5,             # dotted path into an LR scheduler
         "exp_finetuning_lr_gamma": 0.5,                           # <scheduler>_<kwarg>
         "epochs": 7, "learning_rate": 0.2, "finetune.batch_size": 64,
+        "precision": "int8", "benchmark.threads": 2,                # settings outside the schedule
     }
     targets = resolve_all(values, schedule, FT_FIELDS)
-    new, ft = apply(raw, targets, values)
+    new, over = apply(raw, targets, values)
     assert new.pruners["filter_pruner_layer_3.1"].desired_sparsity == 0.5
     assert new.pruners["filter_pruner_layer_3"].desired_sparsity == 0.3
     assert new.pruners["filter_pruner_layer_3"].group_type == "Channels"
     assert new.lr_schedulers["exp_finetuning_lr"].kwargs() == {"gamma": 0.5}
-    assert ft == {"epochs": 7, "learning_rate": 0.2, "batch_size": 64}
+    assert over == {"finetune": {"epochs": 7, "learning_rate": 0.2, "batch_size": 64},
+                    "benchmark": {"precision": "int8", "threads": 2}}
     assert raw["pruners"]["filter_pruner_layer_3.1"]["desired_sparsity"] == 0.2  # the base is untouched
 
 
@@ -168,7 +170,8 @@ def test_seed_sweeps_run_unchanged_against_their_schedules(sweep_file, schedule_
     resolve_metric(sweep.metric.name)
     study = optuna.create_study(sampler=make_sampler(sweep, 0), direction=sweep.metric.goal)
     trial = study.ask()
-    new, ft = apply(raw, targets, suggest(trial, sweep))
+    new, over = apply(raw, targets, suggest(trial, sweep))
+    ft = over.get("finetune", {})
     if sweep_file == "figure3.11.sweep.yaml":
         assert new.pruners["filter_pruner_layer_3.1"].desired_sparsity == 0.4657
         assert 35 <= ft["epochs"] <= 120 and 0.1 <= ft["learning_rate"] <= 0.5

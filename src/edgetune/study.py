@@ -25,9 +25,10 @@ from optuna.trial import TrialState
 
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
-from edgetune.experiment import ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
+from edgetune.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
 from edgetune.metrics import METRICS, resolve_metric
 from edgetune.models.registry import load_checkpoint
+from edgetune.profiler import open_reference
 from edgetune.recipe.schedule import Schedule
 from edgetune.runtimes.base import get_runtime
 from edgetune.sweep import SweepSpec, Target, apply, check_ranges, make_sampler, resolve_all, suggest
@@ -35,6 +36,9 @@ from edgetune.sweep.space import grid_size
 from edgetune.trial import CandidateResult, Workbench, run_candidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Settings outside the schedule that a sweep may set by `section.field`.
+SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields)}
 
 
 @dataclass
@@ -56,7 +60,8 @@ class Plan:
     def fingerprint(self) -> str:
         """What makes two runs the same study: the recipe, the sweep, the data and the model."""
         blob = json.dumps([self.raw_schedule, self.sweep.model_dump(), self.spec.data.model_dump(mode="json"),
-                           self.spec.model.model_dump(mode="json"), self.spec.finetune.model_dump()],
+                           self.spec.model.model_dump(mode="json"), self.spec.finetune.model_dump(),
+                           self.spec.benchmark.model_dump()],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -64,8 +69,8 @@ class Plan:
 def plan_study(spec: ExperimentSpec) -> Plan:
     raw_schedule, schedule, _ = recipe_of(spec)
     sweep, sweep_source = sweep_of(spec)
-    targets = resolve_all(sweep.parameters, schedule, list(FinetuneSpec.model_fields), sweep_source)
-    if any(t.section != "finetune" for t in targets.values()):
+    targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
+    if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
     objective = resolve_metric(sweep.metric.name, sweep_source)
     if spec.model.checkpoint is None:
@@ -100,8 +105,9 @@ def _workbench(plan: Plan) -> tuple[Workbench, dict[str, Any]]:
         train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed),
         baseline=model.eval(),
-        runtime=get_runtime(spec.benchmark.runtime),
         benchmark=spec.benchmark,
+        calibration=data.normalize(data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images)
+        .numpy(),
         device=spec.device,
         seed=spec.seed,
     )
@@ -116,7 +122,7 @@ def _baseline(plan: Plan, bench: Workbench, stage: Callable[[str], None]) -> dic
     saved = out / "metrics.json"
     if not (saved.is_file() and onnx_path.is_file()):
         run_candidate(bench, Schedule(), FinetuneSpec(epochs=0), out, stage)
-    bench.reference = bench.runtime.load(onnx_path, threads=bench.benchmark.threads)
+    bench.reference = open_reference(onnx_path, bench.benchmark, bench.baseline, bench.calibration, out)
     metrics = json.loads(saved.read_text())["metrics"]
     bench.reference_ms = metrics["latency_ms"]
     return metrics
@@ -177,6 +183,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         reclaimed = _reclaim_interrupted(study)
         torch.manual_seed(spec.seed)
         bench, _ = _workbench(plan)
+        get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
         reporter.start(plan, counted(study), spec.trials, None)
         baseline = _baseline(plan, bench, reporter.stage)
         reporter.start(plan, counted(study), spec.trials, baseline)
@@ -188,11 +195,13 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             params = suggest(trial, plan.sweep)
             out = plan.run_dir / "trials" / f"{trial.number:04d}"
             try:
-                schedule, ft_over = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
-                ft = spec.finetune.model_copy(update=ft_over)
+                schedule, over = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
+                ft = FinetuneSpec.model_validate({**spec.finetune.model_dump(), **over.get("finetune", {})})
+                bench.benchmark = BenchmarkSpec.model_validate({**spec.benchmark.model_dump(), **over.get("benchmark", {})})
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "recipe.yaml").write_text(yaml.safe_dump(
-                    {"params": params, "finetune": ft.model_dump(), "schedule": schedule.model_dump(by_alias=True,
+                    {"params": params, "finetune": ft.model_dump(), "benchmark": bench.benchmark.model_dump(),
+                     "schedule": schedule.model_dump(by_alias=True,
                      exclude_none=True)}, sort_keys=False))
                 result = run_candidate(bench, schedule, ft, out, reporter.stage)
             except Exception as exc:  # noqa: BLE001 - a broken candidate must not end the search

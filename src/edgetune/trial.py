@@ -21,11 +21,11 @@ from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.experiment import BenchmarkSpec, FinetuneSpec
-from edgetune.export import export_onnx, profile
+from edgetune.export import export_onnx
+from edgetune.profiler import profile_artifact
 from edgetune.recipe.schedule import Schedule
 from edgetune.recipe.thinning import ThinningRecord, apply_pruners
-from edgetune.runtimes.base import Infer, Runtime
-from edgetune.runtimes.timing import throughput, time_interleaved
+from edgetune.runtimes.base import Session
 from edgetune.training import evaluate, train_epoch
 
 Stage = Callable[[str], None]
@@ -39,11 +39,11 @@ class Workbench:
     train: ImageSplit
     val: ImageSplit
     baseline: nn.Module
-    runtime: Runtime
     benchmark: BenchmarkSpec
     device: str = "cpu"
-    reference: Infer | None = None
+    reference: Session | None = None
     reference_ms: float | None = None
+    calibration: np.ndarray | None = None
     seed: int = 0
 
     def example(self, batch: int = 1) -> torch.Tensor:
@@ -112,42 +112,23 @@ def finetune(
     return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"])
 
 
-def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -> tuple[dict[str, float], dict]:
-    """Export, check against PyTorch, then time on the runtime next to the reference."""
+def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -> tuple[dict[str, Any], dict]:
+    """Export, then profile on the runtime next to the reference (parity checked first)."""
     spec = bench.benchmark
     stage("exporting ONNX")
-    example = bench.example(spec.batch_size)
-    export_onnx(model, example, onnx_path)
-    infer = bench.runtime.load(onnx_path, threads=spec.threads)
-    x = example.numpy()
-    prof = profile(model, bench.example(1), onnx_path, infer(bench.example(1).numpy()))
-    stage("benchmarking")
-    reference = None
-    if spec.interleave_reference:
-        # The baseline is timed against a second session of itself: its ratio shows the noise floor.
-        reference = bench.reference or bench.runtime.load(onnx_path, threads=spec.threads)
-    timing = time_interleaved(
-        infer, x, reference, warmup=spec.warmup, runs_per_round=spec.runs_per_round,
-        min_rounds=spec.min_rounds, max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
+    export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    deployed_eval = spec.precision != "fp32"
+    images = bench.data.normalize(bench.val.images).numpy() if deployed_eval else None
+    report = profile_artifact(
+        onnx_path, spec, bench.example(64).numpy(), module=model, calibration=bench.calibration,
+        eval_images=images, eval_labels=bench.val.labels.numpy() if deployed_eval else None,
+        reference=bench.reference, stage=stage,
     )
-    batch = np.ascontiguousarray(np.resize(x, (spec.throughput_batch, *x.shape[1:])))
-    ips = throughput(infer, batch, min_seconds=spec.throughput_seconds)
-    ratio = timing.latency_ratio if timing.latency_ratio is not None else float("nan")
-    ref_ms = bench.reference_ms if bench.reference_ms is not None else timing.reference_ms
-    metrics = {
-        "latency_ms": timing.latency_ms,
-        "latency_mean_ms": timing.latency_mean_ms,
-        "latency_p90_ms": timing.latency_p90_ms,
-        "latency_p99_ms": timing.latency_p99_ms,
-        "latency_ratio": ratio,
-        "latency_adj_ms": ratio * ref_ms if ref_ms is not None else timing.latency_ms,
-        "throughput": ips,
-        "batch_latency_ms": 1e3 * spec.throughput_batch / ips,
-        "params": prof.params,
-        "macs": prof.macs,
-        "onnx_bytes": prof.onnx_bytes,
-    }
-    return metrics, {**timing.as_dict(), "max_abs_diff": prof.max_abs_diff}
+    metrics = dict(report.metrics)
+    ratio = metrics["latency_ratio"]
+    ref_ms = bench.reference_ms if bench.reference_ms is not None else report.timing.get("reference_ms")
+    metrics["latency_adj_ms"] = ratio * ref_ms if ratio is not None and ref_ms is not None else metrics["latency_ms"]
+    return metrics, {**report.timing, "description": report.description}
 
 
 def run_candidate(
@@ -168,6 +149,10 @@ def run_candidate(
     perf, timing = measure(model, bench, out_dir / "model.onnx", stage)
     metrics = {**after.as_dict(), **before.as_dict(suffix="_before_ft"), **perf, "finetune_seconds": ft_seconds,
                "final_lr": final_lr}
+    if "deployed_top1" in perf:
+        # At int8 or fp16 the deployed network is what users get: its accuracy is the accuracy.
+        metrics.update(top1_torch=metrics["top1"], top5_torch=metrics["top5"],
+                       top1=perf["deployed_top1"], top5=perf["deployed_top5"])
     result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
     result.save(out_dir / "metrics.json")
     return result

@@ -1,5 +1,10 @@
 """One small interface per inference runtime, so that a trial or `edgetune bench` can time a
 model on whatever engine the target device runs, each engine in its own lazily imported module.
+
+A runtime opens an `Artifact` into a `Session`. The session separates what is timed:
+`run(x)` takes and returns host arrays (the *total* latency, copies included) while
+`bind(x)` places the input once and returns a call that only computes, where the engine
+allows it. Per-layer profiling is optional per engine.
 """
 
 from __future__ import annotations
@@ -7,35 +12,105 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from edgetune.errors import ConfigError
+from edgetune.errors import ConfigError, EdgetuneError, MissingExtraError
 
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 Infer = Callable[[np.ndarray], np.ndarray]
 
-# name -> (module, class); modules import their engine only when chosen.
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("edgetune.runtimes.onnxruntime", "OnnxRuntime"),
+# name -> (module, class, pip extra, packages the module needs).
+RUNTIMES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "onnxruntime": ("edgetune.runtimes.onnxruntime", "OnnxRuntime", "core", ("onnxruntime",)),
+    "openvino": ("edgetune.runtimes.openvino", "OpenVino", "openvino", ("openvino",)),
+    "torch": ("edgetune.runtimes.torch_eager", "TorchEager", "core", ("torch",)),
 }
 
 
-class Runtime(ABC):
-    """Loads an ONNX file and returns a callable that runs one batch; timing lives elsewhere."""
+@dataclass
+class Artifact:
+    """What is deployed: a model file (ONNX; OpenVINO also reads its IR `.xml`), and the PyTorch
+    module it came from when at hand (the `torch` runtime runs the module)."""
 
+    path: Path | None = None
+    module: object | None = None  # torch.nn.Module, untyped so this file needs no torch
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    device: str = "cpu"
+    threads: int = 1
+    precision: Precision = "fp32"
+    hint: Literal["latency", "throughput"] = "latency"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    name: str
+    op_type: str
+    ms: float  # mean per inference
+
+
+class Session(ABC):
+    """An opened model. `load_seconds` covers reading the file, `compile_seconds` building the
+    engine's executable form (graph optimisation, kernel selection)."""
+
+    load_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    description: str = ""
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Host input to host output: what an application pays per call."""
+
+    def bind(self, x: np.ndarray) -> Callable[[], None]:
+        """A call that computes on `x` already placed on the device; engines without the
+        distinction time `run`."""
+        return lambda: self.run(x)
+
+    def layer_times(self, x: np.ndarray, runs: int) -> list[LayerTime]:
+        raise EdgetuneError(f"{self.description}: per-layer profiling is not supported by this runtime")
+
+    def throughput(self, x: np.ndarray, seconds: float) -> float | None:
+        """Images/s in the engine's own throughput mode (parallel requests), if it has one."""
+        return None
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+
+class Runtime(ABC):
     name: str
 
     @abstractmethod
+    def open(self, artifact: Artifact, options: SessionOptions) -> Session:
+        """Load and compile the artifact; raise EdgetuneError for a device or precision it lacks."""
+
     def load(self, onnx_path: Path, *, threads: int) -> Infer:
-        """A callable that runs the model on one input array and returns the first output."""
-
-    def describe(self) -> str:
-        return self.name
+        """Shorthand used by trials: an fp32 CPU session's `run`."""
+        return self.open(Artifact(onnx_path), SessionOptions(threads=threads)).run
 
 
-def get_runtime(name: str, **options: object) -> Runtime:
+def require_path(artifact: Artifact, runtime: str) -> Path:
+    if artifact.path is None:
+        raise EdgetuneError(f"the {runtime} runtime needs a model file")
+    if not Path(artifact.path).is_file():
+        raise EdgetuneError(f"{artifact.path}: no such model file")
+    return Path(artifact.path)
+
+
+def get_runtime(name: str) -> Runtime:
     if name not in RUNTIMES:
         raise ConfigError(f"unknown runtime '{name}'; available: {', '.join(RUNTIMES)}", key="benchmark.runtime")
-    module, cls = RUNTIMES[name]
-    return getattr(importlib.import_module(module), cls)(**options)
+    module, cls, extra, packages = RUNTIMES[name]
+    for package in packages:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise MissingExtraError(package, extra) from None
+    return getattr(importlib.import_module(module), cls)()

@@ -3,24 +3,26 @@
 On a shared machine every absolute timing can drift by up to 2x for minutes. So a candidate is
 timed in rounds interleaved with a reference model (the unpruned baseline on the same runtime);
 each round gives a candidate/reference ratio measured under the same conditions, and the
-median of those ratios is kept beside the milliseconds. Rounds continue until that ratio is
-known well enough or the time budget is spent.
+median of those ratios is kept beside the milliseconds. A measurement is repeated, and
+repeated again while its repeats disagree by more than a threshold.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgetune.runtimes.base import Infer
+Call = Callable[[], object]
 
 
 @dataclass(frozen=True)
 class Timing:
     latency_ms: float
     latency_mean_ms: float
+    latency_std_ms: float
     latency_p90_ms: float
     latency_p99_ms: float
     latency_min_ms: float
@@ -30,24 +32,39 @@ class Timing:
     latency_ratio: float | None = None
     # Interquartile range of the per-round ratios over their median: how far to trust the ratio.
     ratio_spread: float | None = None
+    # Medians of the repeated measurements, and (max - min) / median over them.
+    repeat_medians: list[float] = field(default_factory=list)
+    repeat_spread: float | None = None
+    warmup_runs: int = 0
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _time_runs(infer: Infer, x: np.ndarray, runs: int) -> np.ndarray:
+def _time_runs(call: Call, runs: int) -> np.ndarray:
     out = np.empty(runs)
     for i in range(runs):
         t0 = time.perf_counter()
-        infer(x)
+        call()
         out[i] = time.perf_counter() - t0
     return out * 1e3
 
 
+def warm_up(call: Call, *, block: int = 10, tolerance: float = 0.03, max_blocks: int = 20, min_blocks: int = 2) -> int:
+    """Run blocks until two consecutive block medians agree within `tolerance` (caches, lazy
+    kernel selection and frequency ramps settle at different speeds per engine)."""
+    previous = None
+    for i in range(max_blocks):
+        median = float(np.median(_time_runs(call, block)))
+        if previous is not None and i + 1 >= min_blocks and abs(median - previous) <= tolerance * previous:
+            return (i + 1) * block
+        previous = median
+    return max_blocks * block
+
+
 def time_interleaved(
-    infer: Infer,
-    x: np.ndarray,
-    reference: Infer | None = None,
+    call: Call,
+    reference: Call | None = None,
     *,
     warmup: int = 10,
     runs_per_round: int = 20,
@@ -56,30 +73,29 @@ def time_interleaved(
     target_spread: float = 0.02,
     max_seconds: float = 30.0,
 ) -> Timing:
-    for _ in range(warmup):
-        infer(x)
-        if reference is not None:
-            reference(x)
+    """One measurement: rounds of `runs_per_round` calls, alternating with `reference`."""
+    warmed = warm_up(call, block=max(warmup, 1)) if warmup else 0
+    if reference is not None and warmup:
+        warm_up(reference, block=max(warmup, 1))
     cand: list[np.ndarray] = []
     ref: list[np.ndarray] = []
     ratios: list[float] = []
     start = time.perf_counter()
     spread = None
     while len(cand) < max_rounds:
-        c = _time_runs(infer, x, runs_per_round)
+        c = _time_runs(call, runs_per_round)
         cand.append(c)
         if reference is not None:
-            r = _time_runs(reference, x, runs_per_round)
+            r = _time_runs(reference, runs_per_round)
             ref.append(r)
             ratios.append(float(np.median(c) / np.median(r)))
         n = len(cand)
         if n >= min_rounds:
-            if ratios:
-                q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
-                spread = float((q75 - q25) / q50)
-                if spread / np.sqrt(n) <= target_spread / 2:
-                    break
-            else:
+            if not ratios:
+                break
+            q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
+            spread = float((q75 - q25) / q50)
+            if spread / np.sqrt(n) <= target_spread / 2:
                 break
         if time.perf_counter() - start > max_seconds:
             break
@@ -87,6 +103,7 @@ def time_interleaved(
     return Timing(
         latency_ms=float(np.median(all_c)),
         latency_mean_ms=float(all_c.mean()),
+        latency_std_ms=float(all_c.std()),
         latency_p90_ms=float(np.percentile(all_c, 90)),
         latency_p99_ms=float(np.percentile(all_c, 99)),
         latency_min_ms=float(all_c.min()),
@@ -95,15 +112,64 @@ def time_interleaved(
         reference_ms=float(np.median(np.concatenate(ref))) if ref else None,
         latency_ratio=float(np.median(ratios)) if ratios else None,
         ratio_spread=spread,
+        warmup_runs=warmed,
     )
 
 
-def throughput(infer: Infer, batch: np.ndarray, *, min_seconds: float = 1.0, warmup: int = 2) -> float:
-    """Images per second at the batch size of `batch`, timed over at least `min_seconds`."""
+def time_repeated(
+    call: Call, reference: Call | None = None, *, repeats: int = 3, max_spread: float = 0.02,
+    remeasure: int = 2, **kwargs: object,
+) -> Timing:
+    """`repeats` measurements pooled into one; the whole set is taken again (up to `remeasure`
+    times) while the repeats' medians differ by more than `max_spread`, and the steadiest set
+    is kept, its spread reported."""
+    best: list[Timing] | None = None
+    best_spread = float("inf")
+    warmup = int(kwargs.pop("warmup", 10))  # type: ignore[call-overload]
+    for attempt in range(remeasure + 1):
+        runs = [
+            time_interleaved(call, reference, warmup=warmup if attempt == 0 and i == 0 else 0, **kwargs)  # type: ignore[arg-type]
+            for i in range(repeats)
+        ]
+        medians = [t.latency_ms for t in runs]
+        spread = (max(medians) - min(medians)) / float(np.median(medians))
+        if spread < best_spread:
+            best, best_spread = runs, spread
+        if spread <= max_spread:
+            break
+    assert best is not None
+    return _pool(best, best_spread)
+
+
+def _pool(runs: list[Timing], spread: float) -> Timing:
+    """One Timing from several: latency statistics over the repeats' medians and spreads."""
+    medians = [t.latency_ms for t in runs]
+    ratios = [t.latency_ratio for t in runs if t.latency_ratio is not None]
+    refs = [t.reference_ms for t in runs if t.reference_ms is not None]
+    return Timing(
+        latency_ms=float(np.median(medians)),
+        latency_mean_ms=float(np.mean([t.latency_mean_ms for t in runs])),
+        latency_std_ms=float(np.sqrt(np.mean([t.latency_std_ms ** 2 for t in runs]))),
+        latency_p90_ms=float(np.median([t.latency_p90_ms for t in runs])),
+        latency_p99_ms=float(np.median([t.latency_p99_ms for t in runs])),
+        latency_min_ms=float(min(t.latency_min_ms for t in runs)),
+        runs=sum(t.runs for t in runs),
+        rounds=sum(t.rounds for t in runs),
+        reference_ms=float(np.median(refs)) if refs else None,
+        latency_ratio=float(np.median(ratios)) if ratios else None,
+        ratio_spread=runs[0].ratio_spread,
+        repeat_medians=medians,
+        repeat_spread=spread,
+        warmup_runs=runs[0].warmup_runs,
+    )
+
+
+def throughput(call: Call, batch_size: int, *, min_seconds: float = 1.0, warmup: int = 2) -> float:
+    """Images per second calling `call` (one batch of `batch_size`) for at least `min_seconds`."""
     for _ in range(warmup):
-        infer(batch)
+        call()
     n, t0 = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - t0) < min_seconds or n < 3:
-        infer(batch)
+        call()
         n += 1
-    return n * batch.shape[0] / elapsed
+    return n * batch_size / elapsed

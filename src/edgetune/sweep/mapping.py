@@ -21,6 +21,8 @@ from edgetune.recipe.schedule import LRSchedulerSpec, Schedule, parse_schedule
 from edgetune.sweep.schema import SweepSpec
 
 FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate"}
+# Settings outside the schedule a sweep may search: precision trades against pruning.
+SETTING_ALIASES = {"precision": ("benchmark", "precision")}
 PRUNER_FIELDS = ("desired_sparsity", "group_type", "class", "weights")
 SECTIONS = ("pruners", "lr_schedulers", "extensions")
 
@@ -52,14 +54,17 @@ def _instances(schedule: Schedule, section: str) -> list[str]:
     return sorted(table, key=len, reverse=True)
 
 
-def resolve(name: str, schedule: Schedule, finetune_fields: list[str], source: str = "<sweep>") -> Target:
+def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], source: str = "<sweep>") -> Target:
+    """`settings`: section -> fields outside the schedule (finetune, benchmark) a sweep may set."""
     if name in FINETUNE_ALIASES:
         return Target("finetune", None, FINETUNE_ALIASES[name])
+    if name in SETTING_ALIASES:
+        return Target(SETTING_ALIASES[name][0], None, SETTING_ALIASES[name][1])
     if name in schedule.pruners:
         return Target("pruners", name, "desired_sparsity")
     head, _, rest = name.partition(".")
-    if head == "finetune" and rest in finetune_fields:
-        return Target("finetune", None, rest)
+    if head in settings and rest in settings[head]:
+        return Target(head, None, rest)
     if head in SECTIONS and rest:
         for inst in _instances(schedule, head):
             if rest.startswith(inst + "."):
@@ -77,7 +82,8 @@ def resolve(name: str, schedule: Schedule, finetune_fields: list[str], source: s
                 if field in _fields(schedule, section, inst):
                     return Target(section, inst, field)
     accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[:2]),
-                "epochs", "learning_rate", "pruners.<name>.<field>", "lr_schedulers.<name>.<field>"]
+                "epochs", "learning_rate", "precision", "pruners.<name>.<field>", "lr_schedulers.<name>.<field>",
+                "finetune.<field>", "benchmark.<field>"]
     raise ConfigError(
         f"sweep parameter '{name}' matches nothing in the schedule or fine-tuning settings; "
         f"accepted names include: {', '.join(accepted)}",
@@ -87,27 +93,28 @@ def resolve(name: str, schedule: Schedule, finetune_fields: list[str], source: s
 
 def apply(
     raw_schedule: dict[str, Any], targets: dict[str, Target], values: dict[str, Any], source: str = "<sweep>"
-) -> tuple[Schedule, dict[str, Any]]:
-    """The schedule with the sweep's values written in, validated again, and fine-tune overrides."""
+) -> tuple[Schedule, dict[str, dict[str, Any]]]:
+    """The schedule with the sweep's values written in, validated again, and the overrides of
+    settings outside it by section (`{"finetune": {...}, "benchmark": {...}}`)."""
     raw = copy.deepcopy(raw_schedule)
-    finetune: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         target = targets[name]
-        if target.section == "finetune":
-            finetune[target.field] = value
+        if target.instance is None:
+            settings.setdefault(target.section, {})[target.field] = value
         else:
             raw[target.section][target.instance][target.field] = value
     try:
         schedule = parse_schedule(raw, source=f"{source} applied to the schedule")
     except ConfigError as exc:
         raise ConfigError(f"the sweep's values {values} make an invalid schedule: {exc}") from None
-    return schedule, finetune
+    return schedule, settings
 
 
 def resolve_all(
-    sweep_params: dict[str, Any], schedule: Schedule, finetune_fields: list[str], source: str = "<sweep>"
+    sweep_params: dict[str, Any], schedule: Schedule, settings: dict[str, list[str]], source: str = "<sweep>"
 ) -> dict[str, Target]:
-    return {name: resolve(name, schedule, finetune_fields, source) for name in sweep_params}
+    return {name: resolve(name, schedule, settings, source) for name in sweep_params}
 
 
 def check_ranges(
@@ -116,7 +123,7 @@ def check_ranges(
     """Try each parameter's extremes on the schedule before any trial runs, so that a range the
     schedule cannot take (a sparsity of 1.0, a group type of 'Rows') fails now, naming the key."""
     for name, spec in sweep.parameters.items():
-        if targets[name].section == "finetune":
+        if targets[name].instance is None:
             continue
         candidates = spec.values if spec.values is not None else (
             [spec.value] if spec.distribution == "constant" else [spec.min, spec.max])

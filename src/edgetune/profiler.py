@@ -1,0 +1,202 @@
+"""The benchmark behind `edgetune bench` and every trial: convert to the precision, open on the
+runtime, check the output against the reference, then measure everything a deployment
+engineer asks about. Values a machine cannot provide are None, never estimates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.errors import EdgetuneError
+from edgetune.experiment import BenchmarkSpec
+from edgetune.onnx_stats import onnx_params_and_macs
+from edgetune.quantize import convert
+from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
+from edgetune.runtimes.meters import measure_energy, rss_bytes
+from edgetune.runtimes.timing import _time_runs, throughput, time_repeated
+
+
+class ParityError(EdgetuneError):
+    """The deployed artefact computes something else than the model it came from."""
+
+
+# Largest |difference| accepted, relative to max(1, largest |logit|), per precision.
+TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 8e-2}
+INT8_MIN_AGREEMENT = 0.9
+
+
+@dataclass
+class BenchReport:
+    metrics: dict[str, Any]
+    layers: list[LayerTime] = field(default_factory=list)
+    description: str = ""
+    deployed: Path | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    def layer_table(self) -> list[dict[str, Any]]:
+        total = sum(layer.ms for layer in self.layers) or 1.0
+        rows = sorted(self.layers, key=lambda layer: -layer.ms)
+        return [{"layer": r.name, "op_type": r.op_type, "ms": r.ms, "share": r.ms / total} for r in rows]
+
+    def op_table(self) -> list[dict[str, Any]]:
+        by_op: dict[str, float] = defaultdict(float)
+        for layer in self.layers:
+            by_op[layer.op_type] += layer.ms
+        total = sum(by_op.values()) or 1.0
+        return [{"op_type": k, "ms": v, "share": v / total} for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])]
+
+
+def check_parity(outputs: np.ndarray, expected: np.ndarray, precision: str, what: str) -> dict[str, float]:
+    diff = float(np.abs(outputs - expected).max())
+    agreement = float((outputs.argmax(1) == expected.argmax(1)).mean())
+    scale = max(1.0, float(np.abs(expected).max()))
+    if precision == "int8":
+        # Quantisation moves logits by design; what must hold is the decision.
+        if agreement < INT8_MIN_AGREEMENT:
+            raise ParityError(f"{what}: int8 output agrees with the fp32 reference on {agreement:.0%} of images "
+                              f"(need {INT8_MIN_AGREEMENT:.0%}); max |difference| {diff:.3g}")
+    elif diff > TOLERANCE[precision] * scale:
+        raise ParityError(f"{what}: output differs from the reference by {diff:.3g} "
+                          f"(tolerance {TOLERANCE[precision] * scale:.3g} for {precision})")
+    return {"max_abs_diff": diff, "argmax_agreement": agreement}
+
+
+def _expected(module: Any, onnx_path: Path, x: np.ndarray) -> np.ndarray:
+    """PyTorch's output when the module is at hand, else ONNX Runtime fp32 on the source file."""
+    if module is not None:
+        import torch
+
+        module.eval()
+        with torch.no_grad():
+            return module(torch.from_numpy(x)).float().numpy()
+    from edgetune.runtimes.onnxruntime import OrtSession
+
+    return OrtSession(onnx_path, SessionOptions()).run(x)
+
+
+def _model_bytes(path: Path) -> int:
+    size = path.stat().st_size
+    weights = path.with_suffix(".bin")
+    return size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
+
+
+def accuracy(session: Session, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> dict[str, float]:
+    """Top-1/top-5 (%) of the deployed artefact itself, so int8 accuracy is int8's."""
+    hit1 = hit5 = 0
+    for i in range(0, len(labels), batch):
+        logits = session.run(np.ascontiguousarray(images[i:i + batch]))
+        top = np.argsort(-logits, axis=1)[:, :5]
+        y = labels[i:i + batch, None]
+        hit1 += int((top[:, :1] == y).sum())
+        hit5 += int((top == y).any(axis=1).sum())
+    return {"top1": 100.0 * hit1 / len(labels), "top5": 100.0 * hit5 / len(labels)}
+
+
+def profile_artifact(
+    onnx_path: Path,
+    spec: BenchmarkSpec,
+    sample: np.ndarray,
+    *,
+    module: Any = None,
+    calibration: np.ndarray | None = None,
+    eval_images: np.ndarray | None = None,
+    eval_labels: np.ndarray | None = None,
+    reference: Session | None = None,
+    work_dir: Path | None = None,
+    stage: Any = lambda _: None,
+) -> BenchReport:
+    """`sample`: real, normalised images (at least one); batches are cut or tiled from it."""
+    runtime = get_runtime(spec.runtime)
+    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
+    if spec.precision != "fp32":
+        stage(f"converting to {spec.precision}")
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    rss0 = rss_bytes()
+    session = runtime.open(Artifact(deployed, module), options)
+    try:
+        return _measure(session, deployed, onnx_path, spec, sample, module, eval_images, eval_labels, reference,
+                        rss0, stage)
+    finally:
+        session.close()
+
+
+def _batch(sample: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(np.resize(sample, (n, *sample.shape[1:])).astype(np.float32))
+
+
+def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
+             module: Any, eval_images: np.ndarray | None, eval_labels: np.ndarray | None,
+             reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
+    check = _batch(sample, min(len(sample), 64))
+    parity = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
+                           f"{deployed} on {session.description}")
+    stage("benchmarking")
+    x = _batch(sample, spec.batch_size)
+    call = session.bind(x)
+    ref_call = None
+    if spec.interleave_reference:
+        # Without a given reference (the baseline), a second binding of the same model: its
+        # ratio then measures the noise floor of the ratio itself.
+        ref_call = reference.bind(x) if reference is not None else session.bind(x)
+    timing = time_repeated(
+        call, ref_call, repeats=spec.repeats, max_spread=spec.max_spread, remeasure=spec.remeasure,
+        warmup=spec.warmup, runs_per_round=spec.runs_per_round, min_rounds=spec.min_rounds,
+        max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
+    )
+    total_ms = float(np.median(_time_runs(lambda: session.run(x), max(spec.runs_per_round, 20))))
+    metrics: dict[str, Any] = {
+        "latency_ms": timing.latency_ms, "latency_mean_ms": timing.latency_mean_ms,
+        "latency_std_ms": timing.latency_std_ms, "latency_p90_ms": timing.latency_p90_ms,
+        "latency_p99_ms": timing.latency_p99_ms, "latency_min_ms": timing.latency_min_ms, "runs": timing.runs,
+        "latency_ratio": timing.latency_ratio, "repeat_spread": timing.repeat_spread,
+        "total_latency_ms": total_ms,
+        "load_seconds": session.load_seconds, "compile_seconds": session.compile_seconds,
+        **parity,
+    }
+    for b in spec.throughput_batches:
+        metrics[f"throughput_b{b}"] = throughput(session.bind(_batch(sample, b)), b, min_seconds=spec.throughput_seconds)
+    first = spec.throughput_batches[0] if spec.throughput_batches else spec.batch_size
+    metrics["throughput"] = metrics.get(f"throughput_b{first}") or 1e3 * spec.batch_size / timing.latency_ms
+    metrics["batch_latency_ms"] = 1e3 * first / metrics["throughput"]
+    metrics["engine_throughput"] = (session.throughput(_batch(sample, 1), spec.throughput_seconds)
+                                    if spec.engine_throughput else None)
+    energy = measure_energy(call, spec.device, spec.energy_seconds) if spec.energy_seconds else None
+    metrics["energy_mj"] = None if energy is None else 1e3 * energy[0]
+    metrics["power_w"] = None if energy is None else energy[1]
+    rss1 = rss_bytes()
+    metrics["session_memory_mb"] = None if rss0 is None or rss1 is None else (rss1 - rss0) / 2**20
+    if module is not None:
+        import torch
+        import torch_pruning as tp
+
+        macs, params = tp.utils.count_ops_and_params(module, example_inputs=torch.from_numpy(x[:1]))
+    else:
+        params, macs = onnx_params_and_macs(onnx_path)
+    metrics.update(params=int(params), macs=int(macs), flops=2 * int(macs), model_bytes=_model_bytes(deployed),
+                   onnx_bytes=onnx_path.stat().st_size)
+    metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9
+    if eval_images is not None and eval_labels is not None:
+        stage("scoring the deployed model")
+        metrics.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels).items()})
+    layers: list[LayerTime] = []
+    if spec.per_layer:
+        stage("profiling layers")
+        layers = session.layer_times(x, spec.layer_runs)
+        metrics["layers_sum_ms"] = sum(layer.ms for layer in layers)
+    return BenchReport(metrics, layers, session.description, deployed, timing.as_dict())
+
+
+def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, calibration: np.ndarray | None = None,
+                   work_dir: Path | None = None) -> Session:
+    """The baseline opened the way candidates are, to be timed alongside each of them."""
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
+    return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
+
+
+__all__ = ["BenchReport", "ParityError", "accuracy", "check_parity", "open_reference", "profile_artifact"]
