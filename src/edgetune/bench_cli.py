@@ -1,0 +1,143 @@
+"""`edgetune bench`: the profiler on one file, with its inputs gathered from the flags."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.experiment import BenchmarkSpec
+from edgetune.profiler import BenchReport, profile_artifact
+
+UNITS = {
+    "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
+    "latency_p99_ms": "ms", "latency_min_ms": "ms", "total_latency_ms": "ms", "batch_latency_ms": "ms",
+    "load_seconds": "s", "compile_seconds": "s", "session_memory_mb": "MiB", "energy_mj": "mJ/batch",
+    "power_w": "W", "achieved_gflops": "GFLOP/s", "model_bytes": "B", "onnx_bytes": "B", "throughput": "img/s",
+    "engine_throughput": "img/s", "deployed_top1": "%", "deployed_top5": "%", "repeat_spread": "",
+}
+
+
+def _onnx_input_shape(path: Path) -> tuple[int, ...]:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return tuple(d.dim_value or 1 for d in dims[1:])
+
+
+def _dataset(name: str, root: Path | None):
+    from edgetune.data import load_dataset
+
+    return load_dataset(name, root)
+
+
+def run_bench(
+    *, model: Path, runtime: str, device: str, batches: list[int], precision: str, calibration: str | None,
+    data: str | None, data_root: Path | None, split: str, checkpoint: Path | None, threads: int, hint: str,
+    repeats: int, per_layer: bool, top: int, csv_path: Path | None, json_path: Path | None, console: Console,
+) -> BenchReport:
+    if split not in ("val", "test"):
+        raise ConfigError(f"--split must be 'val' or 'test', not '{split}'")
+    try:
+        spec = BenchmarkSpec(runtime=runtime, device=device, precision=precision, hint=hint, threads=threads,
+                             batch_size=batches[0], throughput_batches=batches, repeats=repeats, per_layer=per_layer)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first.get('input')!r})") from None
+    if not model.is_file():
+        raise EdgetuneError(f"{model}: no such file")
+    module = None
+    work = Path(tempfile.mkdtemp(prefix="edgetune-bench-"))
+    source = checkpoint if checkpoint is not None else (model if model.suffix in (".pt", ".pth") else None)
+    if source is not None:
+        from edgetune.models import load_checkpoint
+
+        module, _ = load_checkpoint(source)
+        module.eval()
+    onnx_path = model
+    splits = _dataset(data, data_root) if data else None
+    calib_splits = _dataset(calibration, data_root) if calibration else splits
+    if model.suffix in (".pt", ".pth"):
+        import torch
+
+        from edgetune.export import export_onnx
+
+        shape = (module.conv1.in_channels, 28, 28) if splits is None else (splits.in_channels, *splits.image_size)
+        onnx_path = work / f"{model.stem}.onnx"
+        export_onnx(module, torch.zeros(1, *shape), onnx_path)
+    # Real images where a dataset is named (parity on real inputs); a fixed random batch otherwise.
+    if splits is not None or calib_splits is not None:
+        s = splits or calib_splits
+        sample = s.normalize(s.val.images[:64]).numpy()
+    else:
+        sample = np.random.default_rng(0).standard_normal((64, *_onnx_input_shape(onnx_path))).astype(np.float32)
+    calib = None
+    if precision == "int8":
+        if calib_splits is None:
+            raise ConfigError("--precision int8 needs --calibration DATASET (or --data) for calibration images")
+        calib = calib_splits.normalize(calib_splits.train.subset(spec.calibration_images, seed=1).images).numpy()
+    eval_images = eval_labels = None
+    if splits is not None:
+        part = getattr(splits, split)
+        eval_images, eval_labels = splits.normalize(part.images).numpy(), part.labels.numpy()
+    with console.status("benchmarking") as status:
+        report = profile_artifact(onnx_path, spec, sample, module=module, calibration=calib, eval_images=eval_images,
+                                  eval_labels=eval_labels, work_dir=work,
+                                  stage=lambda text: status.update(text))
+    _print(report, console, top)
+    if json_path is not None:
+        blob = {"model": str(model), "runtime": report.description, "settings": spec.model_dump(),
+                "metrics": report.metrics, "timing": report.timing,
+                "layers": report.layer_table(), "op_types": report.op_table()}
+        json_path.write_text(json.dumps(blob, indent=2, default=str))
+        console.print(f"metrics: {json_path}")
+    if per_layer:
+        target = csv_path or (json_path.with_suffix(".layers.csv") if json_path else Path("layers.csv"))
+        with open(target, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["layer", "op_type", "ms", "share"])
+            writer.writeheader()
+            writer.writerows(report.layer_table())
+        console.print(f"per-layer times: {target}")
+    return report
+
+
+def _value(key: str, value: Any) -> str:
+    if value is None:
+        return "unavailable"
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    else:
+        text = str(value)
+    unit = UNITS.get(key, "img/s" if key.startswith("throughput_b") else "")
+    return f"{text} {unit}".strip()
+
+
+def _print(report: BenchReport, console: Console, top: int) -> None:
+    table = Table(title=report.description)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.metrics.items():
+        table.add_row(key, _value(key, value))
+    console.print(table)
+    if report.layers:
+        layers = Table(title=f"top {top} layers (sum {report.metrics['layers_sum_ms']:.3f} ms, "
+                             f"end-to-end median {report.metrics['latency_ms']:.3f} ms)")
+        for col in ("layer", "op type", "ms", "share"):
+            layers.add_column(col, justify="left" if col in ("layer", "op type") else "right")
+        for row in report.layer_table()[:top]:
+            layers.add_row(row["layer"], row["op_type"], f"{row['ms']:.4f}", f"{row['share']:.1%}")
+        console.print(layers)
+        ops = Table(title="by operator type")
+        for col in ("op type", "ms", "share"):
+            ops.add_column(col, justify="left" if col == "op type" else "right")
+        for row in report.op_table():
+            ops.add_row(row["op_type"], f"{row['ms']:.4f}", f"{row['share']:.1%}")
+        console.print(ops)
