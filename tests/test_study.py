@@ -188,3 +188,19 @@ def test_the_seeds_two_files_run_as_is_from_flags(tmp_path):
     assert [r["state"] for r in rows[1:]] == ["COMPLETE"] * 3
     assert {r["param.layer_1_conv_pruner_group_type"] for r in rows[1:]} <= {"Channels", "Filters"}
     assert all(int(r["macs"]) < int(rows[0]["macs"]) for r in rows[1:])
+
+
+@pytest.mark.openvino
+def test_a_search_on_openvino_int8_scores_the_int8_model(tmp_path):
+    path = experiment(tmp_path, trials=1, epochs=0, benchmark={
+        "runtime": "openvino", "device": "CPU", "precision": "int8", "calibration_images": 64,
+        "runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8], "throughput_seconds": 0.2,
+        "warmup": 2, "energy_seconds": 0.2})
+    spec, _ = load_experiment(path)
+    run_study(spec)
+    rows = read_csv(tmp_path / "run" / "trials.csv")
+    trial = rows[1]
+    assert trial["state"] == "COMPLETE"
+    assert float(trial["top1"]) == float(trial["deployed_top1"])  # the objective sees int8's accuracy
+    assert trial["top1_torch"] != "" and abs(float(trial["top1"]) - float(trial["top1_torch"])) < 10
+    assert (tmp_path / "run" / "trials" / "0000" / "model.int8.xml").is_file()

@@ -237,7 +237,8 @@ def write_trials_csv(study: optuna.Study, baseline: dict[str, float], path: Path
 
     rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
     for t in study.get_trials(deepcopy=False):
-        metrics = {k: v for k, v in t.user_attrs.items() if k in METRICS or k in ("pruned_structures", "error")}
+        metrics = {k: v for k, v in t.user_attrs.items() if k in METRICS or k.startswith("throughput_b")
+                   or k in ("pruned_structures", "error")}
         rows.append({"trial": t.number, "state": t.state.name, "value": t.value,
                      **{f"param.{k}": v for k, v in t.params.items()}, **metrics,
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
