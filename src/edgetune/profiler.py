@@ -191,6 +191,28 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
     return BenchReport(metrics, layers, session.description, deployed, timing.as_dict())
 
 
+def verify_artifact(
+    onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+    calibration: np.ndarray | None = None, eval_images: np.ndarray | None = None,
+    eval_labels: np.ndarray | None = None, work_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
+    whose (shape-determined) speed was measured before fine-tuning."""
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
+    session = get_runtime(spec.runtime).open(Artifact(deployed, module), options)
+    try:
+        check = _batch(sample, min(len(sample), 64))
+        out = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
+                           f"{deployed} on {session.description}")
+        if eval_images is not None and eval_labels is not None:
+            out.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels).items()})
+        out["model_bytes"] = _model_bytes(deployed)
+        return out
+    finally:
+        session.close()
+
+
 def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, calibration: np.ndarray | None = None,
                    work_dir: Path | None = None) -> Session:
     """The baseline opened the way candidates are, to be timed alongside each of them."""
@@ -199,4 +221,5 @@ def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, cal
     return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
 
 
-__all__ = ["BenchReport", "ParityError", "accuracy", "check_parity", "open_reference", "profile_artifact"]
+__all__ = ["BenchReport", "ParityError", "accuracy", "check_parity", "open_reference", "profile_artifact",
+           "verify_artifact"]

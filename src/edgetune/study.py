@@ -26,14 +26,29 @@ from optuna.trial import TrialState
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
-from edgetune.metrics import METRICS, resolve_metric
+from edgetune.metrics import METRICS
 from edgetune.models.registry import load_checkpoint
+from edgetune.objectives import (
+    ACCURACY,
+    Constraint,
+    Objective,
+    constraints_of,
+    objectives_of,
+    pareto_front,
+    protocol_constraints,
+    reward,
+    violations,
+)
 from edgetune.profiler import open_reference
-from edgetune.recipe.schedule import Schedule
+from edgetune.recipe.schedule import Schedule, load_schedule
 from edgetune.runtimes.base import get_runtime
-from edgetune.sweep import SweepSpec, Target, apply, check_ranges, make_sampler, resolve_all, suggest
+from edgetune.search.base import SearchContext, TrialOutcome, constraint_values, get_strategy
+from edgetune.search.loop import drive_study
+from edgetune.search.space import expand_per_layer, layer_features
+from edgetune.sweep import SweepSpec, Target, apply, check_ranges, fixed_values, resolve_all, suggest
 from edgetune.sweep.space import grid_size
-from edgetune.trial import CandidateResult, Workbench, run_candidate
+from edgetune.training import EvalResult
+from edgetune.trial import CandidateResult, Hooks, StopTrial, Workbench, run_candidate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -51,10 +66,20 @@ class Plan:
     sweep: SweepSpec
     sweep_source: str
     targets: dict[str, Target]
-    objective: str
-    direction: str
+    objectives: list[Objective]
+    constraints: list[Constraint]
     run_dir: Path
     storage: str
+    references: list[tuple[str, Schedule]]
+    limit: int
+
+    @property
+    def objective(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def direction(self) -> str:
+        return self.objectives[0].goal
 
     @property
     def fingerprint(self) -> str:
@@ -67,21 +92,44 @@ class Plan:
 
 
 def plan_study(spec: ExperimentSpec) -> Plan:
-    raw_schedule, schedule, _ = recipe_of(spec)
+    raw_schedule, schedule, recipe_source = recipe_of(spec)
     sweep, sweep_source = sweep_of(spec)
+    if sweep.space == "per-layer":
+        raw_schedule, schedule, sweep = expand_per_layer(raw_schedule, schedule, sweep, recipe_source)
     targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
     if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
-    objective = resolve_metric(sweep.metric.name, sweep_source)
+    objectives = objectives_of(sweep, sweep_source)
+    constraints = constraints_of(sweep, sweep_source)
+    if sweep.early_stop.method != "none" and objectives[0].metric not in ACCURACY:
+        raise ConfigError(
+            f"early_stop '{sweep.early_stop.method}' compares the objective during fine-tuning, but "
+            f"'{objectives[0].metric}' does not change while fine-tuning; make top1 the objective or use "
+            "early_stop: {method: none, collapse: true}", source=sweep_source, key="early_stop.method")
     if spec.model.checkpoint is None:
         raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint",
                           key="model.checkpoint")
+    strategy = get_strategy(sweep.method)
+    if len(objectives) > 1 and not strategy.multi_objective:
+        raise ConfigError(f"method '{sweep.method}' optimises one objective", source=sweep_source, key="method")
+    limit = sweep.trials or spec.trials
     if sweep.method == "grid":
-        grid_size(sweep)  # raises on a continuous parameter
+        limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
+    references = []
+    for i, ref in enumerate(sweep.enqueue):
+        if ref == "baseline":
+            references.append(("baseline", Schedule()))
+            continue
+        path = Path(ref) if Path(ref).is_absolute() else Path(spec.sweep).parent / ref if isinstance(
+            spec.sweep, Path) else Path.cwd() / ref
+        if not path.is_file():
+            raise ConfigError(f"reference recipe {path} does not exist; give 'baseline' or a schedule file",
+                              source=sweep_source, key=f"enqueue[{i}]")
+        references.append((str(path), load_schedule(path)))
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
     storage = spec.storage or f"sqlite:///{run_dir / 'study.db'}"
-    return Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objective, sweep.metric.goal,
-                run_dir, storage)
+    return Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives, constraints, run_dir,
+                storage, references, limit)
 
 
 @contextmanager
@@ -128,38 +176,209 @@ def _baseline(plan: Plan, bench: Workbench, stage: Callable[[str], None]) -> dic
     return metrics
 
 
+def _workbench(plan: Plan) -> Workbench:
+    spec = plan.spec
+    data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
+    model, _ = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
+                               num_classes=data.num_classes, in_channels=data.in_channels)
+    return Workbench(
+        data=data,
+        train=data.train.subset(spec.data.train_subset, seed=spec.seed),
+        val=data.val.subset(spec.data.val_subset, seed=spec.seed),
+        baseline=model.eval(),
+        benchmark=spec.benchmark,
+        calibration=data.normalize(data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images)
+        .numpy(),
+        device=spec.device,
+        seed=spec.seed,
+    )
+
+
+def _baseline(plan: Plan, bench: Workbench, stage: Callable[[str], None]) -> dict[str, Any]:
+    """Measured once per run directory, on the same images and runtime as every trial; its ONNX
+    file is the reference each candidate is timed against."""
+    out = plan.run_dir / "baseline"
+    onnx_path = out / "model.onnx"
+    saved = out / "metrics.json"
+    if not (saved.is_file() and onnx_path.is_file()):
+        run_candidate(bench, Schedule(), FinetuneSpec(epochs=0), out, stage)
+    bench.reference = open_reference(onnx_path, bench.benchmark, bench.baseline, bench.calibration, out)
+    metrics = json.loads(saved.read_text())["metrics"]
+    bench.reference_ms = metrics["latency_ms"]
+    return metrics
+
+
 def _reclaim_interrupted(study: optuna.Study) -> list[int]:
     reclaimed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        keep = {k: v for k, v in t.user_attrs.items() if k == "reference"}
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **keep})
         reclaimed.append(t.number)
     return reclaimed
 
 
 def counted(study: optuna.Study) -> int:
-    """Trials that count towards the target: finished ones, and failures that were not kills."""
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")))
+    """Search trials that count towards the target: finished, stopped early, or failed for a
+    reason other than a kill. Reference trials come on top."""
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("reference"):
+            continue
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")):
+            n += 1
+    return n
 
 
 @dataclass
 class StudyOutcome:
     plan: Plan
     study: optuna.Study
-    baseline: dict[str, float]
+    baseline: dict[str, Any]
     reclaimed: list[int]
+    constraints: list[Constraint]
+
+    def feasible(self) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if all(v <= 0 for v in t.user_attrs.get("constraints", [0.0])) and not t.user_attrs.get("reference")]
+
+    def best(self) -> list[optuna.trial.FrozenTrial]:
+        """Single objective: feasible trials best first. Several: the feasible Pareto front."""
+        trials = self.feasible()
+        objs = self.plan.objectives
+        if len(objs) == 1:
+            sign = 1.0 if objs[0].goal == "minimize" else -1.0
+            return sorted(trials, key=lambda t: sign * t.values[0])
+        front = pareto_front([(t, list(t.values)) for t in trials], objs)
+        return sorted(front, key=lambda t: t.values[0] * (1 if objs[0].goal == "minimize" else -1))
+
+    def references(self) -> dict[str, dict[str, tuple[float, float, int]]]:
+        """Each reference recipe's repeats summarised: metric -> (mean, std, n)."""
+        import numpy as np
+
+        groups: dict[str, list[optuna.trial.FrozenTrial]] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("reference"):
+                groups.setdefault(t.user_attrs["reference"], []).append(t)
+        out = {}
+        for name, trials in groups.items():
+            out[name] = {}
+            for key in ("top1", "top1_before_ft", "latency_ms", "latency_ratio", "macs"):
+                vals = [t.user_attrs[key] for t in trials if t.user_attrs.get(key) is not None]
+                if vals:
+                    out[name][key] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
+        return out
 
 
 class Reporter:
     """Receives progress; the CLI draws it with rich, tests and libraries can ignore it."""
 
-    def start(self, plan: Plan, done: int, total: int, baseline: dict[str, float] | None) -> None: ...
+    def start(self, plan: Plan, done: int, total: int, baseline: dict[str, Any] | None) -> None: ...
     def stage(self, text: str) -> None: ...
     def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
                    error: str | None, best: optuna.trial.FrozenTrial | None) -> None: ...
     def finish(self) -> None: ...
+
+
+class _Evaluator:
+    """Runs one trial of the study end to end and tells Optuna; what every strategy calls."""
+
+    def __init__(self, plan: Plan, study: optuna.Study, bench: Workbench, baseline: dict[str, Any],
+                 constraints: list[Constraint], reporter: Reporter) -> None:
+        self.plan, self.study, self.bench, self.baseline = plan, study, bench, baseline
+        self.constraints, self.reporter = constraints, reporter
+        self.references = dict(plan.references)
+
+    def _hooks(self, trial: optuna.Trial) -> Hooks:
+        stop = self.plan.sweep.early_stop
+        chance = 100.0 / self.bench.data.num_classes
+        use_pruner = stop.method != "none" and len(self.plan.objectives) == 1
+
+        def after_epoch(epoch: int, result: EvalResult) -> None:
+            trial.set_user_attr(f"top1_epoch_{epoch + 1}", result.top1)
+            if stop.collapse and epoch + 1 >= max(stop.warmup_epochs, 1) and result.top1 <= chance + stop.collapse_margin:
+                raise StopTrial(f"collapsed: top-1 {result.top1:.2f} % after epoch {epoch + 1} "
+                                f"(chance is {chance:.1f} %)")
+            if use_pruner:
+                trial.report(result.top1, epoch)
+                if trial.should_prune():
+                    raise StopTrial(f"stopped by the {stop.method} pruner after epoch {epoch + 1} "
+                                    f"(top-1 {result.top1:.2f} %)")
+
+        def resource_violation(metrics: dict[str, Any]) -> str | None:
+            _, reasons = violations(self.constraints, metrics, resources_only=True)
+            return "; ".join(reasons) or None
+
+        return Hooks(resource_violation=resource_violation,
+                     after_epoch=after_epoch if (stop.collapse or use_pruner) else None)
+
+    def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+        plan, spec = self.plan, self.plan.spec
+        out = plan.run_dir / "trials" / f"{trial.number:04d}"
+        reference = trial.user_attrs.get("reference")
+        state, error, result = "COMPLETE", None, None
+        try:
+            if reference:
+                schedule, over = self.references[reference], {}
+                params = {}
+            else:
+                schedule, over = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
+            ft = FinetuneSpec.model_validate({**spec.finetune.model_dump(), **over.get("finetune", {})})
+            self.bench.benchmark = BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
+                                                                 **over.get("benchmark", {})})
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "recipe.yaml").write_text(yaml.safe_dump(
+                {"params": params, "reference": reference, "finetune": ft.model_dump(),
+                 "benchmark": self.bench.benchmark.model_dump(),
+                 "schedule": schedule.model_dump(by_alias=True, exclude_none=True)}, sort_keys=False))
+            try:
+                result = run_candidate(self.bench, schedule, ft, out, self.reporter.stage, self._hooks(trial))
+            except StopTrial as stopped:
+                result = stopped.result
+                trial.set_user_attr("stopped", stopped.reason)
+                if stopped.pruned:
+                    state = "PRUNED"
+        except Exception as exc:  # noqa: BLE001 - a broken candidate must not end the search
+            error = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", error[:2000])
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.reporter.trial_done(trial.number, params, None, error, self._best())
+            return TrialOutcome(trial.number, params, "FAIL", feasible=False)
+        metrics = result.metrics if result is not None else {}
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        if result is not None:
+            trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
+        cons, reasons = violations(self.constraints, metrics)
+        if state == "PRUNED":
+            # Optuna keeps no constraint verdict for a pruned trial; never feasible, never best.
+            trial.set_user_attr("constraints", [max(cons + [1.0])])
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.reporter.trial_done(trial.number, params, result, trial.user_attrs.get("stopped"), self._best())
+            return TrialOutcome(trial.number, params, "PRUNED", metrics=metrics, feasible=False)
+        trial.set_user_attr("constraints", cons or [0.0])
+        feasible = not reasons
+        if reasons:
+            trial.set_user_attr("infeasible", "; ".join(reasons))
+        values = [metrics.get(o.metric) for o in plan.objectives]
+        if any(v is None or not math.isfinite(v) for v in values):
+            trial.set_user_attr("error", f"objective values {values} are not all finite")
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.reporter.trial_done(trial.number, params, None, "objective not finite", self._best())
+            return TrialOutcome(trial.number, params, "FAIL", metrics=metrics, feasible=False)
+        self.study.tell(trial, values if len(values) > 1 else values[0])
+        self.reporter.trial_done(trial.number, params, result, None if feasible else "infeasible: " +
+                                 "; ".join(reasons), self._best())
+        return TrialOutcome(trial.number, params, "COMPLETE", values=values, metrics=metrics, feasible=feasible)
+
+    def _best(self) -> optuna.trial.FrozenTrial | None:
+        if len(self.plan.objectives) > 1:
+            return None
+        outcome = StudyOutcome(self.plan, self.study, self.baseline, [], self.constraints)
+        best = outcome.best()
+        return best[0] if best else None
 
 
 def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOutcome:
@@ -168,79 +387,76 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
     with _run_lock(plan.run_dir):
         (plan.run_dir / "experiment.resolved.yaml").write_text(
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        strategy = get_strategy(plan.sweep.method)
+        directions = [o.goal for o in plan.objectives]
+        ctx = SearchContext(plan.sweep, spec.seed, directions, constraint_values if strategy.constraints else None,
+                            plan.sweep_source, plan.run_dir)
+        pruner = _pruner(plan)
         study = optuna.create_study(
-            storage=plan.storage, study_name=spec.name, load_if_exists=True, direction=plan.direction,
-            sampler=make_sampler(plan.sweep, spec.seed, plan.sweep_source),
+            storage=plan.storage, study_name=spec.name, load_if_exists=True, directions=directions,
+            sampler=strategy.sampler(ctx), pruner=pruner,
         )
         stored = study.user_attrs.get("fingerprint")
         if stored is None:
             study.set_user_attr("fingerprint", plan.fingerprint)
-            study.set_user_attr("objective", plan.objective)
+            study.set_user_attr("objectives", [o.metric for o in plan.objectives])
+            for name, _ in plan.references:
+                for _ in range(plan.sweep.reference_repeats):
+                    study.enqueue_trial({}, user_attrs={"reference": name})
         elif stored != plan.fingerprint:
             raise EdgetuneError(
                 f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
-                "model or fine-tuning changed); give a new --run-dir or --name to start another study")
+                "model, fine-tuning or benchmark changed); give a new --run-dir or --name to start another study")
         reclaimed = _reclaim_interrupted(study)
         torch.manual_seed(spec.seed)
-        bench, _ = _workbench(plan)
         get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
-        reporter.start(plan, counted(study), spec.trials, None)
+        bench = _workbench(plan)
+        reporter.start(plan, counted(study), plan.limit, None)
         baseline = _baseline(plan, bench, reporter.stage)
-        reporter.start(plan, counted(study), spec.trials, baseline)
-        limit = spec.trials
-        if plan.sweep.method == "grid":
-            limit = min(limit, grid_size(plan.sweep))
-        while counted(study) < limit:
+        constraints = plan.constraints + protocol_constraints(plan.sweep.protocol, baseline)
+        reporter.start(plan, counted(study), plan.limit, baseline)
+        evaluate = _Evaluator(plan, study, bench, baseline, constraints, reporter)
+        if plan.sweep.method == "rl":
+            fixed = set(fixed_values(plan.sweep))
+            ctx.layers = layer_features(bench.baseline, bench.example(), plan.schedule, plan.sweep, plan.targets,
+                                        fixed)
+            ctx.baseline = baseline
+            ctx.protocol_reward = lambda o: reward(plan.sweep.protocol, plan.objectives, o.metrics, baseline)
+        # Queued trials first (references, retries of killed ones), before a strategy that
+        # enqueues its own choices can be handed one of them.
+        while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             trial = study.ask()
-            params = suggest(trial, plan.sweep)
-            out = plan.run_dir / "trials" / f"{trial.number:04d}"
-            try:
-                schedule, over = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
-                ft = FinetuneSpec.model_validate({**spec.finetune.model_dump(), **over.get("finetune", {})})
-                bench.benchmark = BenchmarkSpec.model_validate({**spec.benchmark.model_dump(), **over.get("benchmark", {})})
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "recipe.yaml").write_text(yaml.safe_dump(
-                    {"params": params, "finetune": ft.model_dump(), "benchmark": bench.benchmark.model_dump(),
-                     "schedule": schedule.model_dump(by_alias=True,
-                     exclude_none=True)}, sort_keys=False))
-                result = run_candidate(bench, schedule, ft, out, reporter.stage)
-            except Exception as exc:  # noqa: BLE001 - a broken candidate must not end the search
-                msg = f"{type(exc).__name__}: {exc}"
-                trial.set_user_attr("error", msg[:2000])
-                study.tell(trial, state=TrialState.FAIL)
-                reporter.trial_done(trial.number, params, None, msg, _best(study))
-                continue
-            for key, value in result.metrics.items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
-            value = result.metrics[plan.objective]
-            if not math.isfinite(value):
-                trial.set_user_attr("error", f"objective {plan.objective} is {value}")
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, value)
-            reporter.trial_done(trial.number, params, result, None, _best(study))
+            evaluate(trial, suggest(trial, plan.sweep) if not trial.user_attrs.get("reference") else {})
+        drive_study(study, strategy, ctx, evaluate, lambda: counted(study) >= plan.limit)
         reporter.finish()
-        write_trials_csv(study, baseline, plan.run_dir / "trials.csv")
-        return StudyOutcome(plan, study, baseline, reclaimed)
+        outcome = StudyOutcome(plan, study, baseline, reclaimed, constraints)
+        write_trials_csv(outcome, plan.run_dir / "trials.csv")
+        return outcome
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
+def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
+    stop = plan.sweep.early_stop
+    if stop.method == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(stop.warmup_epochs - 1, 0))
+    if stop.method == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(plan.spec.finetune.epochs, 1))
+    return optuna.pruners.NopPruner()
 
 
-def write_trials_csv(study: optuna.Study, baseline: dict[str, float], path: Path) -> None:
+def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
     import pandas as pd
 
-    rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
-    for t in study.get_trials(deepcopy=False):
-        metrics = {k: v for k, v in t.user_attrs.items() if k in METRICS or k.startswith("throughput_b")
-                   or k in ("pruned_structures", "error")}
-        rows.append({"trial": t.number, "state": t.state.name, "value": t.value,
+    best = {t.number for t in outcome.best()} if len(outcome.plan.objectives) > 1 else set()
+    rows = [{"trial": "baseline", "state": "BASELINE", **outcome.baseline}]
+    for t in outcome.study.get_trials(deepcopy=False):
+        metrics = {k: v for k, v in t.user_attrs.items() if k in METRICS or k.startswith(("throughput_b", "top1_epoch"))
+                   or k in ("pruned_structures", "error", "stopped", "infeasible", "reference")}
+        values = {f"value_{o.metric}": v for o, v in zip(outcome.plan.objectives, t.values or [], strict=False)}
+        rows.append({"trial": t.number, "state": t.state.name, **values,
                      **{f"param.{k}": v for k, v in t.params.items()}, **metrics,
+                     "feasible": t.state == TrialState.COMPLETE and all(v <= 0 for v in t.user_attrs.get(
+                         "constraints", [0.0])),
+                     "pareto": t.number in best,
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
     frame = pd.DataFrame(rows)
     tmp = path.with_suffix(".tmp")

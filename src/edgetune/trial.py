@@ -22,11 +22,11 @@ from torch import nn
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.export import export_onnx
-from edgetune.profiler import profile_artifact
+from edgetune.profiler import profile_artifact, verify_artifact
 from edgetune.recipe.schedule import Schedule
 from edgetune.recipe.thinning import ThinningRecord, apply_pruners
 from edgetune.runtimes.base import Session
-from edgetune.training import evaluate, train_epoch
+from edgetune.training import EvalResult, evaluate, train_epoch
 
 Stage = Callable[[str], None]
 
@@ -78,19 +78,39 @@ def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Opt
                            nesterov=ft.momentum > 0)
 
 
+class StopTrial(Exception):
+    """Raised by an epoch hook to end a fine-tune early (collapse, or an Optuna pruner)."""
+
+    def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.pruned, self.result = reason, pruned, result
+
+
+@dataclass
+class Hooks:
+    """Where a study steps into a trial: resource constraints are checked on the pruned,
+    exported network before any fine-tuning (its shape, hence its speed and size, is final);
+    accuracy is reported after each epoch so that early stopping can act."""
+
+    resource_violation: Callable[[dict[str, Any]], str | None] = lambda _: None
+    after_epoch: Callable[[int, EvalResult], None] | None = None
+
+
 def finetune(
     model: nn.Module, bench: Workbench, schedule: Schedule, ft: FinetuneSpec, plan: dict[int, list[str]],
-    stage: Stage, thinning: list[ThinningRecord],
-) -> tuple[float, float]:
+    stage: Stage, thinning: list[ThinningRecord], after_epoch: Callable[[int, EvalResult], None] | None = None,
+) -> tuple[float, float, EvalResult | None]:
     """Distiller's loop: pruners act at the start of their epoch, LR schedulers step at the end
-    of each epoch their policy covers. Returns the wall time spent and the final learning rate."""
+    of each epoch their policy covers. Returns the wall time, the final learning rate, and the
+    last epoch's validation result when epochs were evaluated."""
     if ft.epochs == 0:
-        return 0.0, ft.learning_rate
+        return 0.0, ft.learning_rate, None
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(bench.seed)
     model.to(bench.device)
     optimizer = _optimizer(model, ft, ft.learning_rate)
     schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}
+    last: EvalResult | None = None
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
@@ -108,21 +128,29 @@ def finetune(
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
+        if after_epoch is not None:
+            last = evaluate(model, bench.data, bench.val, device=bench.device)
+            after_epoch(epoch, last)
     model.cpu()
-    return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"])
+    return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"]), last
 
 
-def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -> tuple[dict[str, Any], dict]:
+def _deployed_eval(bench: Workbench) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if bench.benchmark.precision == "fp32":
+        return None, None
+    return bench.data.normalize(bench.val.images).numpy(), bench.val.labels.numpy()
+
+
+def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage,
+            score: bool = True) -> tuple[dict[str, Any], dict]:
     """Export, then profile on the runtime next to the reference (parity checked first)."""
     spec = bench.benchmark
     stage("exporting ONNX")
     export_onnx(model, bench.example(spec.batch_size), onnx_path)
-    deployed_eval = spec.precision != "fp32"
-    images = bench.data.normalize(bench.val.images).numpy() if deployed_eval else None
+    images, labels = _deployed_eval(bench) if score else (None, None)
     report = profile_artifact(
         onnx_path, spec, bench.example(64).numpy(), module=model, calibration=bench.calibration,
-        eval_images=images, eval_labels=bench.val.labels.numpy() if deployed_eval else None,
-        reference=bench.reference, stage=stage,
+        eval_images=images, eval_labels=labels, reference=bench.reference, stage=stage,
     )
     metrics = dict(report.metrics)
     ratio = metrics["latency_ratio"]
@@ -133,7 +161,10 @@ def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage) -
 
 def run_candidate(
     bench: Workbench, schedule: Schedule, ft: FinetuneSpec, out_dir: Path, stage: Stage = lambda _: None,
+    hooks: Hooks | None = None,
 ) -> CandidateResult:
+    """Raises StopTrial (with the metrics so far in `result.metrics.json`) when a hook stops it."""
+    hooks = hooks or Hooks()
     out_dir.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(bench.baseline).cpu()
     plan = _pruning_plan(schedule, ft.epochs)
@@ -143,13 +174,47 @@ def run_candidate(
         thinning += apply_pruners(model, schedule, bench.example(), plan[0])
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
-    ft_seconds, final_lr = finetune(model, bench, schedule, ft, plan, stage, thinning)
-    after = evaluate(model, bench.data, bench.val, device=bench.device) if ft.epochs else before
+    metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
+    onnx_path = out_dir / "model.onnx"
+    shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
+    timing: dict[str, Any] = {}
+    if shape_final:
+        perf, timing = measure(model, bench, onnx_path, stage, score=ft.epochs == 0)
+        metrics.update(perf)
+        reason = hooks.resource_violation(perf)
+        if reason is not None:
+            metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, infeasible=reason)
+            result = _finish(metrics, perf, thinning, timing, out_dir)
+            raise StopTrial(f"infeasible before fine-tuning: {reason}", pruned=False, result=result)
+    try:
+        ft_seconds, final_lr, last = finetune(model, bench, schedule, ft, plan, stage, thinning, hooks.after_epoch)
+    except StopTrial as stop:
+        model.cpu()
+        stop.result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
+        stop.result.save(out_dir / "metrics.json")
+        raise
+    after = last or (evaluate(model, bench.data, bench.val, device=bench.device) if ft.epochs else before)
     model.cpu().eval()
-    perf, timing = measure(model, bench, out_dir / "model.onnx", stage)
-    metrics = {**after.as_dict(), **before.as_dict(suffix="_before_ft"), **perf, "finetune_seconds": ft_seconds,
-               "final_lr": final_lr}
-    if "deployed_top1" in perf:
+    metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
+    if not shape_final:
+        perf, timing = measure(model, bench, onnx_path, stage)
+        metrics.update(perf)
+    elif ft.epochs:
+        # Same shapes, new weights: export again, check parity, score the deployed model.
+        stage("exporting the fine-tuned model")
+        export_onnx(model, bench.example(bench.benchmark.batch_size), onnx_path)
+        images, labels = _deployed_eval(bench)
+        perf = verify_artifact(onnx_path, bench.benchmark, bench.example(64).numpy(), module=model,
+                               calibration=bench.calibration, eval_images=images, eval_labels=labels)
+        metrics.update(perf)
+    else:
+        perf = metrics
+    return _finish(metrics, perf, thinning, timing, out_dir)
+
+
+def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[ThinningRecord], timing: dict[str, Any],
+            out_dir: Path) -> CandidateResult:
+    if "deployed_top1" in perf and "top1" in metrics:
         # At int8 or fp16 the deployed network is what users get: its accuracy is the accuracy.
         metrics.update(top1_torch=metrics["top1"], top5_torch=metrics["top5"],
                        top1=perf["deployed_top1"], top5=perf["deployed_top5"])

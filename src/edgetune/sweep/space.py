@@ -82,13 +82,8 @@ def grid_size(sweep: SweepSpec) -> int:
 
 
 def make_sampler(sweep: SweepSpec, seed: int, source: str = "<sweep>") -> optuna.samplers.BaseSampler:
-    """`bayes` is Gaussian-process BO over numeric spaces and TPE once a categorical appears."""
-    space = searched(sweep)
-    if sweep.method == "grid":
-        return optuna.samplers.GridSampler(grid_space(sweep, source), seed=seed)
-    if sweep.method == "random" or not space:
-        return optuna.samplers.RandomSampler(seed=seed)
-    if any(s.distribution == "categorical" for s in space.values()):
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    # A handful of random trials first: the GP needs points before its acquisition is useful.
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(3, len(space) + 1)))
+    """The sampler of the sweep's method, unconstrained (see `edgetune.search` for the strategies)."""
+    from edgetune.search.base import SearchContext, get_strategy
+
+    directions = [o.goal for o in sweep.objective_list()]
+    return get_strategy(sweep.method).sampler(SearchContext(sweep, seed, directions, source=source))

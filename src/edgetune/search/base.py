@@ -1,0 +1,95 @@
+"""One small interface per search strategy, each driving Optuna through ask/tell.
+
+A strategy chooses the sampler, and may also drive the loop itself: the RL agent walks the
+network layer by layer and hands the study a complete set of ratios per episode. Either way
+each candidate is an ordinary trial of the same study: recorded, resumable, reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from edgetune.errors import ConfigError, MissingExtraError
+from edgetune.sweep.schema import SweepSpec
+
+
+@dataclass
+class TrialOutcome:
+    """What a strategy learns from one trial."""
+
+    number: int
+    params: dict[str, Any]
+    state: str  # COMPLETE, PRUNED, FAIL
+    values: list[float] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feasible: bool = True
+
+
+RunTrial = Callable[[dict[str, Any] | None], TrialOutcome]
+
+
+@dataclass
+class SearchContext:
+    sweep: SweepSpec
+    seed: int
+    directions: list[str]
+    constraints_func: Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None = None
+    source: str = "<sweep>"
+    run_dir: Path | None = None
+    # Filled by the study for strategies that need the network (RL): one entry per searched
+    # parameter, with the layer features of the weights it prunes.
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    protocol_reward: Callable[[TrialOutcome], float] | None = None
+
+
+class Strategy(ABC):
+    name: str
+    multi_objective: bool = True
+    constraints: bool = True
+
+    @abstractmethod
+    def sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler that proposes candidates (or fills in fixed ones)."""
+
+    def drive(self, ctx: SearchContext, run_trial: RunTrial, done: Callable[[], bool]) -> None:
+        """Run trials until `done()`; the sampler proposes each one."""
+        while not done():
+            run_trial(None)
+
+
+# name -> (module, class, extra or None, packages)
+STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
+    "bayes": ("edgetune.search.bayes", "Bayes", None, ("scipy",)),
+    "tpe": ("edgetune.search.tpe", "Tpe", None, ()),
+    "random": ("edgetune.search.random", "Random", None, ()),
+    "grid": ("edgetune.search.grid", "Grid", None, ()),
+    "nsga2": ("edgetune.search.nsga2", "Nsga2", None, ()),
+    "cmaes": ("edgetune.search.cmaes", "CmaEs", None, ("cmaes",)),
+    "rl": ("edgetune.search.rl", "DdpgAgent", "rl", ("stable_baselines3", "gymnasium")),
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown search method '{name}'; available: {', '.join(STRATEGIES)}", key="method")
+    module, cls, extra, packages = STRATEGIES[name]
+    for package in packages:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise MissingExtraError(package, extra or "core") from None
+    return getattr(importlib.import_module(module), cls)()
+
+
+def constraint_values(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    """Optuna's convention: each value <= 0 means that constraint holds. Stored per trial by the
+    evaluator, so every sampler (and every report) reads the same verdict."""
+    return trial.user_attrs.get("constraints", [0.0])
