@@ -42,3 +42,20 @@ def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     pool = list(candidates)
     found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
     return found or pool[:n]
+
+
+def load_plugin(table: dict[str, tuple[str, str, str | None, tuple[str, ...]]], name: str, what: str,
+                key: str) -> object:
+    """Instantiate `name` from a registry of (module, class, extra, packages), importing its
+    backend only now, with an error that names the extra to install when a package is missing."""
+    import importlib
+
+    if name not in table:
+        raise ConfigError(f"unknown {what} '{name}'; available: {', '.join(table)}", key=key)
+    module, cls, extra, packages = table[name]
+    for package in packages:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise MissingExtraError(package, extra or "core") from None
+    return getattr(importlib.import_module(module), cls)()

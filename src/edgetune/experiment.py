@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgetune.errors import ConfigError
 from edgetune.recipe.schedule import Schedule, parse_schedule
 from edgetune.sweep.schema import SweepSpec, parse_sweep
+from edgetune.yamlfile import read_yaml
 
 
 class _Strict(BaseModel):
@@ -106,12 +106,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
     source = "<command line>"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read experiment: {exc.strerror}", source=source) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", source=source) from None
+        loaded = read_yaml(path, "experiment")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"an experiment must be a mapping, got {type(loaded).__name__}", source=source)
         raw = loaded or {}
@@ -148,12 +143,7 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror}", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
+    raw = read_yaml(path, what)
     return raw if raw is not None else {}
 
 

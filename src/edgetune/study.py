@@ -143,39 +143,6 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def _workbench(plan: Plan) -> tuple[Workbench, dict[str, Any]]:
-    spec = plan.spec
-    data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
-    model, meta = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
-                                  num_classes=data.num_classes, in_channels=data.in_channels)
-    bench = Workbench(
-        data=data,
-        train=data.train.subset(spec.data.train_subset, seed=spec.seed),
-        val=data.val.subset(spec.data.val_subset, seed=spec.seed),
-        baseline=model.eval(),
-        benchmark=spec.benchmark,
-        calibration=data.normalize(data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images)
-        .numpy(),
-        device=spec.device,
-        seed=spec.seed,
-    )
-    return bench, meta
-
-
-def _baseline(plan: Plan, bench: Workbench, stage: Callable[[str], None]) -> dict[str, float]:
-    """Measured once per run directory, on the same images and runtime as every trial; its ONNX
-    file is the reference each candidate is timed against."""
-    out = plan.run_dir / "baseline"
-    onnx_path = out / "model.onnx"
-    saved = out / "metrics.json"
-    if not (saved.is_file() and onnx_path.is_file()):
-        run_candidate(bench, Schedule(), FinetuneSpec(epochs=0), out, stage)
-    bench.reference = open_reference(onnx_path, bench.benchmark, bench.baseline, bench.calibration, out)
-    metrics = json.loads(saved.read_text())["metrics"]
-    bench.reference_ms = metrics["latency_ms"]
-    return metrics
-
-
 def _workbench(plan: Plan) -> Workbench:
     spec = plan.spec
     data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)

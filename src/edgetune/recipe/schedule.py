@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgetune.errors import ConfigError
+from edgetune.yamlfile import read_yaml
 
 
 class _Strict(BaseModel):
@@ -135,11 +135,4 @@ def parse_schedule(raw: Any, source: str = "<schedule>") -> Schedule:
 
 
 def load_schedule(path: str | Path) -> Schedule:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read schedule: {exc.strerror}", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
-    return parse_schedule(raw, str(path))
+    return parse_schedule(read_yaml(path, "schedule"), str(path))

@@ -9,7 +9,6 @@ allows it. Per-layer profiling is optional per engine.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from edgetune.errors import ConfigError, EdgetuneError, MissingExtraError
+from edgetune.errors import EdgetuneError, load_plugin
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 Infer = Callable[[np.ndarray], np.ndarray]
@@ -105,12 +104,4 @@ def require_path(artifact: Artifact, runtime: str) -> Path:
 
 
 def get_runtime(name: str) -> Runtime:
-    if name not in RUNTIMES:
-        raise ConfigError(f"unknown runtime '{name}'; available: {', '.join(RUNTIMES)}", key="benchmark.runtime")
-    module, cls, extra, packages = RUNTIMES[name]
-    for package in packages:
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            raise MissingExtraError(package, extra) from None
-    return getattr(importlib.import_module(module), cls)()
+    return load_plugin(RUNTIMES, name, "runtime", "benchmark.runtime")  # type: ignore[return-value]

@@ -7,7 +7,6 @@ each candidate is an ordinary trial of the same study: recorded, resumable, repo
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from edgetune.errors import ConfigError, MissingExtraError
+from edgetune.errors import load_plugin
 from edgetune.sweep.schema import SweepSpec
 
 
@@ -78,15 +77,7 @@ STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
 
 
 def get_strategy(name: str) -> Strategy:
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown search method '{name}'; available: {', '.join(STRATEGIES)}", key="method")
-    module, cls, extra, packages = STRATEGIES[name]
-    for package in packages:
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            raise MissingExtraError(package, extra or "core") from None
-    return getattr(importlib.import_module(module), cls)()
+    return load_plugin(STRATEGIES, name, "search method", "method")  # type: ignore[return-value]
 
 
 def constraint_values(trial: optuna.trial.FrozenTrial) -> Sequence[float]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgetune.errors import ConfigError
+from edgetune.yamlfile import read_yaml
 
 Distribution = Literal[
     "constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values",
@@ -217,11 +217,4 @@ def parse_sweep(raw: Any, source: str = "<sweep>") -> SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read sweep: {exc.strerror}", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from None
-    return parse_sweep(raw, str(path))
+    return parse_sweep(read_yaml(path, "sweep"), str(path))
