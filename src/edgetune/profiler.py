@@ -18,7 +18,7 @@ from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.quantize import convert
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
-from edgetune.runtimes.timing import _time_runs, throughput, time_repeated
+from edgetune.runtimes.timing import throughput, time_repeated, time_runs
 
 
 class ParityError(EdgetuneError):
@@ -148,7 +148,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
         warmup=spec.warmup, runs_per_round=spec.runs_per_round, min_rounds=spec.min_rounds,
         max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
     )
-    total_ms = float(np.median(_time_runs(lambda: session.run(x), max(spec.runs_per_round, 20))))
+    total_ms = float(np.median(time_runs(lambda: session.run(x), max(spec.runs_per_round, 20))))
     metrics: dict[str, Any] = {
         "latency_ms": timing.latency_ms, "latency_mean_ms": timing.latency_mean_ms,
         "latency_std_ms": timing.latency_std_ms, "latency_p90_ms": timing.latency_p90_ms,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -88,11 +87,12 @@ def _cell(key: str, value: Any) -> str:
 
 
 def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
-    plan, study = outcome.plan, outcome.study
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    done.sort(key=lambda t: t.value if plan.direction == "minimize" else -t.value)  # type: ignore[operator]
-    table = Table(title=f"{plan.spec.name}: best {min(top, len(done))} of {len(done)} trials by "
-                        f"{plan.objective} ({plan.direction})")
+    plan = outcome.plan
+    # Feasible trials only, best first (one objective) or the Pareto front (several).
+    done = outcome.best()
+    ranked = (f"by {plan.objective} ({plan.direction})" if len(plan.objectives) == 1
+              else "on the Pareto front of " + ", ".join(f"{o.metric} ({o.goal})" for o in plan.objectives))
+    table = Table(title=f"{plan.spec.name}: best {min(top, len(done))} of {len(done)} feasible trials {ranked}")
     names = sorted({k for t in done for k in t.params})
     table.add_column("trial")
     for _, head in COLUMNS:

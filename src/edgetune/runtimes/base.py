@@ -20,7 +20,6 @@ import numpy as np
 from edgetune.errors import EdgetuneError, load_plugin
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
-Infer = Callable[[np.ndarray], np.ndarray]
 
 # name -> (module, class, pip extra, packages the module needs).
 RUNTIMES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
@@ -89,10 +88,6 @@ class Runtime(ABC):
     @abstractmethod
     def open(self, artifact: Artifact, options: SessionOptions) -> Session:
         """Load and compile the artifact; raise EdgetuneError for a device or precision it lacks."""
-
-    def load(self, onnx_path: Path, *, threads: int) -> Infer:
-        """Shorthand used by trials: an fp32 CPU session's `run`."""
-        return self.open(Artifact(onnx_path), SessionOptions(threads=threads)).run
 
 
 def require_path(artifact: Artifact, runtime: str) -> Path:

@@ -41,7 +41,7 @@ class Timing:
         return asdict(self)
 
 
-def _time_runs(call: Call, runs: int) -> np.ndarray:
+def time_runs(call: Call, runs: int) -> np.ndarray:
     out = np.empty(runs)
     for i in range(runs):
         t0 = time.perf_counter()
@@ -55,7 +55,7 @@ def warm_up(call: Call, *, block: int = 10, tolerance: float = 0.03, max_blocks:
     kernel selection and frequency ramps settle at different speeds per engine)."""
     previous = None
     for i in range(max_blocks):
-        median = float(np.median(_time_runs(call, block)))
+        median = float(np.median(time_runs(call, block)))
         if previous is not None and i + 1 >= min_blocks and abs(median - previous) <= tolerance * previous:
             return (i + 1) * block
         previous = median
@@ -83,10 +83,10 @@ def time_interleaved(
     start = time.perf_counter()
     spread = None
     while len(cand) < max_rounds:
-        c = _time_runs(call, runs_per_round)
+        c = time_runs(call, runs_per_round)
         cand.append(c)
         if reference is not None:
-            r = _time_runs(reference, runs_per_round)
+            r = time_runs(reference, runs_per_round)
             ref.append(r)
             ratios.append(float(np.median(c) / np.median(r)))
         n = len(cand)
