@@ -143,9 +143,18 @@ def test_thinning_reports_what_each_weight_lost():
     raw = {"pruners": {
         "p": {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5,
               "weights": ["module.layer1.0.conv1.weight", "module.layer1.1.conv1.weight"]},
-        # The stem reads one grey channel: nothing can go, and the record says so.
-        "stem": {"class": "L1RankedStructureParameterPruner", "group_type": "Channels", "desired_sparsity": 0.9,
-                 "weights": ["module.conv1.weight"]}}}
+        # Every filter of the last stage's stream: one residual group, pruned once, not 3 times.
+        "stream": {"class": "filters-l1", "desired_sparsity": 0.25,
+                   "weights": [f"module.layer3.{i}.conv2.weight" for i in range(3)]}}}
     records = apply_pruners(model, parse_schedule(raw), torch.randn(1, 1, 28, 28))
     assert [(r.weight, r.before, r.removed) for r in records] == [
-        ("module.layer1.0.conv1.weight", 16, 8), ("module.layer1.1.conv1.weight", 16, 8), ("module.conv1.weight", 1, 0)]
+        ("module.layer1.0.conv1.weight", 16, 8), ("module.layer1.1.conv1.weight", 16, 8),
+        ("module.layer3.0.conv2.weight", 64, 16), ("module.layer3.1.conv2.weight", 64, 0),
+        ("module.layer3.2.conv2.weight", 64, 0)]
+    assert records[-1].skipped == "coupled with module.layer3.0.conv2.weight, pruned with it"
+    assert model.fc.in_features == 48
+    # The stem reads the image: its input channels cannot go, and the error says so.
+    stem = {"pruners": {"stem": {"class": "L1RankedStructureParameterPruner", "group_type": "Channels",
+                                 "desired_sparsity": 0.9, "weights": ["module.conv1.weight"]}}}
+    with pytest.raises(ConfigError, match="module.conv1.weight reads the network's input"):
+        apply_pruners(model, parse_schedule(stem), torch.randn(1, 1, 28, 28))

@@ -11,7 +11,6 @@ from edgetune.errors import ConfigError
 from edgetune.experiment import load_experiment
 from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search import SearchContext, TrialOutcome, get_strategy
-from edgetune.search.base import constraint_values
 from edgetune.search.loop import drive_study
 from edgetune.study import run_study
 from edgetune.sweep import parse_sweep
@@ -25,7 +24,7 @@ def _synthetic(method: str, n: int, seed: int = 0, run_dir: Path | None = None, 
     sweep = parse_sweep({"method": method, "rl": {"warmup_episodes": 10},
                          "parameters": {"x": {"min": 0.0, "max": 1.0}, "y": {"min": 0.0, "max": 1.0}}
                          if method != "grid" else {"x": {"values": [0.1, 0.3, 0.5]}, "y": {"values": [0.5, 0.7]}}})
-    ctx = SearchContext(sweep, seed, ["minimize"], constraint_values, run_dir=run_dir)
+    ctx = SearchContext(sweep, seed, ["minimize"], run_dir=run_dir)
     ctx.layers = [{"param": "x", "min": 0.0, "max": 1.0, "index": 0, "macs": 2.0},
                   {"param": "y", "min": 0.0, "max": 1.0, "index": 1, "macs": 1.0}]
     ctx.protocol_reward = lambda o: -10 * o.values[0]

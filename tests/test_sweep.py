@@ -99,6 +99,9 @@ def test_metric_names_case_insensitive_and_unknown_is_an_error():
     assert resolve_metric("Latency") == "latency_adj_ms"
     assert resolve_metric("Top1") == "top1"
     assert resolve_metric("LATENCY_P99_MS") == "latency_p99_ms"
+    # The seed's "total latency" is end to end (image in, result out); FLOPs stay FLOPs.
+    assert resolve_metric("Total_Latency") == resolve_metric("total_latency_ms") == "total_latency_ms"
+    assert resolve_metric("flops") == "flops"
     with pytest.raises(ConfigError, match="unknown metric 'Top-1'.*top1"):
         resolve_metric("Top-1", "s.yaml")
 

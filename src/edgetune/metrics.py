@@ -25,7 +25,8 @@ METRICS: dict[str, str] = {
     "latency_min_ms": "fastest single run (ms)",
     "runs": "timed runs behind the latency statistics",
     "repeat_spread": "(max - min) / median of the repeated measurements' medians",
-    "total_latency_ms": "median latency with host-side input and output (copies included)",
+    "total_latency_ms": "median latency with host-side input and output copies: the seed's 'total latency' "
+                        "(image loaded into the device, result read back)",
     "latency_mean_ms": "mean latency (ms)",
     "latency_p90_ms": "90th percentile latency (ms)",
     "latency_p99_ms": "99th percentile latency (ms)",
@@ -33,7 +34,7 @@ METRICS: dict[str, str] = {
     "latency_adj_ms": "latency_ratio x the baseline's median at study start: latency with host drift removed",
     "throughput": "images per second at the first throughput batch size",
     "engine_throughput": "images per second in the runtime's own throughput mode (OpenVINO), else empty",
-    "batch_latency_ms": "latency of one throughput batch (ms): the seed's 'total latency'",
+    "batch_latency_ms": "latency of one batch at the first throughput batch size (ms)",
     "params": "parameter count",
     "macs": "multiply-accumulates per image",
     "flops": "floating-point operations per image (2 x MACs)",
@@ -47,6 +48,9 @@ METRICS: dict[str, str] = {
     "power_w": "average power (W) while running; empty where unavailable",
     "max_abs_diff": "largest |difference| between deployed and reference outputs",
     "argmax_agreement": "share of images where deployed and reference outputs agree on the class",
+    "macs_ratio": "MACs / the baseline's MACs",
+    "params_ratio": "parameters / the baseline's parameters",
+    "sparsity": "share of convolution and linear weights that are exactly zero",
     "finetune_seconds": "wall time of fine-tuning",
     "final_lr": "learning rate at the end of fine-tuning, after the recipe's LR schedulers",
 }
@@ -54,11 +58,10 @@ METRICS: dict[str, str] = {
 ALIASES = {
     # `Latency` is the seed's objective; the drift-free form keeps the search from chasing the host.
     "latency": "latency_adj_ms",
-    "total_latency": "batch_latency_ms",
-    "total latency": "batch_latency_ms",
+    "total_latency": "total_latency_ms",
+    "total latency": "total_latency_ms",
     "accuracy": "top1",
     "size": "onnx_bytes",
-    "flops": "macs",
 }
 
 
@@ -73,3 +76,22 @@ def resolve_metric(name: str, source: str = "<sweep>") -> str:
         f"unknown metric '{name}'; did you mean {', '.join(near)}? accepted: {', '.join(accepted)}",
         source=source, key="metric.name",
     )
+
+
+# A proxy that fell by this much while the measured latency stayed within noise is a gap users
+# must see (Torch-Pruning's own table: 2.04x fewer MACs, 1.35x lower latency).
+MACS_FELL = 0.95
+LATENCY_SAME = 0.98
+
+
+def compression_flags(metrics: dict, baseline: dict) -> list[str]:
+    """Warnings a result carries: proxies that fell without a measured speed-up, and zeroed
+    weights that a dense runtime still computes."""
+    flags = []
+    macs_ratio, latency_ratio = metrics.get("macs_ratio"), metrics.get("latency_ratio")
+    if macs_ratio is not None and latency_ratio is not None and macs_ratio <= MACS_FELL and latency_ratio >= LATENCY_SAME:
+        flags.append(f"no real speed-up: MACs x{macs_ratio:.2f} but measured latency x{latency_ratio:.2f}")
+    zeros = (metrics.get("sparsity") or 0.0) - (baseline.get("sparsity") or 0.0)
+    if zeros >= 0.05:
+        flags.append(f"unstructured: {100 * zeros:.0f} % of weights zeroed, which a dense runtime still computes")
+    return flags

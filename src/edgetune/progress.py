@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -48,16 +49,16 @@ class RichReporter(Reporter):
             self.progress.update(self.task, description=text)
 
     def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
-                   error: str | None, best: optuna.trial.FrozenTrial | None) -> None:
+                   note: str | None, best: optuna.trial.FrozenTrial | None) -> None:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         if result is None:
-            self.console.print(f"trial {number} [red]failed[/] ({shown}): {error}")
+            self.console.print(f"trial {number} [red]failed[/] ({shown}): {escape(note or '')}")
         else:
             m = result.metrics
             self.console.print(
                 f"trial {number}: top-1 {m['top1']:.2f} % (before FT {m['top1_before_ft']:.2f}), "
                 f"{m['latency_ms']:.3f} ms (x{m['latency_ratio']:.3f} baseline), "
-                f"{m['macs'] / 1e6:.1f} M MACs  [{shown}]")
+                f"{m['macs'] / 1e6:.1f} M MACs  [{shown}]" + (f"\n  [yellow]{escape(note)}[/]" if note else ""))
         if self.progress is not None:
             obj = self.plan.objective if self.plan else "value"
             best_text = f"best {obj} {best.value:.4g} (trial {best.number})" if best else ""

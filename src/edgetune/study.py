@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
-from edgetune.metrics import METRICS
+from edgetune.metrics import METRICS, compression_flags
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import (
     ACCURACY,
@@ -42,7 +42,7 @@ from edgetune.objectives import (
 from edgetune.profiler import open_reference
 from edgetune.recipe.schedule import Schedule, load_schedule
 from edgetune.runtimes.base import get_runtime
-from edgetune.search.base import SearchContext, TrialOutcome, constraint_values, get_strategy
+from edgetune.search.base import SearchContext, TrialOutcome, get_strategy, is_feasible, record_constraints
 from edgetune.search.loop import drive_study
 from edgetune.search.space import expand_per_layer, layer_features
 from edgetune.sweep import SweepSpec, Target, apply, check_ranges, fixed_values, resolve_all, suggest
@@ -146,8 +146,8 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
 def _workbench(plan: Plan) -> Workbench:
     spec = plan.spec
     data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
-    model, _ = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
-                               num_classes=data.num_classes, in_channels=data.in_channels)
+    model, meta = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
+                                  num_classes=data.num_classes, in_channels=data.in_channels)
     return Workbench(
         data=data,
         train=data.train.subset(spec.data.train_subset, seed=spec.seed),
@@ -158,6 +158,7 @@ def _workbench(plan: Plan) -> Workbench:
         .numpy(),
         device=spec.device,
         seed=spec.seed,
+        meta={k: meta[k] for k in ("model", "num_classes", "in_channels")},
     )
 
 
@@ -209,7 +210,7 @@ class StudyOutcome:
 
     def feasible(self) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if all(v <= 0 for v in t.user_attrs.get("constraints", [0.0])) and not t.user_attrs.get("reference")]
+                if is_feasible(t) and not t.user_attrs.get("reference")]
 
     def best(self) -> list[optuna.trial.FrozenTrial]:
         """Single objective: feasible trials best first. Several: the feasible Pareto front."""
@@ -245,7 +246,7 @@ class Reporter:
     def start(self, plan: Plan, done: int, total: int, baseline: dict[str, Any] | None) -> None: ...
     def stage(self, text: str) -> None: ...
     def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
-                   error: str | None, best: optuna.trial.FrozenTrial | None) -> None: ...
+                   note: str | None, best: optuna.trial.FrozenTrial | None) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -314,18 +315,23 @@ class _Evaluator:
             self.reporter.trial_done(trial.number, params, None, error, self._best())
             return TrialOutcome(trial.number, params, "FAIL", feasible=False)
         metrics = result.metrics if result is not None else {}
+        for key in ("macs", "params"):
+            if metrics.get(key) and self.baseline.get(key):
+                metrics[f"{key}_ratio"] = metrics[key] / self.baseline[key]
+        flags = compression_flags(metrics, self.baseline)
+        if flags:
+            trial.set_user_attr("flags", "; ".join(flags))
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
         if result is not None:
             trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
         cons, reasons = violations(self.constraints, metrics)
+        record_constraints(trial, [c.metric for c in self.constraints], cons)
         if state == "PRUNED":
-            # Optuna keeps no constraint verdict for a pruned trial; never feasible, never best.
-            trial.set_user_attr("constraints", [max(cons + [1.0])])
+            # Reports count only COMPLETE trials as feasible: a pruned one is never best.
             self.study.tell(trial, state=TrialState.PRUNED)
             self.reporter.trial_done(trial.number, params, result, trial.user_attrs.get("stopped"), self._best())
             return TrialOutcome(trial.number, params, "PRUNED", metrics=metrics, feasible=False)
-        trial.set_user_attr("constraints", cons or [0.0])
         feasible = not reasons
         if reasons:
             trial.set_user_attr("infeasible", "; ".join(reasons))
@@ -336,8 +342,8 @@ class _Evaluator:
             self.reporter.trial_done(trial.number, params, None, "objective not finite", self._best())
             return TrialOutcome(trial.number, params, "FAIL", metrics=metrics, feasible=False)
         self.study.tell(trial, values if len(values) > 1 else values[0])
-        self.reporter.trial_done(trial.number, params, result, None if feasible else "infeasible: " +
-                                 "; ".join(reasons), self._best())
+        notes = ([f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
+        self.reporter.trial_done(trial.number, params, result, "; ".join(notes) or None, self._best())
         return TrialOutcome(trial.number, params, "COMPLETE", values=values, metrics=metrics, feasible=feasible)
 
     def _best(self) -> optuna.trial.FrozenTrial | None:
@@ -356,8 +362,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         strategy = get_strategy(plan.sweep.method)
         directions = [o.goal for o in plan.objectives]
-        ctx = SearchContext(plan.sweep, spec.seed, directions, constraint_values if strategy.constraints else None,
-                            plan.sweep_source, plan.run_dir)
+        ctx = SearchContext(plan.sweep, spec.seed, directions, plan.sweep_source, plan.run_dir)
         pruner = _pruner(plan)
         study = optuna.create_study(
             storage=plan.storage, study_name=spec.name, load_if_exists=True, directions=directions,
@@ -417,12 +422,11 @@ def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
     rows = [{"trial": "baseline", "state": "BASELINE", **outcome.baseline}]
     for t in outcome.study.get_trials(deepcopy=False):
         metrics = {k: v for k, v in t.user_attrs.items() if k in METRICS or k.startswith(("throughput_b", "top1_epoch"))
-                   or k in ("pruned_structures", "error", "stopped", "infeasible", "reference")}
+                   or k in ("pruned_structures", "error", "stopped", "infeasible", "reference", "flags")}
         values = {f"value_{o.metric}": v for o, v in zip(outcome.plan.objectives, t.values or [], strict=False)}
         rows.append({"trial": t.number, "state": t.state.name, **values,
                      **{f"param.{k}": v for k, v in t.params.items()}, **metrics,
-                     "feasible": t.state == TrialState.COMPLETE and all(v <= 0 for v in t.user_attrs.get(
-                         "constraints", [0.0])),
+                     "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
                      "pareto": t.number in best,
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
     frame = pd.DataFrame(rows)

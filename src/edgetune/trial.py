@@ -19,12 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgetune.compress.base import CompressionRecord
+from edgetune.compress.structure import describe_structure
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.export import export_onnx
+from edgetune.models.registry import save_checkpoint
 from edgetune.profiler import profile_artifact, verify_artifact
 from edgetune.recipe.schedule import Schedule
-from edgetune.recipe.thinning import ThinningRecord, apply_pruners
+from edgetune.recipe.thinning import apply_pruners
 from edgetune.runtimes.base import Session
 from edgetune.training import EvalResult, evaluate, train_epoch
 
@@ -45,15 +48,22 @@ class Workbench:
     reference_ms: float | None = None
     calibration: np.ndarray | None = None
     seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
+
+    def batches(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n labelled training images for methods that sample data; the same images every trial,
+        so candidates differ by their settings, not by their luck."""
+        images = self.train.subset(min(n, len(self.train)), seed=self.seed + 2)
+        return self.data.normalize(images.images), images.labels
 
 
 @dataclass
 class CandidateResult:
     metrics: dict[str, float]
-    thinning: list[ThinningRecord] = field(default_factory=list)
+    thinning: list[CompressionRecord] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
@@ -98,7 +108,7 @@ class Hooks:
 
 def finetune(
     model: nn.Module, bench: Workbench, schedule: Schedule, ft: FinetuneSpec, plan: dict[int, list[str]],
-    stage: Stage, thinning: list[ThinningRecord], after_epoch: Callable[[int, EvalResult], None] | None = None,
+    stage: Stage, thinning: list[CompressionRecord], after_epoch: Callable[[int, EvalResult], None] | None = None,
 ) -> tuple[float, float, EvalResult | None]:
     """Distiller's loop: pruners act at the start of their epoch, LR schedulers step at the end
     of each epoch their policy covers. Returns the wall time, the final learning rate, and the
@@ -115,7 +125,7 @@ def finetune(
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
             model.cpu()
-            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch])
+            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch], bench.batches)
             model.to(bench.device)
             # Thinning replaced the parameters: a fresh optimizer at the current learning rate.
             lr = optimizer.param_groups[0]["lr"]
@@ -168,10 +178,10 @@ def run_candidate(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(bench.baseline).cpu()
     plan = _pruning_plan(schedule, ft.epochs)
-    thinning: list[ThinningRecord] = []
+    thinning: list[CompressionRecord] = []
     if plan.get(0):
         stage("pruning")
-        thinning += apply_pruners(model, schedule, bench.example(), plan[0])
+        thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches)
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
@@ -209,10 +219,28 @@ def run_candidate(
         metrics.update(perf)
     else:
         perf = metrics
+    metrics["sparsity"] = zero_fraction(model)
+    if bench.meta:
+        save_trial_model(model, bench, out_dir / "model.pt")
     return _finish(metrics, perf, thinning, timing, out_dir)
 
 
-def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[ThinningRecord], timing: dict[str, Any],
+def zero_fraction(model: nn.Module) -> float:
+    """Share of convolution and linear weights that are exactly zero (unstructured pruning)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    total = sum(w.numel() for w in weights)
+    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+
+
+def save_trial_model(model: nn.Module, bench: Workbench, path: Path, recipe: dict[str, Any] | None = None) -> None:
+    """Weights plus the compressed structure: `load_checkpoint` rebuilds it with no recipe."""
+    meta = {**bench.meta, "structure": describe_structure(model)}
+    if recipe is not None:
+        meta["recipe"] = recipe
+    save_checkpoint(path, model, meta)
+
+
+def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[CompressionRecord], timing: dict[str, Any],
             out_dir: Path) -> CandidateResult:
     if "deployed_top1" in perf and "top1" in metrics:
         # At int8 or fp16 the deployed network is what users get: its accuracy is the accuracy.

@@ -91,6 +91,10 @@ def load_checkpoint(
     if missing:
         raise EdgetuneError(f"{path} does not record {', '.join(missing)}: pass them explicitly")
     model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
+    if meta.get("structure"):
+        from edgetune.compress.structure import rebuild_structure
+
+        rebuild_structure(model, meta["structure"])
     try:
         model.load_state_dict(strip_module_prefix(state))
     except RuntimeError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgetune.errors import ConfigError
 from edgetune.yamlfile import read_yaml
@@ -22,10 +22,36 @@ class _Strict(BaseModel):
 
 
 class PrunerSpec(_Strict):
-    class_: Literal["L1RankedStructureParameterPruner", "L2RankedStructureParameterPruner"] = Field(alias="class")
-    group_type: Literal["Filters", "Channels"] = "Filters"
+    """`class` is one of Distiller's pruner classes or an edgetune method name (see
+    `edgetune.compress.METHODS`); `desired_sparsity` is the fraction of filters, channels, rank
+    or weights to remove."""
+
+    class_: str = Field(alias="class")
+    group_type: Literal["Filters", "Channels"] | None = None
     desired_sparsity: float = Field(ge=0.0, lt=1.0)
     weights: list[str] = Field(min_length=1)
+    n_samples: int | None = Field(default=None, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _known_method(self) -> PrunerSpec:
+        self.method_and_scope()
+        if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
+            raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
+        return self
+
+    def method_and_scope(self) -> tuple[str, str]:
+        from edgetune.compress.base import resolve_class
+
+        return resolve_class(self.class_, self.group_type)
+
+    def options(self):
+        from edgetune.compress.base import PrunerOptions
+
+        scope = self.method_and_scope()[1]
+        return PrunerOptions(scope=scope) if self.n_samples is None else PrunerOptions(scope, self.n_samples)
+
+
+SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor")
 
 
 class ExtensionSpec(_Strict):

@@ -39,7 +39,6 @@ class SearchContext:
     sweep: SweepSpec
     seed: int
     directions: list[str]
-    constraints_func: Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None = None
     source: str = "<sweep>"
     run_dir: Path | None = None
     # Filled by the study for strategies that need the network (RL): one entry per searched
@@ -52,7 +51,6 @@ class SearchContext:
 class Strategy(ABC):
     name: str
     multi_objective: bool = True
-    constraints: bool = True
 
     @abstractmethod
     def sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
@@ -80,7 +78,13 @@ def get_strategy(name: str) -> Strategy:
     return load_plugin(STRATEGIES, name, "search method", "method")  # type: ignore[return-value]
 
 
-def constraint_values(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    """Optuna's convention: each value <= 0 means that constraint holds. Stored per trial by the
-    evaluator, so every sampler (and every report) reads the same verdict."""
-    return trial.user_attrs.get("constraints", [0.0])
+def record_constraints(trial: optuna.Trial, names: Sequence[str], values: Sequence[float]) -> None:
+    """Store the verdict with `Trial.set_constraint` (Optuna's convention: <= 0 holds), where
+    every constrained sampler and every report reads it. A missing metric counts as broken by a
+    large finite amount: the GP standardises these values and an infinity would poison it."""
+    for i, (name, value) in enumerate(zip(names, values, strict=True)):
+        trial.set_constraint(f"{i:02d}:{name}", min(float(value), 1e9))
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())

@@ -15,7 +15,6 @@ class Bayes(Strategy):
     def sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
         space = searched(ctx.sweep)
         if any(s.distribution == "categorical" for s in space.values()):
-            return optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True, constraints_func=ctx.constraints_func)
+            return optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True)
         # A handful of random trials first: the GP needs points before its acquisition is useful.
-        return optuna.samplers.GPSampler(seed=ctx.seed, n_startup_trials=min(10, max(3, len(space) + 1)),
-                                         constraints_func=ctx.constraints_func)
+        return optuna.samplers.GPSampler(seed=ctx.seed, n_startup_trials=min(10, max(3, len(space) + 1)))

@@ -12,5 +12,4 @@ class Nsga2(Strategy):
 
     def sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
         population = max(4, min(50, (ctx.sweep.trials or 50) // 5))
-        return optuna.samplers.NSGAIISampler(seed=ctx.seed, population_size=population,
-                                             constraints_func=ctx.constraints_func)
+        return optuna.samplers.NSGAIISampler(seed=ctx.seed, population_size=population)

@@ -11,4 +11,4 @@ class Tpe(Strategy):
     name = "tpe"
 
     def sampler(self, ctx: SearchContext) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True, constraints_func=ctx.constraints_func)
+        return optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True)

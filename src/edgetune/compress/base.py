@@ -1,0 +1,179 @@
+"""One small interface for every compression action, and the registry that names them.
+
+A method compresses the layers a recipe's pruner names, by one ratio: the fraction of filters,
+channels, rank or weights to take away (Distiller's `desired_sparsity`; the second seed's
+`1 - a`). Structured methods really shrink the network; `magnitude` only zeroes weights and
+says so, because a dense runtime runs zeros at full cost.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from edgetune.errors import ConfigError, closest, load_plugin
+
+
+class CompressionError(ConfigError):
+    """A method was asked to compress a layer it cannot handle; says which and why."""
+
+
+@dataclass(frozen=True)
+class CompressionRecord:
+    """What one pruner did to one layer, kept with the trial so users see what changed."""
+
+    pruner: str
+    weight: str
+    before: int
+    removed: int
+    skipped: str | None = None
+    method: str = ""
+    unit: str = "filters"  # filters, channels, rank or weights
+
+
+Batches = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class CompressionContext:
+    """What methods may need beyond the weights: an input to trace the dependency graph with,
+    and labelled training images (Taylor importance, feature-map sampling)."""
+
+    example: torch.Tensor
+    batches: Batches | None = None
+    _graph: object | None = field(default=None, repr=False)
+    _graph_of: int | None = field(default=None, repr=False)
+
+    def graph(self, model: nn.Module):
+        """Torch-Pruning's dependency graph, rebuilt only after a method replaced modules."""
+        import torch_pruning as tp
+
+        if self._graph is None or self._graph_of != id(model):
+            model.eval()
+            self._graph = tp.DependencyGraph().build_dependency(model, example_inputs=self.example)
+            self._graph_of = id(model)
+        return self._graph
+
+    def invalidate(self) -> None:
+        self._graph = None
+
+    def samples(self, n: int, pruner: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.batches is None:
+            raise CompressionError("this method samples training images, but none were given",
+                                   key=f"pruners.{pruner}")
+        return self.batches(n)
+
+
+@dataclass(frozen=True)
+class PrunerOptions:
+    """Per-pruner settings beyond the ratio (from the recipe)."""
+
+    scope: str = "group"  # rank over the coupled group (Torch-Pruning) or the named layer (Distiller)
+    n_samples: int = 256  # training images that Taylor ranking and channel reconstruction sample
+
+
+class CompressionMethod(ABC):
+    name: str
+    unit: str = "filters"
+    structural: bool = True  # False: weights are zeroed in place, shapes stay, no dense speed-up
+    layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d,)
+
+    def why_not(self, module: nn.Module) -> str | None:
+        """None when this method can compress `module`; otherwise the reason, for the user."""
+        if not isinstance(module, self.layer_types):
+            kinds = " or ".join(t.__name__ for t in self.layer_types)
+            return f"{self.name} compresses {kinds} layers, not {type(module).__name__}"
+        return None
+
+    @abstractmethod
+    def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
+              options: PrunerOptions) -> list[CompressionRecord]:
+        """Compress the named layers of `model` in place by `ratio`."""
+
+    def layer(self, model: nn.Module, weight: str, pruner: str) -> nn.Module:
+        """The module that owns `weight` (Distiller's `module.` prefix accepted), checked."""
+        modules = dict(model.named_modules())
+        owner = weight.removeprefix("module.").removesuffix(".weight")
+        module = modules.get(owner) if weight.endswith(".weight") else None
+        if module is None:
+            fits = [f"{n}.weight" for n, m in modules.items() if self.why_not(m) is None]
+            raise CompressionError(f"weight '{weight}' is no layer of this model; closest layers {self.name} "
+                                   f"can compress: {', '.join(closest(owner, fits))}", key=f"pruners.{pruner}.weights")
+        reason = self.why_not(module)
+        if reason is not None:
+            raise CompressionError(f"{weight}: {reason}", key=f"pruners.{pruner}.weights")
+        return module
+
+
+def count_to_remove(ratio: float, n: int) -> int:
+    """Distiller's rounding; at least one structure stays, or the layer would cut the network."""
+    return max(0, min(round(ratio * n), n - 1))
+
+
+# name -> (module, class, extra, packages)
+METHODS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
+    "filters-l1": ("edgetune.compress.filters", "FiltersL1", None, ()),
+    "filters-l2": ("edgetune.compress.filters", "FiltersL2", None, ()),
+    "filters-bn": ("edgetune.compress.filters", "FiltersBatchNorm", None, ()),
+    "filters-taylor": ("edgetune.compress.filters", "FiltersTaylor", None, ()),
+    "channels-l1": ("edgetune.compress.channels", "ChannelsL1", None, ()),
+    "channels-l2": ("edgetune.compress.channels", "ChannelsL2", None, ()),
+    "channels-reconstruct": ("edgetune.compress.channels", "ChannelsReconstruct", None, ()),
+    "tucker": ("edgetune.compress.tucker", "Tucker", None, ("tensorly",)),
+    "svd": ("edgetune.compress.svd", "TruncatedSvd", None, ()),
+    "magnitude": ("edgetune.compress.magnitude", "Magnitude", None, ()),
+}
+
+# Distiller's class names, with its group type, for the recipes its users already have. Its
+# ranked pruners scored the named weight alone; edgetune's own names score the coupled group.
+DISTILLER_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
+    ("L1RankedStructureParameterPruner", "Filters"): ("filters-l1", "layer"),
+    ("L1RankedStructureParameterPruner", "Channels"): ("channels-l1", "layer"),
+    ("L2RankedStructureParameterPruner", "Filters"): ("filters-l2", "layer"),
+    ("L2RankedStructureParameterPruner", "Channels"): ("channels-l2", "layer"),
+    ("GradientRankedFilterPruner", "Filters"): ("filters-taylor", "layer"),
+    ("FMReconstructionChannelPruner", "Channels"): ("channels-reconstruct", "layer"),
+}
+
+
+def accepted_classes() -> list[str]:
+    return sorted({c for c, _ in DISTILLER_CLASSES}) + list(METHODS)
+
+
+def resolve_class(class_: str, group_type: str | None) -> tuple[str, str]:
+    """(method name, ranking scope) for a recipe's `class` and `group_type`, or ValueError."""
+    if class_ in METHODS:
+        method = class_
+        wants = "Channels" if method.startswith("channels") else "Filters" if method.startswith("filters") else None
+        if group_type is not None and wants is not None and group_type != wants:
+            raise ValueError(f"class '{class_}' prunes {wants.lower()}, but group_type is '{group_type}'")
+        return method, "group"
+    types = [g for c, g in DISTILLER_CLASSES if c == class_]
+    if not types:
+        raise ValueError(f"unknown pruner class '{class_}'; did you mean {', '.join(closest(class_, accepted_classes()))}? "
+                         f"accepted: {', '.join(accepted_classes())}")
+    group = group_type or types[0]
+    if (class_, group) not in DISTILLER_CLASSES:
+        raise ValueError(f"class '{class_}' takes group_type {' or '.join(types)}, not '{group}'")
+    return DISTILLER_CLASSES[(class_, group)]
+
+
+def get_method(name: str) -> CompressionMethod:
+    return load_plugin(METHODS, name, "compression method", "class")  # type: ignore[return-value]
+
+
+class Factorized(nn.Sequential):
+    """A layer replaced by its low-rank factors (Tucker: 1x1 -> kxk -> 1x1; SVD: two linears).
+    Its own type, so a saved structure can say where a factorisation stands."""
+
+
+def replace_module(model: nn.Module, weight: str, new: nn.Module) -> None:
+    """Put `new` where the layer owning `weight` was."""
+    path = weight.removeprefix("module.").removesuffix(".weight")
+    parent_name, _, child = path.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)

@@ -1,0 +1,143 @@
+"""Filter pruning: remove a layer's lowest-ranked output filters, and with them everything the
+dependency graph couples to them (BatchNorm, the consumers' input channels, residual and
+concatenation partners), using Torch-Pruning's graph and importance scorers.
+
+Targets that share one coupled group (the convolutions feeding one residual stream) are pruned
+once: pruning the stream again for each of them would compound the ratio.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgetune.compress.base import (
+    CompressionContext,
+    CompressionError,
+    CompressionMethod,
+    CompressionRecord,
+    PrunerOptions,
+    count_to_remove,
+)
+
+
+def group_key(group) -> frozenset:
+    return frozenset((id(dep.target.module), getattr(dep.handler, "__name__", str(dep.handler))) for dep, _ in group)
+
+
+def is_output_layer(graph, module: nn.Module) -> bool:
+    node = graph.module2node.get(module)
+    return node is not None and not node.outputs
+
+
+class FilterPruning(CompressionMethod):
+    unit = "filters"
+    layer_types = (nn.Conv2d, nn.Linear)
+    p = 1
+
+    def importance(self, scope: str) -> tp.importance.Importance:
+        # "first" scores the named layer alone (Distiller); "mean" averages over the group.
+        reduction = "first" if scope == "layer" else "mean"
+        return tp.importance.MagnitudeImportance(p=self.p, group_reduction=reduction,
+                                                 normalizer=None if scope == "layer" else "mean")
+
+    def prepare(self, model: nn.Module, pruner: str, ctx: CompressionContext, options: PrunerOptions) -> None:
+        """Before ranking: Taylor importance needs gradients."""
+
+    def check_group(self, group, weight: str, pruner: str) -> None:
+        """Raise when this scorer cannot rank the group."""
+
+    def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
+              options: PrunerOptions) -> list[CompressionRecord]:
+        layers = [(w, self.layer(model, w, pruner)) for w in weights]
+        graph = ctx.graph(model)
+        for weight, module in layers:
+            if is_output_layer(graph, module):
+                raise CompressionError(f"{weight} produces the network's output: removing its filters would remove "
+                                       "classes; prune the layers before it", key=f"pruners.{pruner}.weights")
+        self.prepare(model, pruner, ctx, options)
+        scorer = self.importance(options.scope)
+        records: list[CompressionRecord] = []
+        done: dict[frozenset, str] = {}
+        # Score every target before pruning any: a pruned group changes its partners' scores.
+        plans = []
+        for weight, module in layers:
+            fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+            n = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+            full = graph.get_pruning_group(module, fn, idxs=list(range(n)))
+            self.check_group(full, weight, pruner)
+            key = group_key(full)
+            scores = scorer(full)
+            plans.append((weight, module, fn, n, key, scores))
+        for weight, module, fn, n, key, scores in plans:
+            if key in done:
+                records.append(CompressionRecord(pruner, weight, n, 0, f"coupled with {done[key]}, pruned with it",
+                                                 self.name, self.unit))
+                continue
+            done[key] = weight
+            k = count_to_remove(ratio, n)
+            if k <= 0:
+                records.append(CompressionRecord(pruner, weight, n, 0, None, self.name, self.unit))
+                continue
+            idxs = torch.argsort(scores)[:k].tolist()
+            group = graph.get_pruning_group(module, fn, idxs=idxs)
+            if not graph.check_pruning_group(group):
+                records.append(CompressionRecord(pruner, weight, n, 0, "a coupled layer would be left with no channels",
+                                                 self.name, self.unit))
+                continue
+            group.prune()
+            records.append(CompressionRecord(pruner, weight, n, k, None, self.name, self.unit))
+        return records
+
+
+class FiltersL1(FilterPruning):
+    name = "filters-l1"
+    p = 1
+
+
+class FiltersL2(FilterPruning):
+    name = "filters-l2"
+    p = 2
+
+
+class FiltersBatchNorm(FilterPruning):
+    """Network slimming: the BatchNorm scale after each filter says how much it contributes."""
+
+    name = "filters-bn"
+
+    def importance(self, scope: str) -> tp.importance.Importance:
+        return tp.importance.BNScaleImportance(group_reduction="first" if scope == "layer" else "mean",
+                                               normalizer=None if scope == "layer" else "mean")
+
+    def check_group(self, group, weight: str, pruner: str) -> None:
+        if not any(isinstance(dep.target.module, nn.modules.batchnorm._BatchNorm) for dep, _ in group):
+            raise CompressionError(f"{weight}: filters-bn ranks filters by the BatchNorm scale that follows them, and "
+                                   "this layer has none; use filters-l1 or filters-taylor", key=f"pruners.{pruner}.weights")
+
+
+class FiltersTaylor(FilterPruning):
+    """First-order Taylor expansion of the loss (Molchanov et al. 2019; Distiller's
+    GradientRankedFilterPruner): |weight x gradient| over a batch of training images."""
+
+    name = "filters-taylor"
+
+    def importance(self, scope: str) -> tp.importance.Importance:
+        return tp.importance.TaylorImportance(group_reduction="first" if scope == "layer" else "mean",
+                                              normalizer=None if scope == "layer" else "mean")
+
+    def prepare(self, model: nn.Module, pruner: str, ctx: CompressionContext, options: PrunerOptions) -> None:
+        images, labels = ctx.samples(options.n_samples, pruner)
+        was_training = model.training
+        model.eval()
+        model.zero_grad()
+        with torch.enable_grad():
+            nn.functional.cross_entropy(model(images), labels).backward()
+        model.train(was_training)
+
+    def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
+              options: PrunerOptions) -> list[CompressionRecord]:
+        try:
+            return super().apply(model, pruner, weights, ratio, ctx, options)
+        finally:
+            model.zero_grad(set_to_none=True)  # no stale gradients into fine-tuning or a saved copy
