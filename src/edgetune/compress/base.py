@@ -89,6 +89,16 @@ class CompressionMethod(ABC):
             return f"{self.name} compresses {kinds} layers, not {type(module).__name__}"
         return None
 
+    def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
+        """Beyond the layer's type: why this layer, where it sits in the network, cannot be compressed."""
+        return None
+
+    def targets(self, model: nn.Module, ctx: CompressionContext) -> list[str]:
+        """Every weight this method can compress in `model`: what a per-layer search spans when a
+        recipe names none."""
+        return [f"{name}.weight" for name, m in model.named_modules()
+                if name and self.why_not(m) is None and self.fits(model, m, ctx) is None]
+
     @abstractmethod
     def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
               options: PrunerOptions) -> list[CompressionRecord]:

@@ -54,6 +54,12 @@ class ChannelPruning(CompressionMethod):
                     "its own outputs; prune the dense convolution after it")
         return reason
 
+    def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
+        node = ctx.graph(model).module2node.get(module)
+        if node is not None and not node.inputs:
+            return "reads the network's input: its channels are the image's; prune a later layer"
+        return None
+
     def scores(self, model: nn.Module, module: nn.Module, group, ctx: CompressionContext, options: PrunerOptions,
                pruner: str) -> torch.Tensor:
         scorer = tp.importance.MagnitudeImportance(p=self.p, group_reduction="first" if options.scope == "layer"
@@ -72,10 +78,9 @@ class ChannelPruning(CompressionMethod):
             module = self.layer(model, weight, pruner)
             graph = ctx.graph(model)
             n = _n_in(module)
-            node = graph.module2node.get(module)
-            if node is not None and not node.inputs:
-                raise CompressionError(f"{weight} reads the network's input: its channels are the image's; prune a "
-                                       "later layer", key=f"pruners.{pruner}.weights")
+            reason = self.fits(model, module, ctx)
+            if reason is not None:
+                raise CompressionError(f"{weight} {reason}", key=f"pruners.{pruner}.weights")
             full = graph.get_pruning_group(module, _in_fn(module), idxs=list(range(n)))
             key = group_key(full)
             if key in done:

@@ -42,20 +42,22 @@ class FilterPruning(CompressionMethod):
         return tp.importance.MagnitudeImportance(p=self.p, group_reduction=reduction,
                                                  normalizer=None if scope == "layer" else "mean")
 
+    def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
+        if is_output_layer(ctx.graph(model), module):
+            return "it produces the network's output: removing its filters would remove classes; prune the layers before it"
+        return None
+
     def prepare(self, model: nn.Module, pruner: str, ctx: CompressionContext, options: PrunerOptions) -> None:
         """Before ranking: Taylor importance needs gradients."""
-
-    def check_group(self, group, weight: str, pruner: str) -> None:
-        """Raise when this scorer cannot rank the group."""
 
     def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
               options: PrunerOptions) -> list[CompressionRecord]:
         layers = [(w, self.layer(model, w, pruner)) for w in weights]
         graph = ctx.graph(model)
         for weight, module in layers:
-            if is_output_layer(graph, module):
-                raise CompressionError(f"{weight} produces the network's output: removing its filters would remove "
-                                       "classes; prune the layers before it", key=f"pruners.{pruner}.weights")
+            reason = self.fits(model, module, ctx)
+            if reason is not None:
+                raise CompressionError(f"{weight}: {reason}", key=f"pruners.{pruner}.weights")
         self.prepare(model, pruner, ctx, options)
         scorer = self.importance(options.scope)
         records: list[CompressionRecord] = []
@@ -66,7 +68,6 @@ class FilterPruning(CompressionMethod):
             fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
             n = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
             full = graph.get_pruning_group(module, fn, idxs=list(range(n)))
-            self.check_group(full, weight, pruner)
             key = group_key(full)
             scores = scorer(full)
             plans.append((weight, module, fn, n, key, scores))
@@ -110,10 +111,16 @@ class FiltersBatchNorm(FilterPruning):
         return tp.importance.BNScaleImportance(group_reduction="first" if scope == "layer" else "mean",
                                                normalizer=None if scope == "layer" else "mean")
 
-    def check_group(self, group, weight: str, pruner: str) -> None:
+    def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
+        reason = super().fits(model, module, ctx)
+        if reason is not None:
+            return reason
+        fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
+        group = ctx.graph(model).get_pruning_group(module, fn, idxs=[0])
         if not any(isinstance(dep.target.module, nn.modules.batchnorm._BatchNorm) for dep, _ in group):
-            raise CompressionError(f"{weight}: filters-bn ranks filters by the BatchNorm scale that follows them, and "
-                                   "this layer has none; use filters-l1 or filters-taylor", key=f"pruners.{pruner}.weights")
+            return ("filters-bn ranks filters by the BatchNorm scale that follows them, and this layer has none; "
+                    "use filters-l1 or filters-taylor")
+        return None
 
 
 class FiltersTaylor(FilterPruning):

@@ -29,7 +29,8 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 
 def _ensure_builtin() -> None:
-    from edgetune.models import resnet_cifar  # noqa: F401 - registers the CIFAR ResNets
+    # Importing registers them; torchvision's own module is imported only when one is built.
+    from edgetune.models import mobilenetv2, resnet_cifar, torchvision_models, vgg  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
