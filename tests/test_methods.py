@@ -161,7 +161,7 @@ def test_unstructured_pruning_is_flagged_and_gives_no_structural_change():
     apply_pruners(model, parse_schedule(raw), torch.randn(1, 1, 28, 28))
     assert [p.shape for p in model.parameters()] == [p.shape for p in dense.parameters()]
     flags = compression_flags({"sparsity": 0.3, "macs_ratio": 1.0, "latency_ratio": 1.0}, {"sparsity": 0.0})
-    assert flags == ["unstructured: 30 % of weights zeroed, which a dense runtime still computes"]
+    assert flags == ["unstructured: 30.0 % of weights zeroed, which a dense runtime still computes"]
     assert compression_flags({"macs_ratio": 0.5, "latency_ratio": 0.99}, {}) == [
         "no real speed-up: MACs x0.50 but measured latency x0.99"]
     assert compression_flags({"macs_ratio": 0.5, "latency_ratio": 0.6}, {}) == []
@@ -176,3 +176,47 @@ def test_every_registered_architecture_runs_on_small_images(arch):
         model = build_model(arch, num_classes=10, in_channels=channels).eval()
         with torch.no_grad():
             assert model(torch.randn(2, channels, size, size)).shape == (2, 10)
+
+
+def test_mixed_recipe_study_exports_a_trial_that_reloads(tmp_path):
+    """A study whose recipe mixes channel reconstruction, Tucker and (flagged) magnitude pruning:
+    every trial records its MACs ratio and flags, and `edgetune export` hands out a checkpoint
+    that rebuilds the compressed network by itself."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from edgetune.experiment import load_experiment
+    from edgetune.models import load_checkpoint
+    from edgetune.study import run_study
+
+    from .test_study import experiment, read_csv
+
+    recipe = {"pruners": {
+        "reconstruct": {"class": "channels-reconstruct", "desired_sparsity": 0.5, "n_samples": 64,
+                        "weights": [f"module.layer2.{i}.conv2.weight" for i in range(3)]},
+        "factor": {"class": "tucker", "desired_sparsity": 0.5, "weights": ["module.layer3.1.conv1.weight"]},
+        "zeros": {"class": "magnitude", "desired_sparsity": 0.8, "weights": ["module.layer1.0.conv1.weight"]}}}
+    sweep = {"method": "random", "metric": {"name": "top1", "goal": "maximize"},
+             "parameters": {"reconstruct": {"min": 0.3, "max": 0.6}}, "early_stop": {"collapse": False}}
+    spec, _ = load_experiment(experiment(tmp_path, trials=1, epochs=0, recipe=recipe, sweep=sweep))
+    run_study(spec)
+    (row,) = read_csv(tmp_path / "run" / "trials.csv")[1:]
+    assert row["state"] == "COMPLETE" and float(row["macs_ratio"]) < 0.9
+    assert "unstructured: " in row["flags"] and float(row["sparsity"]) > 0.0
+    assert float(row["top1"]) > 60.0  # reconstruction keeps a usable network without fine-tuning
+
+    out = tmp_path / "deploy"
+    done = subprocess.run([sys.executable, "-m", "edgetune.cli", "export", str(tmp_path / "run"), "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "reloaded checkpoint matches the ONNX file" in done.stdout
+    assert {"model.onnx", "model.pt", "recipe.yaml", "metrics.json"} <= {p.name for p in out.iterdir()}
+    model, meta = load_checkpoint(out / "model.pt")
+    assert type(model.layer3[1].conv1).__name__ == "Factorized" and meta["model"] == "resnet20"
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["schedule"]["pruners"]["factor"]["class"] == "tucker"
+
+    bad = subprocess.run([sys.executable, "-m", "edgetune.cli", "export", str(tmp_path), "--trial", "0"],
+                         check=False, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "holds no edgetune study" in bad.stderr

@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # error messages carry paths: never wrap them
 
 
 @app.callback()
@@ -150,6 +150,31 @@ def run(
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")
     out.print(results_table(outcome))
     out.print(f"every trial: {outcome.plan.run_dir / 'trials.csv'}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by edgetune run.")],
+    trial: Annotated[str, typer.Option(help="Trial number, or 'best' (single objective).")] = "best",
+    out: Annotated[Path | None, typer.Option(help="Where the files go; default RUN_DIR/export/trial-N.")] = None,
+) -> None:
+    """Take one trial out of a study: ONNX, a PyTorch checkpoint, its recipe and metrics.
+
+    The checkpoint records the compressed structure (widths, factorised layers) beside the
+    weights, so `edgetune evaluate`, `edgetune bench` or `load_checkpoint` rebuild it with no
+    recipe; the export reloads it and checks it against the ONNX file before it says done.
+
+    \b
+    Examples:
+      edgetune export runs/resnet56-fmnist
+      edgetune export runs/resnet56-fmnist --trial 12 --out deploy/
+    """
+    from edgetune.trial_export import export_trial
+
+    target = out or run_dir / "export" / f"trial-{trial}"
+    done = export_trial(run_dir, trial, target)
+    typer.echo(f"trial {done.number} -> {target}: {', '.join(p.name for p in done.files)} "
+                    f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
 
 
 @app.command()
