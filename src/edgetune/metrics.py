@@ -50,6 +50,7 @@ METRICS: dict[str, str] = {
     "argmax_agreement": "share of images where deployed and reference outputs agree on the class",
     "macs_ratio": "MACs / the baseline's MACs",
     "params_ratio": "parameters / the baseline's parameters",
+    "size_ratio": "deployed file size / the baseline's (the second seed's 0.8x size budget is size_ratio <= 0.8)",
     "sparsity": "share of convolution and linear weights that are exactly zero",
     "finetune_seconds": "wall time of fine-tuning",
     "final_lr": "learning rate at the end of fine-tuning, after the recipe's LR schedulers",
@@ -95,3 +96,14 @@ def compression_flags(metrics: dict, baseline: dict) -> list[str]:
     if zeros >= 0.001:  # trained dense weights are almost never exactly zero
         flags.append(f"unstructured: {100 * zeros:.1f} % of weights zeroed, which a dense runtime still computes")
     return flags
+
+
+RELATIVE = {"macs_ratio": "macs", "params_ratio": "params", "size_ratio": "model_bytes"}
+
+
+def add_ratios(metrics: dict, baseline: dict) -> dict:
+    """The baseline-relative forms of size metrics, so budgets read "0.8x the original"."""
+    for ratio, key in RELATIVE.items():
+        if metrics.get(key) and baseline.get(key):
+            metrics[ratio] = metrics[key] / baseline[key]
+    return metrics

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
-from edgetune.metrics import METRICS, compression_flags
+from edgetune.metrics import METRICS, add_ratios, compression_flags
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import (
     ACCURACY,
@@ -276,7 +276,7 @@ class _Evaluator:
                                     f"(top-1 {result.top1:.2f} %)")
 
         def resource_violation(metrics: dict[str, Any]) -> str | None:
-            _, reasons = violations(self.constraints, metrics, resources_only=True)
+            _, reasons = violations(self.constraints, add_ratios(metrics, self.baseline), resources_only=True)
             return "; ".join(reasons) or None
 
         return Hooks(resource_violation=resource_violation,
@@ -315,9 +315,7 @@ class _Evaluator:
             self.reporter.trial_done(trial.number, params, None, error, self._best())
             return TrialOutcome(trial.number, params, "FAIL", feasible=False)
         metrics = result.metrics if result is not None else {}
-        for key in ("macs", "params"):
-            if metrics.get(key) and self.baseline.get(key):
-                metrics[f"{key}_ratio"] = metrics[key] / self.baseline[key]
+        add_ratios(metrics, self.baseline)
         flags = compression_flags(metrics, self.baseline)
         if flags:
             trial.set_user_attr("flags", "; ".join(flags))

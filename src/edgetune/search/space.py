@@ -57,7 +57,12 @@ def layer_features(model: nn.Module, example: torch.Tensor, schedule: Schedule, 
     seen: dict[str, dict[str, float]] = {}
 
     def hook(name: str):
-        def record(mod: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        def record(mod: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if isinstance(mod, nn.Linear):  # a 1x1 "convolution" over a 1x1 map, type 2
+                seen[name] = {"type": 2.0, "in_channels": mod.in_features, "out_channels": mod.out_features,
+                              "height": 1, "width": 1, "stride": 1, "kernel": 1, "weights": mod.weight.numel(),
+                              "macs": mod.in_features * mod.out_features}
+                return
             h, w = output.shape[-2:]
             seen[name] = {
                 "type": 1.0 if mod.groups > 1 else 0.0, "in_channels": mod.in_channels,
@@ -68,7 +73,7 @@ def layer_features(model: nn.Module, example: torch.Tensor, schedule: Schedule, 
             }
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if isinstance(m, nn.Conv2d | nn.Linear)]
     with torch.no_grad():
         model.eval()(example)
     for h in handles:
