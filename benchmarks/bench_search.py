@@ -55,8 +55,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--budget", type=float, default=0.8)
     parser.add_argument("--val", type=int, default=500)
-    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--levels", nargs="+", type=float, default=[50, 60, 70, 80],
+                        help="also report the trials each run needed to reach these top-1 levels")
+    parser.add_argument("--json", help="also write every run's history here (after each run)")
+    parser.add_argument("--from-json", help="report the histories a previous --json run saved; run nothing")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        args.trials, args.budget = saved["args"]["trials"], saved["args"]["budget"]
+        report({(h["method"], h["seed"]): h["top1"] for h in saved["histories"]}, args)
+        return
     work = Path(tempfile.mkdtemp(prefix="edgetune-search-"))
     histories: dict[tuple[str, int], list[float | None]] = {}
     for method in args.methods:
@@ -83,14 +91,28 @@ def report(histories: dict[tuple[str, int], list[float | None]], args: argparse.
         mine = max((v for v in history if v is not None), default=float("nan"))
         print(f"{method:8} {seed:4d} {mine:10.2f} {hit if hit else 'not reached':>25}")
         hits.setdefault(method, []).append(hit)
-    # A run that never came within a point needed more than its budget: sorting it last keeps the
-    # median honest (a median that lands on such a run is reported as "> trials").
     print(f"{'method':8} {'reached':>8} {'median trials':>14}")
     for method, hs in hits.items():
-        ordered = sorted(hs, key=lambda h: h if h is not None else float("inf"))
-        mid = ordered[(len(ordered) - 1) // 2]
-        print(f"{method:8} {sum(h is not None for h in hs):>4d} of {len(hs):<2d} "
-              f"{mid if mid is not None else '> ' + str(args.trials):>14}")
+        print(f"{method:8} {sum(h is not None for h in hs):>4d} of {len(hs):<2d} {median(hs, args.trials):>14}")
+    # The same question at fixed levels: how long until a run holds a feasible network this good?
+    methods = list(hits)
+    print("median trials to a feasible network of at least this top-1 (runs that got there)")
+    print(f"{'top-1 %':>8}" + "".join(f"{m:>16}" for m in methods))
+    for level in args.levels:
+        cells = []
+        for method in methods:
+            hs = [next((i + 1 for i, v in enumerate(h) if v is not None and v >= level), None)
+                  for (m, _), h in histories.items() if m == method]
+            cells.append(f"{median(hs, args.trials)} ({sum(h is not None for h in hs)}/{len(hs)})")
+        print(f"{level:8.1f}" + "".join(f"{c:>16}" for c in cells))
+
+
+def median(hits: list[int | None], budget: int) -> str:
+    """A run that never got there needed more than its budget: sorting it last keeps the median
+    honest (a median that lands on such a run reads "> budget")."""
+    ordered = sorted(hits, key=lambda h: h if h is not None else float("inf"))
+    mid = ordered[(len(ordered) - 1) // 2]
+    return str(mid) if mid is not None else f"> {budget}"
 
 if __name__ == "__main__":
     main()
