@@ -104,6 +104,10 @@ class CompressionMethod(ABC):
               options: PrunerOptions) -> list[CompressionRecord]:
         """Compress the named layers of `model` in place by `ratio`."""
 
+    def record(self, pruner: str, weight: str, before: int, removed: int, skipped: str | None = None
+               ) -> CompressionRecord:
+        return CompressionRecord(pruner, weight, before, removed, skipped, self.name, self.unit)
+
     def layer(self, model: nn.Module, weight: str, pruner: str) -> nn.Module:
         """The module that owns `weight` (Distiller's `module.` prefix accepted), checked."""
         modules = dict(model.named_modules())

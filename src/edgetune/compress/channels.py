@@ -11,6 +11,8 @@ W' = argmin ||Y - W' * X'||).
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -22,9 +24,8 @@ from edgetune.compress.base import (
     CompressionMethod,
     CompressionRecord,
     PrunerOptions,
-    count_to_remove,
 )
-from edgetune.compress.filters import group_key
+from edgetune.compress.groups import group_key, prune_lowest
 
 IN_CHANNELS = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
 POINTS_PER_IMAGE = 10  # output positions sampled per image, as in He et al. 2017 and AMC
@@ -88,20 +89,11 @@ class ChannelPruning(CompressionMethod):
                                                  self.name, self.unit))
                 continue
             done[key] = weight
-            k = count_to_remove(ratio, n)
-            if k <= 0:
-                records.append(CompressionRecord(pruner, weight, n, 0, None, self.name, self.unit))
-                continue
-            idxs = torch.argsort(self.scores(model, module, full, ctx, options, pruner))[:k].tolist()
-            group = graph.get_pruning_group(module, _in_fn(module), idxs=idxs)
-            if not graph.check_pruning_group(group):
-                records.append(CompressionRecord(pruner, weight, n, 0, "a coupled layer would be left with no channels",
-                                                 self.name, self.unit))
-                continue
-            finish = self.rewrite(model, group, ctx, options, pruner)
-            group.prune()
-            finish()
-            records.append(CompressionRecord(pruner, weight, n, k, None, self.name, self.unit))
+            records.append(prune_lowest(
+                graph, module, _in_fn(module), n, ratio,
+                lambda module=module, full=full: self.scores(model, module, full, ctx, options, pruner),
+                partial(self.record, pruner, weight, n),
+                lambda group: self.rewrite(model, group, ctx, options, pruner)))
         return records
 
 

@@ -8,6 +8,8 @@ once: pruning the stream again for each of them would compound the ratio.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -18,17 +20,8 @@ from edgetune.compress.base import (
     CompressionMethod,
     CompressionRecord,
     PrunerOptions,
-    count_to_remove,
 )
-
-
-def group_key(group) -> frozenset:
-    return frozenset((id(dep.target.module), getattr(dep.handler, "__name__", str(dep.handler))) for dep, _ in group)
-
-
-def is_output_layer(graph, module: nn.Module) -> bool:
-    node = graph.module2node.get(module)
-    return node is not None and not node.outputs
+from edgetune.compress.groups import group_key, is_output_layer, prune_lowest
 
 
 class FilterPruning(CompressionMethod):
@@ -77,18 +70,8 @@ class FilterPruning(CompressionMethod):
                                                  self.name, self.unit))
                 continue
             done[key] = weight
-            k = count_to_remove(ratio, n)
-            if k <= 0:
-                records.append(CompressionRecord(pruner, weight, n, 0, None, self.name, self.unit))
-                continue
-            idxs = torch.argsort(scores)[:k].tolist()
-            group = graph.get_pruning_group(module, fn, idxs=idxs)
-            if not graph.check_pruning_group(group):
-                records.append(CompressionRecord(pruner, weight, n, 0, "a coupled layer would be left with no channels",
-                                                 self.name, self.unit))
-                continue
-            group.prune()
-            records.append(CompressionRecord(pruner, weight, n, k, None, self.name, self.unit))
+            records.append(prune_lowest(graph, module, fn, n, ratio, lambda s=scores: s,
+                                        partial(self.record, pruner, weight, n)))
         return records
 
 

@@ -37,7 +37,7 @@ class TruncatedSvd(CompressionMethod):
             full = min(linear.in_features, linear.out_features)
             rank = max(1, math.ceil((1.0 - ratio) * full))
             if ratio <= 0:
-                records.append(CompressionRecord(pruner, weight, full, 0, None, self.name, self.unit))
+                records.append(self.record(pruner, weight, full, 0, None))
                 continue
             if rank * (linear.in_features + linear.out_features) >= linear.in_features * linear.out_features:
                 records.append(CompressionRecord(
@@ -54,5 +54,5 @@ class TruncatedSvd(CompressionMethod):
                 up.bias.data = linear.bias.detach().clone()
             replace_module(model, weight, Factorized(down, up))
             ctx.invalidate()
-            records.append(CompressionRecord(pruner, weight, full, full - rank, None, self.name, self.unit))
+            records.append(self.record(pruner, weight, full, full - rank, None))
         return records

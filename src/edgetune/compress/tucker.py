@@ -52,7 +52,7 @@ class Tucker(CompressionMethod):
             original = conv_macs_per_position(c_in, c_out, conv.kernel_size)
             factored = c_in * r_in + conv_macs_per_position(r_in, r_out, conv.kernel_size) + r_out * c_out
             if ratio <= 0:
-                records.append(CompressionRecord(pruner, weight, before, 0, None, self.name, self.unit))
+                records.append(self.record(pruner, weight, before, 0, None))
                 continue
             if factored >= original:
                 records.append(CompressionRecord(
