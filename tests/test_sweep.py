@@ -133,6 +133,13 @@ def test_mapping_covers_every_naming_rule():
     assert new.pruners["filter_pruner_layer_3.1"].desired_sparsity == 0.5
     assert new.pruners["filter_pruner_layer_3"].desired_sparsity == 0.3
     assert new.pruners["filter_pruner_layer_3"].group_type == "Channels"
+    # The compression method itself is a searchable field, validated like any other.
+    method = {"filter_pruner_layer_3.1_class": "tucker"}
+    chosen, _ = apply(raw, resolve_all(method, schedule, FT_FIELDS), method)
+    assert chosen.pruners["filter_pruner_layer_3.1"].method_and_scope() == ("tucker", "group")
+    bad = {"filter_pruner_layer_3.1_class": "tuker"}
+    with pytest.raises(ConfigError, match="unknown pruner class 'tuker'; did you mean tucker"):
+        apply(raw, resolve_all(bad, schedule, FT_FIELDS), bad)
     assert new.lr_schedulers["exp_finetuning_lr"].kwargs() == {"gamma": 0.5}
     assert over == {"finetune": {"epochs": 7, "learning_rate": 0.2, "batch_size": 64},
                     "benchmark": {"precision": "int8", "threads": 2}}
