@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data run test lint
+.PHONY: setup data servers run test lint
 $(BIN)/edgetune: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -20,10 +20,16 @@ data:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else sudo apt-get install -y dataset-fashion-mnist; fi; fi
 
+# The tests start real database servers from Debian's packages.
+servers:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql; \
+	  else sudo apt-get install -y postgresql; fi; fi
+
 run: setup
 	$(BIN)/edgetune run examples/resnet56-fmnist/experiment.yaml
 
-test: setup
+test: setup servers
 	$(BIN)/pytest -q
 
 lint: setup

@@ -84,6 +84,9 @@ class ExperimentSpec(_Strict):
     seed: int = 0
     run_dir: Path | None = None
     storage: str | None = Field(None, description="Optuna storage URL; SQLite under run_dir when omitted")
+    # On a shared storage: how often a producer says its trial is alive; after three silent
+    # periods another producer marks it failed and runs the candidate again.
+    heartbeat_seconds: float = Field(20.0, gt=0)
     device: str = "cpu"
 
 

@@ -39,6 +39,7 @@ from edgetune.objectives import (
     reward,
     violations,
 )
+from edgetune.producers import heartbeat, producer_seed, retried_numbers, shared_storage, wait_or_done
 from edgetune.profiler import open_reference
 from edgetune.recipe.schedule import Schedule, load_schedule
 from edgetune.runtimes.base import get_runtime
@@ -187,15 +188,18 @@ def _reclaim_interrupted(study: optuna.Study) -> list[int]:
     return reclaimed
 
 
-def counted(study: optuna.Study) -> int:
+def counted(study: optuna.Study | list[optuna.trial.FrozenTrial]) -> int:
     """Search trials that count towards the target: finished, stopped early, or failed for a
-    reason other than a kill. Reference trials come on top."""
+    reason other than a kill (a killed trial's candidate is queued again and that copy counts).
+    Reference trials come on top."""
+    trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
+    retried = retried_numbers(trials)
     n = 0
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         if t.user_attrs.get("reference"):
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-                t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")):
+                t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried):
             n += 1
     return n
 
@@ -360,10 +364,14 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         strategy = get_strategy(plan.sweep.method)
         directions = [o.goal for o in plan.objectives]
-        ctx = SearchContext(plan.sweep, spec.seed, directions, plan.sweep_source, plan.run_dir)
+        # A storage the user names may be shared with other producers (see producers.py).
+        shared = spec.storage is not None
+        storage = shared_storage(plan.storage, spec.heartbeat_seconds) if shared else plan.storage
+        seed = producer_seed(spec.seed, plan.run_dir) if shared else spec.seed
+        ctx = SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir)
         pruner = _pruner(plan)
         study = optuna.create_study(
-            storage=plan.storage, study_name=spec.name, load_if_exists=True, directions=directions,
+            storage=storage, study_name=spec.name, load_if_exists=True, directions=directions,
             sampler=strategy.sampler(ctx), pruner=pruner,
         )
         stored = study.user_attrs.get("fingerprint")
@@ -377,7 +385,9 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             raise EdgetuneError(
                 f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
                 "model, fine-tuning or benchmark changed); give a new --run-dir or --name to start another study")
-        reclaimed = _reclaim_interrupted(study)
+        # Alone, a RUNNING trial is one this run directory's producer left behind; shared, it may
+        # be another producer's, and heartbeats decide.
+        reclaimed = [] if shared else _reclaim_interrupted(study)
         torch.manual_seed(spec.seed)
         get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
         bench = _workbench(plan)
@@ -385,7 +395,12 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         baseline = _baseline(plan, bench, reporter.stage)
         constraints = plan.constraints + protocol_constraints(plan.sweep.protocol, baseline)
         reporter.start(plan, counted(study), plan.limit, baseline)
-        evaluate = _Evaluator(plan, study, bench, baseline, constraints, reporter)
+        evaluator = _Evaluator(plan, study, bench, baseline, constraints, reporter)
+
+        def evaluate(trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+            with heartbeat(storage, trial, spec.heartbeat_seconds):
+                return evaluator(trial, params)
+
         if plan.sweep.method == "rl":
             fixed = set(fixed_values(plan.sweep))
             ctx.layers = layer_features(bench.baseline, bench.example(), plan.schedule, plan.sweep, plan.targets,
@@ -397,7 +412,11 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             trial = study.ask()
             evaluate(trial, suggest(trial, plan.sweep) if not trial.user_attrs.get("reference") else {})
-        drive_study(study, strategy, ctx, evaluate, lambda: counted(study) >= plan.limit)
+        if shared:
+            drive_study(study, strategy, ctx, evaluate,
+                        lambda: wait_or_done(study, counted, plan.limit, spec.heartbeat_seconds))
+        else:
+            drive_study(study, strategy, ctx, evaluate, lambda: counted(study) >= plan.limit)
         reporter.finish()
         outcome = StudyOutcome(plan, study, baseline, reclaimed, constraints)
         write_trials_csv(outcome, plan.run_dir / "trials.csv")

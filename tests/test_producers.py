@@ -1,0 +1,76 @@
+"""Several producers on one study in a real PostgreSQL server: they share the trial count, and
+a producer killed mid-trial loses nothing (its candidate is run again by the other)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from edgetune.study import counted
+
+from .servers import postgresql
+from .test_study import experiment
+
+TRIALS = 6
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    with postgresql() as url:
+        yield url
+
+
+def _producer(exp: Path, url: str, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgetune.cli", "run", str(exp), "--storage", url,
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _shared_experiment(tmp_path: Path, name: str) -> Path:
+    path = experiment(tmp_path, trials=TRIALS, epochs=1, train_subset=512, name=name, heartbeat_seconds=1.0)
+    spec = yaml.safe_load(path.read_text())
+    spec.pop("run_dir")
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_two_producers_share_a_study_and_survive_a_kill(tmp_path, pg_url):
+    exp = _shared_experiment(tmp_path, "shared")
+    first = _producer(exp, pg_url, tmp_path / "p1")
+    # Kill the first producer for real in the middle of a trial (its recipe written, no metrics).
+    deadline = time.monotonic() + 240
+    while not any((d / "recipe.yaml").is_file() and not (d / "metrics.json").is_file()
+                  for d in (tmp_path / "p1" / "trials").glob("*")) if (tmp_path / "p1" / "trials").is_dir() else True:
+        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read() if first.poll() else "timeout"
+        time.sleep(0.2)
+    second = _producer(exp, pg_url, tmp_path / "p2")
+    time.sleep(1.0)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out
+
+    study = optuna.load_study(study_name="shared", storage=pg_url)
+    trials = study.get_trials(deepcopy=False)
+    assert counted(study) == TRIALS
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    killed = [t for t in trials if t.state == TrialState.FAIL]
+    assert killed, "the SIGKILLed producer's trial should be failed by its stopped heartbeat"
+    retried = {optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) for t in trials}
+    for t in killed:
+        assert t.number in retried  # its candidate was queued again ...
+    copies = [t for t in trials if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) is not None]
+    assert all(c.state == TrialState.COMPLETE for c in copies)  # ... and finished once
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == TRIALS and len({t.number for t in complete}) == TRIALS
+    # The second producer's own files hold the trials it ran, the copy of the killed one included.
+    ran_by_second = {int(d.name) for d in (tmp_path / "p2" / "trials").iterdir() if (d / "metrics.json").is_file()}
+    assert {c.number for c in copies} <= ran_by_second
