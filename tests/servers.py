@@ -20,48 +20,72 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name) or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [None])[-1]
+    if found is None:
+        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (make test does)")
+    return found
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.2)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server on a free port. PostgreSQL refuses to run as root, so under
+    root it runs as the `postgres` user the Debian package creates, in a directory of its own
+    (pytest's temporary folders are closed to other users). `restart` keeps data and port."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="edgetune-pg-"))
+        self.root.chmod(0o755)
+        self.data, self.sockets = self.root / "pgdata", self.root / "pgsock"
+        self.sockets.mkdir()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sockets, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*self.as_user, _pg_binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "edgetune",
+                        "--no-sync"], check=True, capture_output=True)
+        self.port = _free_port()
+        self.url = f"postgresql+psycopg2://edgetune@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [*self.as_user, _pg_binary("postgres"), "-D", str(self.data), "-p", str(self.port), "-k",
+             str(self.sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port, self.proc, "PostgreSQL")
+        time.sleep(0.5)  # accepting connections is not yet accepting logins
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
 
 
 @contextmanager
-def postgresql() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free port; yields its URL. PostgreSQL refuses to run
-    as root, so under root it runs as the `postgres` user the Debian package creates (in a
-    directory of its own: pytest's temporary folders are closed to other users)."""
-    root = Path(tempfile.mkdtemp(prefix="edgetune-pg-"))
-    root.chmod(0o755)
-    initdb, postgres = _pg_binary("initdb"), _pg_binary("postgres")
-    if initdb is None or postgres is None:
-        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (make test does)")
-    data, sockets = root / "pgdata", root / "pgsock"
-    for d in (root, sockets):
-        d.mkdir(parents=True, exist_ok=True)
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "edgetune", "--no-sync"],
-                   check=True, capture_output=True)
-    port = _free_port()
-    proc = subprocess.Popen([*as_user, postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
-                             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def postgresql() -> Iterator[PostgresServer]:
+    server = PostgresServer()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("PostgreSQL did not start") from None
-                time.sleep(0.2)
-        time.sleep(0.5)  # accepting connections is not yet accepting logins
-        yield f"postgresql+psycopg2://edgetune@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

@@ -24,9 +24,9 @@ TRIALS = 6
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    with postgresql() as url:
-        yield url
+def pg():
+    with postgresql() as server:
+        yield server
 
 
 def _producer(exp: Path, url: str, run_dir: Path) -> subprocess.Popen:
@@ -42,7 +42,8 @@ def _shared_experiment(tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_two_producers_share_a_study_and_survive_a_kill(tmp_path, pg_url):
+def test_two_producers_share_a_study_and_survive_a_kill(tmp_path, pg):
+    pg_url = pg.url
     exp = _shared_experiment(tmp_path, "shared")
     first = _producer(exp, pg_url, tmp_path / "p1")
     # Kill the first producer for real in the middle of a trial (its recipe written, no metrics).
@@ -64,13 +65,32 @@ def test_two_producers_share_a_study_and_survive_a_kill(tmp_path, pg_url):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     killed = [t for t in trials if t.state == TrialState.FAIL]
     assert killed, "the SIGKILLed producer's trial should be failed by its stopped heartbeat"
-    retried = {optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) for t in trials}
+    retried = {optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
     for t in killed:
         assert t.number in retried  # its candidate was queued again ...
-    copies = [t for t in trials if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) is not None]
+    copies = [t for t in trials if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
     assert all(c.state == TrialState.COMPLETE for c in copies)  # ... and finished once
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == TRIALS and len({t.number for t in complete}) == TRIALS
     # The second producer's own files hold the trials it ran, the copy of the killed one included.
     ran_by_second = {int(d.name) for d in (tmp_path / "p2" / "trials").iterdir() if (d / "metrics.json").is_file()}
     assert {c.number for c in copies} <= ran_by_second
+
+
+def test_a_database_restart_mid_study_loses_nothing(tmp_path, pg):
+    """PostgreSQL goes down for two seconds while a producer is mid-search: the producer's next
+    calls reconnect (or wait and retry) and the study still ends with its trial count."""
+    exp = _shared_experiment(tmp_path, "restarted")
+    producer = _producer(exp, pg.url, tmp_path / "p")
+    trials = tmp_path / "p" / "trials"
+    deadline = time.monotonic() + 240
+    while not (trials.is_dir() and len([d for d in trials.iterdir() if (d / "metrics.json").is_file()]) >= 2):
+        assert time.monotonic() < deadline and producer.poll() is None, producer.stdout.read() if producer.poll() else ""
+        time.sleep(0.2)
+    pg.restart(down_seconds=2.0)
+    out, _ = producer.communicate(timeout=600)
+    assert producer.returncode == 0, out
+    study = optuna.load_study(study_name="restarted", storage=pg.url)
+    assert counted(study) == TRIALS
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    assert len(complete) >= TRIALS
