@@ -120,6 +120,8 @@ def run(
     run_dir: Annotated[Path | None, typer.Option(help="Where the study, ONNX files and trials.csv go.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL; default SQLite in the run dir.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampler and data-subset seed.")] = None,
+    torch_threads: Annotated[int | None, typer.Option(
+        min=1, help="PyTorch threads for pruning and fine-tuning; split the cores between producers on one machine.")] = None,
 ) -> None:
     """Search compression settings: prune each candidate for real, fine-tune, export ONNX, time it.
 
@@ -140,7 +142,7 @@ def run(
         "data.name": data, "data.root": data_root, "trials": trials, "finetune.epochs": epochs,
         "finetune.learning_rate": learning_rate, "data.train_subset": train_subset,
         "data.val_subset": val_subset, "benchmark.threads": threads, "name": name, "run_dir": run_dir,
-        "storage": storage, "seed": seed,
+        "storage": storage, "seed": seed, "torch_threads": torch_threads,
     }
     spec, _ = load_experiment(experiment, overrides)
     # Piped output (CI logs, `tee`) gets a width that fits the results table.

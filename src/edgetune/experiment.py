@@ -87,6 +87,10 @@ class ExperimentSpec(_Strict):
     # On a shared storage: how often a producer says its trial is alive; after three silent
     # periods another producer marks it failed and runs the candidate again.
     heartbeat_seconds: float = Field(20.0, gt=0)
+    # PyTorch's threads for pruning and fine-tuning (default: PyTorch's, one per core). Several
+    # producers on one machine must share its cores: two with two threads each on two cores ran
+    # 5x slower than one (docs/distributed.md).
+    torch_threads: int | None = Field(None, gt=0)
     device: str = "cpu"
 
 

@@ -389,6 +389,8 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         # be another producer's, and heartbeats decide.
         reclaimed = [] if shared else _reclaim_interrupted(study)
         torch.manual_seed(spec.seed)
+        if spec.torch_threads:
+            torch.set_num_threads(spec.torch_threads)
         get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
         bench = _workbench(plan)
         reporter.start(plan, counted(study), plan.limit, None)
@@ -414,7 +416,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             evaluate(trial, suggest(trial, plan.sweep) if not trial.user_attrs.get("reference") else {})
         if shared:
             drive_study(study, strategy, ctx, evaluate,
-                        lambda: wait_or_done(study, counted, plan.limit, spec.heartbeat_seconds))
+                        lambda: wait_or_done(study, counted, plan.limit, min(1.0, spec.heartbeat_seconds)))
         else:
             drive_study(study, strategy, ctx, evaluate, lambda: counted(study) >= plan.limit)
         reporter.finish()
