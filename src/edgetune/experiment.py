@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgetune.benchspec import BenchmarkSpec
 from edgetune.errors import ConfigError
 from edgetune.recipe.schedule import Schedule, parse_schedule
 from edgetune.sweep.schema import SweepSpec, parse_sweep
@@ -43,33 +44,6 @@ class FinetuneSpec(_Strict):
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(5e-4, ge=0)
     augment: bool = True
-
-
-class BenchmarkSpec(_Strict):
-    runtime: str = "onnxruntime"
-    device: str = Field("cpu", description="onnxruntime: cpu|cuda|tensorrt|openvino; openvino: CPU|GPU|NPU")
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
-    hint: Literal["latency", "throughput"] = "latency"
-    threads: int = Field(1, gt=0)
-    batch_size: int = Field(1, gt=0)
-    throughput_batches: list[int] = Field(default_factory=lambda: [32])
-    throughput_seconds: float = Field(1.0, gt=0)
-    warmup: int = Field(10, ge=0)
-    runs_per_round: int = Field(30, gt=0)
-    min_rounds: int = Field(5, gt=0)
-    max_rounds: int = Field(30, gt=0)
-    max_seconds: float = Field(20.0, gt=0)
-    # Repeat the whole measurement; re-measure while repeats differ by more than max_spread.
-    repeats: int = Field(1, gt=0)
-    max_spread: float = Field(0.02, gt=0)
-    remeasure: int = Field(2, ge=0)
-    # Interleave every candidate with the baseline and keep the ratio (see runtimes/timing.py).
-    interleave_reference: bool = True
-    calibration_images: int = Field(300, gt=0)
-    per_layer: bool = False
-    layer_runs: int = Field(20, gt=0)
-    energy_seconds: float = Field(1.0, ge=0)
-    engine_throughput: bool = True
 
 
 class ExperimentSpec(_Strict):

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.benchspec import BenchmarkSpec
 from edgetune.errors import EdgetuneError
-from edgetune.experiment import BenchmarkSpec
 from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.quantize import convert
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime

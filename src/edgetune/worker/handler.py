@@ -1,0 +1,58 @@
+"""Benchmark one request on this device: check the model, profile it, answer once per id.
+
+Kept apart from any queue so the same function serves a Celery task, a test, or a script.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from edgetune.worker.messages import BenchRequest, BenchResult, decode_array
+
+
+def _check(path: Path, what: str) -> None:
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # noqa: BLE001 - the checker raises several types for a bad file
+        raise ValueError(f"{what} is not a valid ONNX model: {exc}") from None
+
+
+def handle(request: BenchRequest, results: Path) -> BenchResult:
+    """Benchmark `request` unless `results` already holds its answer (a redelivery after a
+    worker died between benchmarking and acknowledging): exactly one result per id."""
+    from edgetune.profiler import open_reference, profile_artifact
+
+    results.mkdir(parents=True, exist_ok=True)
+    done = results / f"{request.id}.json"
+    if done.is_file():
+        return BenchResult.model_validate_json(done.read_text())
+    with tempfile.TemporaryDirectory(prefix="edgetune-worker-") as tmp:
+        work = Path(tmp)
+        try:
+            model = work / "model.onnx"
+            model.write_bytes(request.model_bytes())
+            _check(model, "the model")
+            reference = None
+            if request.reference_onnx is not None:
+                ref_path = work / "reference.onnx"
+                ref_path.write_bytes(base64.b64decode(request.reference_onnx, validate=True))
+                _check(ref_path, "the reference model")
+                reference = open_reference(ref_path, request.benchmark, None, None, work / "reference")
+            try:
+                report = profile_artifact(model, request.benchmark, decode_array(request.sample),
+                                          reference=reference, work_dir=work)
+            finally:
+                if reference is not None:
+                    reference.close()
+            result = BenchResult(id=request.id, metrics=report.metrics, device=report.description)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the producer's answer
+            result = BenchResult(id=request.id, error=f"{type(exc).__name__}: {exc}"[:2000])
+    tmp_file = done.with_suffix(".tmp")
+    tmp_file.write_text(json.dumps(result.model_dump(), default=float))
+    tmp_file.replace(done)
+    return result

@@ -1,0 +1,67 @@
+"""What producers and device workers say to each other: pydantic models serialised as JSON,
+never pickles, so a worker runs nothing it was sent but its own runtime on a checked model."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edgetune.benchspec import BenchmarkSpec
+
+MAX_MODEL_BYTES = 512 * 2**20
+MAX_SAMPLE_VALUES = 64 * 3 * 256 * 256
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def encode_array(a: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a, dtype=np.float32), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def decode_array(text: str) -> np.ndarray:
+    return np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False)
+
+
+class BenchRequest(_Strict):
+    """One model to benchmark. `id` makes the answer idempotent: a redelivered request gets the
+    recorded result, not a second benchmark."""
+
+    id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    onnx: str = Field(description="the ONNX file, base64")
+    reference_onnx: str | None = Field(None, description="the baseline to interleave with, base64")
+    sample: str = Field(description="input images as a float32 .npy, base64")
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+
+    @field_validator("onnx", "reference_onnx")
+    @classmethod
+    def _size(cls, v: str | None) -> str | None:
+        if v is not None and len(v) * 3 // 4 > MAX_MODEL_BYTES:
+            raise ValueError(f"model larger than {MAX_MODEL_BYTES // 2**20} MiB")
+        return v
+
+    @field_validator("sample")
+    @classmethod
+    def _sample(cls, v: str) -> str:
+        a = decode_array(v)
+        if a.dtype != np.float32 or a.ndim < 2 or a.size > MAX_SAMPLE_VALUES:
+            raise ValueError(f"sample must be a float32 batch of at most {MAX_SAMPLE_VALUES} values, "
+                             f"got {a.dtype} {a.shape}")
+        return v
+
+    def model_bytes(self) -> bytes:
+        return base64.b64decode(self.onnx, validate=True)
+
+
+class BenchResult(_Strict):
+    id: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    device: str = ""

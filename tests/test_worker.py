@@ -1,0 +1,79 @@
+"""The device worker's message handling: validated JSON in, one result per request id out, and
+no PyTorch needed on the device."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+
+import numpy as np
+import pydantic
+import pytest
+
+from edgetune.worker.handler import handle
+from edgetune.worker.messages import BenchRequest, encode_array
+
+from .test_profiler import QUICK, _sample, fmnist, resnet20  # noqa: F401 - fixtures
+
+
+def _request(path, sample, **extra) -> BenchRequest:
+    onnx_b64 = base64.b64encode(path.read_bytes()).decode()
+    return BenchRequest(id="req-00000001", onnx=onnx_b64, reference_onnx=onnx_b64, sample=encode_array(sample),
+                        benchmark={**QUICK, "throughput_batches": [8]}, **extra)
+
+
+def test_a_request_is_benchmarked_once_per_id(resnet20, fmnist, tmp_path):  # noqa: F811
+    _, path = resnet20
+    request = _request(path, _sample(fmnist))
+    first = handle(request, tmp_path / "results")
+    assert first.error is None and first.metrics["latency_ms"] > 0
+    assert 0.8 < first.metrics["latency_ratio"] < 1.25  # the model against itself
+    # A redelivery (the worker died before acknowledging) gets the recorded answer, even if the
+    # payload differs: nothing is measured or recorded twice.
+    again = handle(request.model_copy(update={"onnx": base64.b64encode(b"junk").decode()}), tmp_path / "results")
+    assert again == first
+    # A message round-trips as JSON, the only form it travels in.
+    assert BenchRequest.model_validate_json(request.model_dump_json()) == request
+
+
+def test_a_bad_model_gets_an_error_answer_not_a_crash(resnet20, fmnist, tmp_path):  # noqa: F811
+    _, path = resnet20
+    request = _request(path, _sample(fmnist)).model_copy(update={
+        "id": "req-broken-1", "onnx": base64.b64encode(b"\x08\x07 not a model").decode()})
+    result = handle(request, tmp_path / "results")
+    assert result.metrics == {} and "the model is not a valid ONNX model" in result.error
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"id": "../../etc"}, "String should match pattern"),
+    ({"sample": encode_array(np.zeros(3, np.float32))}, "sample must be a float32 batch"),
+    ({"benchmark": {"runtime": "onnxruntime", "shell": "rm -rf /"}}, "Extra inputs are not permitted"),
+    ({"command": "id"}, "Extra inputs are not permitted"),
+])
+def test_messages_are_validated(resnet20, fmnist, change, message):  # noqa: F811
+    _, path = resnet20
+    good = _request(path, _sample(fmnist)).model_dump()
+    with pytest.raises(pydantic.ValidationError, match=message):
+        BenchRequest.model_validate({**good, **change})
+    # An object array could carry a pickle: numpy refuses to load it.
+    with pytest.raises(pydantic.ValidationError, match="allow_pickle"):
+        buf = __import__("io").BytesIO()
+        np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        BenchRequest.model_validate({**good, "sample": base64.b64encode(buf.getvalue()).decode()})
+
+
+def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
+    _, path = resnet20
+    (tmp_path / "request.json").write_text(_request(path, _sample(fmnist, 8)).model_dump_json())
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from pathlib import Path\n"
+            "from edgetune.worker.handler import handle\n"
+            "from edgetune.worker.messages import BenchRequest\n"
+            f"r = handle(BenchRequest.model_validate_json(Path({str(tmp_path / 'request.json')!r}).read_text()), "
+            f"Path({str(tmp_path / 'results')!r}))\n"
+            "assert r.error is None, r.error\n"
+            "print(r.metrics['latency_ms'])\n")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) > 0
