@@ -20,11 +20,14 @@ data:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else sudo apt-get install -y dataset-fashion-mnist; fi; fi
 
-# The tests start real database servers from Debian's packages.
+# The tests start real servers (PostgreSQL, Redis) from Debian's packages.
 servers:
-	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql; \
-	  else sudo apt-get install -y postgresql; fi; fi
+	@missing=""; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else sudo apt-get install -y $$missing; fi; fi
 
 run: setup
 	$(BIN)/edgetune run examples/resnet56-fmnist/experiment.yaml

@@ -77,3 +77,27 @@ def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) > 0
+
+
+def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_path):  # noqa: F811
+    """A real Redis server and a real `edgetune bench-worker` process: a request goes out on the
+    device's queue and its metrics come back."""
+    from edgetune.worker.app import make_app, submit
+
+    from .servers import redis_server
+
+    _, path = resnet20
+    with redis_server() as url:
+        worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url,
+                                   "--queue", "test-cpu", "--results", str(tmp_path / "results")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            app = make_app(url)
+            request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "celery-req-1"})
+            result = submit(app, "test-cpu", request, timeout=120)
+            assert result.error is None and result.metrics["latency_ms"] > 0, result.error
+            assert (tmp_path / "results" / "celery-req-1.json").is_file()
+        finally:
+            worker.terminate()
+            out, _ = worker.communicate(timeout=60)
+        assert "ready" in out.lower()

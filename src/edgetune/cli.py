@@ -179,6 +179,28 @@ def export(
                     f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
 
 
+@app.command("bench-worker")
+def bench_worker(
+    broker: Annotated[str, typer.Option(help="redis://[:password@]host:6379/0, or rediss:// for TLS.")],
+    queue: Annotated[str, typer.Option(help="The device's queue: identical devices share one, others get their own.")],
+    results: Annotated[Path, typer.Option(help="Where answers are kept by request id (a redelivery is answered once).")] = Path(
+        "edgetune-worker-results"),
+    visibility_timeout: Annotated[float, typer.Option(help="Seconds before an unacknowledged request is delivered again.")] = 3600.0,
+) -> None:
+    """Benchmark models sent by producers, on this device; needs no PyTorch.
+
+    Install with `pip install 'edgetune[worker]'` (plus the runtime's extra, e.g. `openvino`).
+    Requests are validated JSON (ONNX bytes checked by onnx.checker); nothing else is executed.
+
+    \b
+    Example:
+      edgetune bench-worker --broker redis://host:6379/0 --queue rpi5-ort-cpu
+    """
+    from edgetune.worker.app import run_worker
+
+    run_worker(broker, queue, results, visibility_timeout)
+
+
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="An ONNX file, or a checkpoint from edgetune train (exported first).")],
