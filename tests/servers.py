@@ -92,7 +92,7 @@ def postgresql() -> Iterator[PostgresServer]:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server(password: str | None = None) -> Iterator[str]:
     """A throwaway Redis server on a free port, no persistence; yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -100,10 +100,11 @@ def redis_server() -> Iterator[str]:
     port = _free_port()
     root = Path(tempfile.mkdtemp(prefix="edgetune-redis-"))
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--dir", str(root), *(["--requirepass", password] if password else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port, proc, "Redis")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -101,3 +101,34 @@ def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_pat
             worker.terminate()
             out, _ = worker.communicate(timeout=60)
         assert "ready" in out.lower()
+
+
+def test_a_study_benchmarks_on_a_device_worker(tmp_path):
+    """`edgetune run --bench-queue`: the baseline and every candidate are timed by the worker
+    process, each request answered once and recorded under its id. The broker needs a
+    password, which works and is not written into the run directory."""
+    import csv
+
+    from .servers import redis_server
+    from .test_study import experiment
+
+    exp = experiment(tmp_path, trials=2, epochs=0)
+    with redis_server(password="s3cret-pw") as url:
+        worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url,
+                                   "--queue", "dev-cpu", "--results", str(tmp_path / "answers")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            done = subprocess.run([sys.executable, "-m", "edgetune.cli", "run", str(exp), "--bench-queue", "dev-cpu",
+                                   "--broker", url], check=False, capture_output=True, text=True, timeout=600)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(tmp_path / "run" / "trials.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["state"] for r in rows] == ["BASELINE", "COMPLETE", "COMPLETE"]
+    assert all(float(r["latency_ms"]) > 0 for r in rows)
+    answers = list((tmp_path / "answers").glob("bench-*.json"))
+    assert len(answers) == 3  # the baseline and two candidates, each benchmarked once by the worker
+    resolved = (tmp_path / "run" / "experiment.resolved.yaml").read_text()
+    assert "s3cret-pw" not in resolved and ":***@127.0.0.1" in resolved

@@ -122,6 +122,9 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Sampler and data-subset seed.")] = None,
     torch_threads: Annotated[int | None, typer.Option(
         min=1, help="PyTorch threads for pruning and fine-tuning; split the cores between producers on one machine.")] = None,
+    bench_queue: Annotated[str | None, typer.Option(
+        help="Benchmark on the device worker serving this queue (edgetune bench-worker), not here.")] = None,
+    broker: Annotated[str | None, typer.Option(help="The workers' Redis URL, with --bench-queue.")] = None,
 ) -> None:
     """Search compression settings: prune each candidate for real, fine-tune, export ONNX, time it.
 
@@ -143,6 +146,7 @@ def run(
         "finetune.learning_rate": learning_rate, "data.train_subset": train_subset,
         "data.val_subset": val_subset, "benchmark.threads": threads, "name": name, "run_dir": run_dir,
         "storage": storage, "seed": seed, "torch_threads": torch_threads,
+        "remote.queue": bench_queue, "remote.broker": broker,
     }
     spec, _ = load_experiment(experiment, overrides)
     # Piped output (CI logs, `tee`) gets a width that fits the results table.
@@ -159,6 +163,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by edgetune run.")],
     trial: Annotated[str, typer.Option(help="Trial number, or 'best' (single objective).")] = "best",
     out: Annotated[Path | None, typer.Option(help="Where the files go; default RUN_DIR/export/trial-N.")] = None,
+    storage: Annotated[str | None, typer.Option(help="The study's storage URL, when it has a password (not kept).")] = None,
 ) -> None:
     """Take one trial out of a study: ONNX, a PyTorch checkpoint, its recipe and metrics.
 
@@ -174,7 +179,7 @@ def export(
     from edgetune.trial_export import export_trial
 
     target = out or run_dir / "export" / f"trial-{trial}"
-    done = export_trial(run_dir, trial, target)
+    done = export_trial(run_dir, trial, target, storage)
     typer.echo(f"trial {done.number} -> {target}: {', '.join(p.name for p in done.files)} "
                     f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
 

@@ -46,6 +46,14 @@ class FinetuneSpec(_Strict):
     augment: bool = True
 
 
+class RemoteSpec(_Strict):
+    """Benchmark on a device worker (`edgetune bench-worker`) instead of this machine."""
+
+    broker: str = Field(description="redis://[:password@]host:6379/0 or rediss:// (TLS)")
+    queue: str = Field(min_length=1, description="the device's queue")
+    timeout: float = Field(1800.0, gt=0, description="seconds to wait for an answer before the trial fails")
+
+
 class ExperimentSpec(_Strict):
     name: str = "edgetune"
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -65,6 +73,7 @@ class ExperimentSpec(_Strict):
     # producers on one machine must share its cores: two with two threads each on two cores ran
     # 5x slower than one (docs/distributed.md).
     torch_threads: int | None = Field(None, gt=0)
+    remote: RemoteSpec | None = None
     device: str = "cpu"
 
 
@@ -101,6 +110,8 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
             node = data
             *parents, leaf = dotted.split(".")
             for p in parents:
+                if node.get(p) is None:  # an optional section the file left out (remote)
+                    node[p] = {}
                 node = node[p]
             # Flags name files relative to where the user typed them, not to the experiment file.
             node[leaf] = value.resolve() if isinstance(value, Path) else value

@@ -50,6 +50,7 @@ from edgetune.sweep import SweepSpec, Target, apply, check_ranges, fixed_values,
 from edgetune.sweep.space import grid_size
 from edgetune.training import EvalResult
 from edgetune.trial import CandidateResult, Hooks, StopTrial, Workbench, run_candidate
+from edgetune.worker.remote import RemoteBench
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -144,6 +145,25 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password replaced: run directories get copied and shared."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_secrets(resolved: dict[str, Any]) -> dict[str, Any]:
+    if resolved.get("storage"):
+        resolved["storage"] = redact_url(resolved["storage"])
+    if resolved.get("remote"):
+        resolved["remote"]["broker"] = redact_url(resolved["remote"]["broker"])
+    return resolved
+
+
 def _workbench(plan: Plan) -> Workbench:
     spec = plan.spec
     data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
@@ -160,6 +180,7 @@ def _workbench(plan: Plan) -> Workbench:
         device=spec.device,
         seed=spec.seed,
         meta={k: meta[k] for k in ("model", "num_classes", "in_channels")},
+        remote=None if spec.remote is None else RemoteBench(spec.remote.broker, spec.remote.queue, spec.remote.timeout),
     )
 
 
@@ -171,7 +192,9 @@ def _baseline(plan: Plan, bench: Workbench, stage: Callable[[str], None]) -> dic
     saved = out / "metrics.json"
     if not (saved.is_file() and onnx_path.is_file()):
         run_candidate(bench, Schedule(), FinetuneSpec(epochs=0), out, stage)
-    bench.reference = open_reference(onnx_path, bench.benchmark, bench.baseline, bench.calibration, out)
+    if bench.remote is None:
+        bench.reference = open_reference(onnx_path, bench.benchmark, bench.baseline, bench.calibration, out)
+    bench.reference_onnx = onnx_path  # a device worker times candidates beside this file
     metrics = json.loads(saved.read_text())["metrics"]
     bench.reference_ms = metrics["latency_ms"]
     return metrics
@@ -361,7 +384,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
     plan = plan_study(spec)
     with _run_lock(plan.run_dir):
         (plan.run_dir / "experiment.resolved.yaml").write_text(
-            yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+            yaml.safe_dump(redact_secrets(spec.model_dump(mode="json")), sort_keys=False))
         strategy = get_strategy(plan.sweep.method)
         directions = [o.goal for o in plan.objectives]
         # A storage the user names may be shared with other producers (see producers.py).
@@ -391,7 +414,8 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         torch.manual_seed(spec.seed)
         if spec.torch_threads:
             torch.set_num_threads(spec.torch_threads)
-        get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
+        if spec.remote is None:
+            get_runtime(spec.benchmark.runtime)  # a missing extra fails before the baseline is measured
         bench = _workbench(plan)
         reporter.start(plan, counted(study), plan.limit, None)
         baseline = _baseline(plan, bench, reporter.stage)

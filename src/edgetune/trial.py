@@ -49,6 +49,8 @@ class Workbench:
     calibration: np.ndarray | None = None
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
+    remote: Any = None  # a RemoteBench: benchmarks go to a device worker
+    reference_onnx: Path | None = None
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
@@ -157,16 +159,22 @@ def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage,
     spec = bench.benchmark
     stage("exporting ONNX")
     export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    if bench.remote is not None:
+        metrics, timing = bench.remote.measure(onnx_path, spec, bench.example(64).numpy(), bench.reference_onnx)
+        return _adjusted(metrics, bench.reference_ms), timing
     images, labels = _deployed_eval(bench) if score else (None, None)
     report = profile_artifact(
         onnx_path, spec, bench.example(64).numpy(), module=model, calibration=bench.calibration,
         eval_images=images, eval_labels=labels, reference=bench.reference, stage=stage,
     )
-    metrics = dict(report.metrics)
-    ratio = metrics["latency_ratio"]
     ref_ms = bench.reference_ms if bench.reference_ms is not None else report.timing.get("reference_ms")
+    return _adjusted(dict(report.metrics), ref_ms), {**report.timing, "description": report.description}
+
+
+def _adjusted(metrics: dict[str, Any], ref_ms: float | None) -> dict[str, Any]:
+    ratio = metrics.get("latency_ratio")
     metrics["latency_adj_ms"] = ratio * ref_ms if ratio is not None and ref_ms is not None else metrics["latency_ms"]
-    return metrics, {**report.timing, "description": report.description}
+    return metrics
 
 
 def run_candidate(

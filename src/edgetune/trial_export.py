@@ -26,13 +26,15 @@ class ExportedTrial:
     max_abs_diff: float
 
 
-def open_study(run_dir: Path) -> optuna.Study:
+def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
     resolved = run_dir / "experiment.resolved.yaml"
     if not resolved.is_file():
         raise EdgetuneError(f"{run_dir} holds no edgetune study (no experiment.resolved.yaml); give the run directory "
                             "that `edgetune run` wrote")
     spec = yaml.safe_load(resolved.read_text())
-    storage = spec.get("storage") or f"sqlite:///{run_dir / 'study.db'}"
+    storage = storage or spec.get("storage") or f"sqlite:///{run_dir / 'study.db'}"
+    if ":***@" in storage:
+        raise EdgetuneError(f"{run_dir} records its study in {storage}, whose password is not kept; give --storage")
     return optuna.load_study(study_name=spec["name"], storage=storage)
 
 
@@ -51,8 +53,8 @@ def best_trial(study: optuna.Study) -> int:
     return min(done, key=lambda t: sign * t.values[0]).number
 
 
-def export_trial(run_dir: Path, trial: str, out: Path) -> ExportedTrial:
-    study = open_study(run_dir)
+def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:
+    study = open_study(run_dir, storage)
     number = best_trial(study) if trial == "best" else int(trial)
     source = run_dir / "trials" / f"{number:04d}"
     checkpoint, onnx_path = source / "model.pt", source / "model.onnx"
