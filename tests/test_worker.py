@@ -132,3 +132,49 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path):
     assert len(answers) == 3  # the baseline and two candidates, each benchmarked once by the worker
     resolved = (tmp_path / "run" / "experiment.resolved.yaml").read_text()
     assert "s3cret-pw" not in resolved and ":***@127.0.0.1" in resolved
+
+
+def test_a_worker_killed_mid_benchmark_is_replaced_and_nothing_is_lost(resnet20, fmnist, tmp_path):  # noqa: F811
+    """SIGKILL the worker while it benchmarks: the request was not acknowledged (late ack), so
+    after the visibility timeout Redis hands it to the restarted worker, which answers once."""
+    import signal
+    import time
+
+    from edgetune.worker.app import make_app
+
+    from .servers import redis_server
+
+    _, path = resnet20
+    slow = {**QUICK, "runs_per_round": 200, "min_rounds": 30, "max_rounds": 30, "throughput_batches": [8]}
+    request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "killed-req-1"})
+    request = request.model_copy(update={"benchmark": request.benchmark.model_copy(update=slow)})
+
+    def start_worker(log):
+        return subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url, "--queue",
+                                 "kill-q", "--results", str(tmp_path / "answers"), "--visibility-timeout", "5"],
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+
+    with redis_server() as url:
+        app = make_app(url)
+        pending = app.send_task("edgetune.benchmark", args=[request.model_dump(mode="json")], queue="kill-q",
+                                task_id=request.id)
+        log1 = open(tmp_path / "worker1.log", "w")  # noqa: SIM115 - closed below
+        first = start_worker(log1)
+        deadline = time.monotonic() + 60
+        while "killed-req-1" not in (tmp_path / "worker1.log").read_text():  # received, now benchmarking
+            assert time.monotonic() < deadline, (tmp_path / "worker1.log").read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        log1.close()
+        assert not (tmp_path / "answers" / "killed-req-1.json").exists()  # it died before answering
+        with open(tmp_path / "worker2.log", "w") as log2:
+            second = start_worker(log2)
+            try:
+                answer = pending.get(timeout=180)
+            finally:
+                second.terminate()
+                second.wait(timeout=60)
+    assert answer["error"] is None and answer["metrics"]["latency_ms"] > 0
+    assert [p.name for p in (tmp_path / "answers").iterdir()] == ["killed-req-1.json"]
