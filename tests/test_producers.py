@@ -94,3 +94,31 @@ def test_a_database_restart_mid_study_loses_nothing(tmp_path, pg):
     assert counted(study) == TRIALS
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     assert len(complete) >= TRIALS
+
+
+def test_two_producers_and_one_device_worker_complete_a_study(tmp_path, pg):
+    """The issue's whole shape on one machine: a PostgreSQL study, two producers, and one device
+    worker on Redis that times every candidate."""
+    from .servers import redis_server
+
+    exp = _shared_experiment(tmp_path, "farm")
+    with redis_server() as broker:
+        worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", broker,
+                                   "--queue", "farm-cpu", "--results", str(tmp_path / "answers")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            producers = [subprocess.Popen(
+                [sys.executable, "-m", "edgetune.cli", "run", str(exp), "--storage", pg.url, "--run-dir",
+                 str(tmp_path / f"p{i}"), "--torch-threads", "1", "--bench-queue", "farm-cpu", "--broker", broker],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+            outs = [p.communicate(timeout=600)[0] for p in producers]
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    assert all(p.returncode == 0 for p in producers), outs
+    study = optuna.load_study(study_name="farm", storage=pg.url)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    assert counted(study) == TRIALS and len(complete) == TRIALS
+    assert all(t.user_attrs["latency_ms"] > 0 for t in complete)
+    # One answer per distinct model: both producers' identical baselines share one.
+    assert len(list((tmp_path / "answers").glob("bench-*.json"))) == TRIALS + 1
