@@ -81,8 +81,7 @@ class PatientStorage(optuna.storages.BaseStorage, BaseHeartbeat):
 _STORAGE_METHODS = sorted(
     name for cls in (optuna.storages.BaseStorage, BaseHeartbeat) for name, member in vars(cls).items()
     if callable(member) and not name.startswith("__"))
-for _name in _STORAGE_METHODS:  # concrete for ABC; each instance replaces them with delegates
-    setattr(PatientStorage, _name, lambda self, *a, _name=_name, **k: getattr(self._inner, _name)(*a, **k))
+# Every storage method is set on the instance (above), so none is left abstract.
 PatientStorage.__abstractmethods__ = frozenset()
 
 

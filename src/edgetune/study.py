@@ -227,6 +227,20 @@ def counted(study: optuna.Study | list[optuna.trial.FrozenTrial]) -> int:
     return n
 
 
+def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed search trials whose every constraint held (references apart)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_feasible(t) and not t.user_attrs.get("reference")]
+
+
+def best_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[Objective]) -> list[optuna.trial.FrozenTrial]:
+    """Single objective: the trials best first. Several: their Pareto front, by the first."""
+    sign = 1.0 if objectives[0].goal == "minimize" else -1.0
+    if len(objectives) > 1:
+        trials = pareto_front([(t, list(t.values)) for t in trials], objectives)
+    return sorted(trials, key=lambda t: sign * t.values[0])
+
+
 @dataclass
 class StudyOutcome:
     plan: Plan
@@ -236,18 +250,10 @@ class StudyOutcome:
     constraints: list[Constraint]
 
     def feasible(self) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if is_feasible(t) and not t.user_attrs.get("reference")]
+        return feasible_trials(self.study)
 
     def best(self) -> list[optuna.trial.FrozenTrial]:
-        """Single objective: feasible trials best first. Several: the feasible Pareto front."""
-        trials = self.feasible()
-        objs = self.plan.objectives
-        if len(objs) == 1:
-            sign = 1.0 if objs[0].goal == "minimize" else -1.0
-            return sorted(trials, key=lambda t: sign * t.values[0])
-        front = pareto_front([(t, list(t.values)) for t in trials], objs)
-        return sorted(front, key=lambda t: t.values[0] * (1 if objs[0].goal == "minimize" else -1))
+        return best_trials(self.feasible(), self.plan.objectives)
 
     def references(self) -> dict[str, dict[str, tuple[float, float, int]]]:
         """Each reference recipe's repeats summarised: metric -> (mean, std, n)."""

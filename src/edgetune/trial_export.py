@@ -12,11 +12,9 @@ import numpy as np
 import optuna
 import torch
 import yaml
-from optuna.trial import TrialState
 
 from edgetune.errors import EdgetuneError
-from edgetune.objectives import Objective, pareto_front
-from edgetune.search.base import is_feasible
+from edgetune.objectives import Objective
 
 
 @dataclass
@@ -39,18 +37,18 @@ def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
 
 
 def best_trial(study: optuna.Study) -> int:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_feasible(t) and not t.user_attrs.get("reference")]
-    if not done:
+    from edgetune.study import best_trials, feasible_trials
+
+    goals = [Objective("", "minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize")
+             for d in study.directions]
+    ranked = best_trials(feasible_trials(study), goals)
+    if not ranked:
         raise EdgetuneError("no feasible completed trial yet: nothing to call best")
-    if len(study.directions) > 1:
-        goals = [Objective("", "minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize")
-                 for d in study.directions]
-        front = sorted(pareto_front([(t.number, t.values) for t in done], goals))
-        raise EdgetuneError(f"this study has {len(study.directions)} objectives and no single best; "
+    if len(goals) > 1:
+        front = sorted(t.number for t in ranked)
+        raise EdgetuneError(f"this study has {len(goals)} objectives and no single best; "
                             f"give --trial with one of its Pareto front: {', '.join(map(str, front))}")
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
-    return min(done, key=lambda t: sign * t.values[0]).number
+    return ranked[0].number
 
 
 def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:

@@ -25,7 +25,7 @@ from edgetune.compress.base import (
     CompressionRecord,
     PrunerOptions,
 )
-from edgetune.compress.groups import group_key, prune_lowest
+from edgetune.compress.groups import GroupClaims, prune_lowest, scope_args
 
 IN_CHANNELS = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
 POINTS_PER_IMAGE = 10  # output positions sampled per image, as in He et al. 2017 and AMC
@@ -63,8 +63,7 @@ class ChannelPruning(CompressionMethod):
 
     def scores(self, model: nn.Module, module: nn.Module, group, ctx: CompressionContext, options: PrunerOptions,
                pruner: str) -> torch.Tensor:
-        scorer = tp.importance.MagnitudeImportance(p=self.p, group_reduction="first" if options.scope == "layer"
-                                                   else "mean", normalizer=None if options.scope == "layer" else "mean")
+        scorer = tp.importance.MagnitudeImportance(p=self.p, **scope_args(options.scope))
         return scorer(group)
 
     def rewrite(self, model: nn.Module, group, ctx: CompressionContext, options: PrunerOptions, pruner: str):
@@ -74,7 +73,7 @@ class ChannelPruning(CompressionMethod):
     def apply(self, model: nn.Module, pruner: str, weights: list[str], ratio: float, ctx: CompressionContext,
               options: PrunerOptions) -> list[CompressionRecord]:
         records: list[CompressionRecord] = []
-        done: dict[frozenset, str] = {}
+        claims = GroupClaims()
         for weight in weights:
             module = self.layer(model, weight, pruner)
             graph = ctx.graph(model)
@@ -83,12 +82,10 @@ class ChannelPruning(CompressionMethod):
             if reason is not None:
                 raise CompressionError(f"{weight} {reason}", key=f"pruners.{pruner}.weights")
             full = graph.get_pruning_group(module, _in_fn(module), idxs=list(range(n)))
-            key = group_key(full)
-            if key in done:
-                records.append(CompressionRecord(pruner, weight, n, 0, f"coupled with {done[key]}, pruned with it",
-                                                 self.name, self.unit))
+            first = claims.claimed_by(full, weight)
+            if first is not None:
+                records.append(self.record(pruner, weight, n, 0, f"coupled with {first}, pruned with it"))
                 continue
-            done[key] = weight
             records.append(prune_lowest(
                 graph, module, _in_fn(module), n, ratio,
                 lambda module=module, full=full: self.scores(model, module, full, ctx, options, pruner),

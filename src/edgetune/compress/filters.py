@@ -21,7 +21,7 @@ from edgetune.compress.base import (
     CompressionRecord,
     PrunerOptions,
 )
-from edgetune.compress.groups import group_key, is_output_layer, prune_lowest
+from edgetune.compress.groups import GroupClaims, is_output_layer, prune_lowest, scope_args
 
 
 class FilterPruning(CompressionMethod):
@@ -30,10 +30,7 @@ class FilterPruning(CompressionMethod):
     p = 1
 
     def importance(self, scope: str) -> tp.importance.Importance:
-        # "first" scores the named layer alone (Distiller); "mean" averages over the group.
-        reduction = "first" if scope == "layer" else "mean"
-        return tp.importance.MagnitudeImportance(p=self.p, group_reduction=reduction,
-                                                 normalizer=None if scope == "layer" else "mean")
+        return tp.importance.MagnitudeImportance(p=self.p, **scope_args(scope))
 
     def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
         if is_output_layer(ctx.graph(model), module):
@@ -54,22 +51,19 @@ class FilterPruning(CompressionMethod):
         self.prepare(model, pruner, ctx, options)
         scorer = self.importance(options.scope)
         records: list[CompressionRecord] = []
-        done: dict[frozenset, str] = {}
+        claims = GroupClaims()
         # Score every target before pruning any: a pruned group changes its partners' scores.
         plans = []
         for weight, module in layers:
             fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
             n = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
             full = graph.get_pruning_group(module, fn, idxs=list(range(n)))
-            key = group_key(full)
-            scores = scorer(full)
-            plans.append((weight, module, fn, n, key, scores))
-        for weight, module, fn, n, key, scores in plans:
-            if key in done:
-                records.append(CompressionRecord(pruner, weight, n, 0, f"coupled with {done[key]}, pruned with it",
-                                                 self.name, self.unit))
+            plans.append((weight, module, fn, n, full, scorer(full)))
+        for weight, module, fn, n, full, scores in plans:
+            first = claims.claimed_by(full, weight)
+            if first is not None:
+                records.append(self.record(pruner, weight, n, 0, f"coupled with {first}, pruned with it"))
                 continue
-            done[key] = weight
             records.append(prune_lowest(graph, module, fn, n, ratio, lambda s=scores: s,
                                         partial(self.record, pruner, weight, n)))
         return records
@@ -91,8 +85,7 @@ class FiltersBatchNorm(FilterPruning):
     name = "filters-bn"
 
     def importance(self, scope: str) -> tp.importance.Importance:
-        return tp.importance.BNScaleImportance(group_reduction="first" if scope == "layer" else "mean",
-                                               normalizer=None if scope == "layer" else "mean")
+        return tp.importance.BNScaleImportance(**scope_args(scope))
 
     def fits(self, model: nn.Module, module: nn.Module, ctx: CompressionContext) -> str | None:
         reason = super().fits(model, module, ctx)
@@ -113,8 +106,7 @@ class FiltersTaylor(FilterPruning):
     name = "filters-taylor"
 
     def importance(self, scope: str) -> tp.importance.Importance:
-        return tp.importance.TaylorImportance(group_reduction="first" if scope == "layer" else "mean",
-                                              normalizer=None if scope == "layer" else "mean")
+        return tp.importance.TaylorImportance(**scope_args(scope))
 
     def prepare(self, model: nn.Module, pruner: str, ctx: CompressionContext, options: PrunerOptions) -> None:
         images, labels = ctx.samples(options.n_samples, pruner)

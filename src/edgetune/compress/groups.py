@@ -15,6 +15,31 @@ def group_key(group) -> frozenset:
     return frozenset((id(dep.target.module), getattr(dep.handler, "__name__", str(dep.handler))) for dep, _ in group)
 
 
+class GroupClaims:
+    """Targets whose groups hold the same layers are one structure: the first named prunes it,
+    the others are recorded as pruned with it (pruning a residual stream once per convolution
+    feeding it would compound the ratio)."""
+
+    def __init__(self) -> None:
+        self._first: dict[frozenset, str] = {}
+
+    def claimed_by(self, group, weight: str) -> str | None:
+        """None when `weight` is the first to claim `group`; else the weight that did."""
+        key = group_key(group)
+        if key in self._first:
+            return self._first[key]
+        self._first[key] = weight
+        return None
+
+
+def scope_args(scope: str) -> dict:
+    """Torch-Pruning scorer settings: "layer" ranks the named layer alone (Distiller), "group"
+    averages the normalised scores of every coupled layer."""
+    if scope == "layer":
+        return {"group_reduction": "first", "normalizer": None}
+    return {"group_reduction": "mean", "normalizer": "mean"}
+
+
 def is_output_layer(graph, module: nn.Module) -> bool:
     node = graph.module2node.get(module)
     return node is not None and not node.outputs
