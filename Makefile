@@ -20,20 +20,24 @@ data:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else sudo apt-get install -y dataset-fashion-mnist; fi; fi
 
-# The tests start real servers (PostgreSQL, Redis) from Debian's packages.
+# The tests start real servers (PostgreSQL, Redis) and a real browser (Chromium, driven by
+# Playwright for the HTML report) from Debian's packages.
 servers:
 	@missing=""; \
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else sudo apt-get install -y $$missing; fi; fi
 
 run: setup
 	$(BIN)/edgetune run examples/resnet56-fmnist/experiment.yaml
+	$(BIN)/edgetune report runs/resnet56-fmnist --format html --format png --format csv --format md
 
 test: setup servers
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks experiments

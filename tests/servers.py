@@ -91,21 +91,73 @@ def postgresql() -> Iterator[PostgresServer]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
+def _certificates(root: Path) -> Path:
+    """A private CA and a server certificate for 127.0.0.1 (openssl, from Debian's package)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=root, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=edgetune test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            "/CN=127.0.0.1")
+    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.crt", "-days", "2", "-extfile", "san.ext")
+    return root / "ca.crt"
+
+
+class RedisServer:
+    """A throwaway Redis server on a free port. With `durable`, every write is appended and
+    synced before it is acknowledged (the setting docs/distributed.md asks of a broker that must
+    lose nothing), so `restart` keeps queued requests and stored answers; port and data stay."""
+
+    def __init__(self, password: str | None = None, durable: bool = False, tls: bool = False) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            raise RuntimeError("Redis is not installed: apt-get install redis-server (make test does)")
+        self.port = _free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="edgetune-redis-"))
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+        self.args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+                     "--dir", str(self.root), *(["--requirepass", password] if password else [])]
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
+        if tls:  # TLS only: the plain port is closed
+            self.ca = _certificates(self.root)
+            self.args[1:3] = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                              str(self.root / "server.crt"), "--tls-key-file", str(self.root / "server.key"),
+                              "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"]
+            self.url = f"rediss{self.url[5:]}?ssl_ca_certs={self.ca}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port, self.proc, "Redis")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def restart(self, down_seconds: float = 0.0, kill: bool = False) -> None:
+        self.stop(kill)
+        time.sleep(down_seconds)
+        self.start()
+
+
+@contextmanager
+def redis(password: str | None = None, durable: bool = False, tls: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(password, durable, tls)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
 @contextmanager
 def redis_server(password: str | None = None) -> Iterator[str]:
-    """A throwaway Redis server on a free port, no persistence; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("Redis is not installed: apt-get install redis-server (make test does)")
-    port = _free_port()
-    root = Path(tempfile.mkdtemp(prefix="edgetune-redis-"))
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(root), *(["--requirepass", password] if password else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, proc, "Redis")
-        yield f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+    """A throwaway Redis server without persistence; yields its URL."""
+    with redis(password) as server:
+        yield server.url

@@ -1,6 +1,7 @@
 """Search strategies on a cheap synthetic objective, then constraints, Pareto fronts, early
 stopping and contradictory settings on real (small) studies."""
 
+import copy
 from pathlib import Path
 
 import optuna
@@ -15,7 +16,7 @@ from edgetune.search.loop import drive_study
 from edgetune.study import run_study
 from edgetune.sweep import parse_sweep
 
-from .test_study import experiment, read_csv
+from .test_study import RECIPE, experiment, read_csv
 
 OPT = {"x": 0.3, "y": 0.7}
 
@@ -110,18 +111,25 @@ def test_early_stop_on_a_latency_objective_is_refused(tmp_path):
 
 
 def test_multi_objective_front_is_undominated_and_feasible(tmp_path):
-    budget = 0.97  # x the baseline: only real thinning can meet it
+    # x the baseline: only real thinning can meet it. Pruned trials here measure 0.80-0.85 and the
+    # unpruned reference 0.99-1.01, so noise of a few per cent on a busy host decides nothing (a
+    # 0.97 budget once let the reference through). Widths are rounded to multiples of 8: on ONNX
+    # Runtime's CPU kernels a width like 45 of 64 runs no faster than 64 (docs/hardware-aware.md).
+    budget = 0.92
+    recipe = copy.deepcopy(RECIPE)
+    for pruner in recipe["pruners"].values():
+        pruner["round_to"] = 8
     spec = _tiny(tmp_path, {
         "method": "nsga2", "objectives": [{"metric": "latency_ratio"}, {"metric": "top1", "goal": "maximize"}],
-        "parameters": {"stage_1": {"min": 0.0, "max": 0.6}, "stage_3": {"min": 0.0, "max": 0.6}},
-        "constraints": [{"metric": "latency_ratio", "max": budget}, {"metric": "top1", "min": 20.0}],
+        "parameters": {"stage_1": {"min": 0.25, "max": 0.6}, "stage_3": {"min": 0.25, "max": 0.6}},
+        "constraints": [{"metric": "latency_ratio", "max": budget}, {"metric": "top1", "min": 10.0}],
         "enqueue": ["baseline"],
-    }, trials=5, epochs=0)
+    }, trials=5, epochs=0, recipe=recipe)
     outcome = run_study(spec)
     front = outcome.best()
     assert front, "no feasible trial"
     for t in front:
-        assert t.user_attrs["latency_ratio"] <= budget and t.user_attrs["top1"] >= 20.0
+        assert t.user_attrs["latency_ratio"] <= budget and t.user_attrs["top1"] >= 10.0
     objs = outcome.plan.objectives
     feasible = outcome.feasible()
     assert set(pareto_front([(t.number, list(t.values)) for t in feasible], objs)) == {t.number for t in front}

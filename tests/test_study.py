@@ -98,6 +98,8 @@ def test_search_thins_measures_records_and_resumes(tmp_path):
     done = again.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(done) == 3
     assert {t.number: t.datetime_complete for t in done if t.number in first} == first
+    # The resumed sampler does not replay the first run's draws (it once ran trial 0 again as trial 2).
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 3
 
 
 def test_a_changed_experiment_is_not_mixed_into_an_old_study(tmp_path):
@@ -152,7 +154,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("raw, key", [
-    ({"trials": 0}, "trials"),
+    ({"trials": -1}, "trials"),
     ({"finetune": {"epochs": -1}}, "finetune.epochs"),
     ({"benchmark": {"treads": 1}}, "benchmark.treads"),
     ({"data": {"name": "mnist"}}, "data.name"),
@@ -175,6 +177,10 @@ def test_example_paths_are_relative_to_the_file_and_flags_override():
     plan = plan_study(spec)
     assert plan.objective == "latency_adj_ms" and set(plan.targets) == {
         "filter_pruner_layer_1", "filter_pruner_layer_2", "filter_pruner_layer_3.1", "filter_pruner_layer_3.2"}
+    # An inline sweep's reference recipes are found beside the experiment file, from any directory.
+    plan = plan_study(load_experiment(ROOT / "experiments" / "baselines.experiment.yaml")[0])
+    assert [name for name, _ in plan.references] == [str((EXAMPLES / "resnet56.schedule.yaml").resolve())]
+    assert plan.limit == 0  # the references only
 
 
 def test_the_seeds_two_files_run_as_is_from_flags(tmp_path):

@@ -37,6 +37,38 @@ def test_a_request_is_benchmarked_once_per_id(resnet20, fmnist, tmp_path):  # no
     assert BenchRequest.model_validate_json(request.model_dump_json()) == request
 
 
+def test_int8_is_calibrated_and_scored_on_the_device(resnet20, fmnist, tmp_path, monkeypatch):  # noqa: F811
+    """A reduced precision travels with its calibration images and held-out images: the worker
+    quantises with them and reports the deployed model's accuracy, the producer's RemoteBench
+    builds exactly that request."""
+    from edgetune.benchspec import BenchmarkSpec
+    from edgetune.worker.remote import RemoteBench
+
+    _, path = resnet20
+    images = fmnist.normalize(fmnist.val.images[:200]).numpy()
+    labels = fmnist.val.labels[:200].numpy()
+    spec = BenchmarkSpec(**{**QUICK, "throughput_batches": [8]}, precision="int8")
+    sent: list[BenchRequest] = []
+
+    class Recorder(RemoteBench):  # the Celery round trip is tested below; here, the request itself
+        def __post_init__(self) -> None:
+            pass
+
+    monkeypatch.setattr("edgetune.worker.app.submit",
+                        lambda app, queue, request, timeout: (sent.append(request), handle(request, tmp_path / "r"))[1])
+    metrics, _ = Recorder("redis://unused", "q", 60).measure(
+        path, spec, _sample(fmnist, 8), path, calibration=images[:100], eval_images=images, eval_labels=labels)
+    assert sent[0].calibration is not None and sent[0].eval_labels is not None
+    assert metrics["max_abs_diff"] >= 0 and 0 < metrics["latency_ms"]
+    fp32 = handle(_request(path, _sample(fmnist, 8)).model_copy(update={
+        "id": "fp32-scored-1", "benchmark": spec.model_copy(update={"precision": "fp32"}),
+        "eval_images": sent[0].eval_images, "eval_labels": sent[0].eval_labels}), tmp_path / "r").metrics
+    assert abs(metrics["deployed_top1"] - fp32["deployed_top1"]) < 5  # int8 keeps ResNet-20's accuracy
+    assert fp32["deployed_top1"] > 80
+    with pytest.raises(pydantic.ValidationError, match="eval_images and eval_labels come together"):
+        BenchRequest.model_validate({**sent[0].model_dump(), "eval_labels": None})
+
+
 def test_a_bad_model_gets_an_error_answer_not_a_crash(resnet20, fmnist, tmp_path):  # noqa: F811
     _, path = resnet20
     request = _request(path, _sample(fmnist)).model_copy(update={
@@ -63,6 +95,33 @@ def test_messages_are_validated(resnet20, fmnist, change, message):  # noqa: F81
         BenchRequest.model_validate({**good, "sample": base64.b64encode(buf.getvalue()).decode()})
 
 
+# The `edgetune` command as it runs on a device where only `edgetune[worker]` is installed.
+WITHOUT_SEARCH_EXTRA = (
+    "import sys\n"
+    "for name in ('torch', 'torch_pruning', 'optuna', 'tensorly', 'scipy', 'pandas', 'cmaes'):\n"
+    "    sys.modules[name] = None\n"
+    "sys.argv[0] = 'edgetune'\n"
+    "from edgetune.cli import main\n"
+    "main()\n")
+
+
+def test_the_device_install_has_no_pytorch_and_says_what_is_missing(tmp_path):
+    """`pip install 'edgetune[worker,openvino]'` pulls no PyTorch; a search command run there
+    names the extra to install instead of failing with a traceback."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    device = project["dependencies"] + project["optional-dependencies"]["worker"] + \
+        project["optional-dependencies"]["openvino"]
+    assert not [d for d in device if d.split("[")[0].split(">")[0].split("=")[0] in ("torch", "optuna", "torch-pruning")]
+    done = subprocess.run([sys.executable, "-c", WITHOUT_SEARCH_EXTRA, "train", "--epochs", "1", "--out",
+                           str(tmp_path / "ck.pt")], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "needs the 'torch' package: pip install 'edgetune[search]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
     _, path = resnet20
     (tmp_path / "request.json").write_text(_request(path, _sample(fmnist, 8)).model_dump_json())
@@ -80,15 +139,16 @@ def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
 
 
 def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_path):  # noqa: F811
-    """A real Redis server and a real `edgetune bench-worker` process: a request goes out on the
-    device's queue and its metrics come back."""
+    """A real Redis server and a real `edgetune bench-worker` process, in which PyTorch and the
+    rest of the search extra cannot be imported: a request goes out on the device's queue and
+    its metrics come back."""
     from edgetune.worker.app import make_app, submit
 
     from .servers import redis_server
 
     _, path = resnet20
     with redis_server() as url:
-        worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url,
+        worker = subprocess.Popen([sys.executable, "-c", WITHOUT_SEARCH_EXTRA, "bench-worker", "--broker", url,
                                    "--queue", "test-cpu", "--results", str(tmp_path / "results")],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -103,16 +163,49 @@ def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_pat
         assert "ready" in out.lower()
 
 
-def test_a_study_benchmarks_on_a_device_worker(tmp_path):
+def test_a_device_worker_answers_over_tls_with_a_password(resnet20, fmnist, tmp_path):  # noqa: F811
+    """`rediss://` with a private CA and a password: the worker and the producer verify the
+    server's certificate (a client that does not trust the CA is refused)."""
+    from edgetune.worker.app import make_app, submit
+
+    from .servers import redis
+
+    _, path = resnet20
+    with redis(password="tls-pw-9", tls=True) as server:
+        assert server.url.startswith("rediss://:tls-pw-9@") and "ssl_ca_certs=" in server.url
+        worker = subprocess.Popen([sys.executable, "-c", WITHOUT_SEARCH_EXTRA, "bench-worker", "--broker",
+                                   server.url, "--queue", "tls-cpu", "--results", str(tmp_path / "results")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "tls-req-0001"})
+            result = submit(make_app(server.url), "tls-cpu", request, timeout=120)
+            assert result.error is None and result.metrics["latency_ms"] > 0, result.error
+            untrusting = make_app(server.url.split("?")[0])  # no CA given: the system store lacks it
+            with pytest.raises(Exception, match="certificate verify failed"):
+                untrusting.backend.client.ping()
+        finally:
+            worker.terminate()
+            out, _ = worker.communicate(timeout=60)
+        assert "ready" in out.lower()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_study_benchmarks_on_a_device_worker(tmp_path, precision):
     """`edgetune run --bench-queue`: the baseline and every candidate are timed by the worker
     process, each request answered once and recorded under its id. The broker needs a
-    password, which works and is not written into the run directory."""
+    password, which works and is not written into the run directory. int8 is calibrated and
+    scored on the device, after fine-tuning too."""
     import csv
+
+    import yaml
 
     from .servers import redis_server
     from .test_study import experiment
 
-    exp = experiment(tmp_path, trials=2, epochs=0)
+    exp = experiment(tmp_path, trials=2, epochs=0 if precision == "fp32" else 1)
+    spec = yaml.safe_load(exp.read_text())
+    spec["benchmark"].update(precision=precision, calibration_images=64)
+    exp.write_text(yaml.safe_dump(spec))
     with redis_server(password="s3cret-pw") as url:
         worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url,
                                    "--queue", "dev-cpu", "--results", str(tmp_path / "answers")],
@@ -129,7 +222,11 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path):
     assert [r["state"] for r in rows] == ["BASELINE", "COMPLETE", "COMPLETE"]
     assert all(float(r["latency_ms"]) > 0 for r in rows)
     answers = list((tmp_path / "answers").glob("bench-*.json"))
-    assert len(answers) == 3  # the baseline and two candidates, each benchmarked once by the worker
+    # The baseline and two candidates, each benchmarked once by the worker; int8 after
+    # fine-tuning asks again for the new weights' deployed accuracy.
+    assert len(answers) == (3 if precision == "fp32" else 5)
+    if precision == "int8":
+        assert all(float(r["deployed_top1"]) > 0 for r in rows)
     resolved = (tmp_path / "run" / "experiment.resolved.yaml").read_text()
     assert "s3cret-pw" not in resolved and ":***@127.0.0.1" in resolved
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from edgetune.benchspec import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
-from edgetune.experiment import BenchmarkSpec
 from edgetune.profiler import BenchReport, profile_artifact
 
 UNITS = {

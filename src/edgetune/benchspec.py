@@ -10,6 +10,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# ONNX Runtime's static INT8 formats: QDQ or operator-oriented graph, uint8 or int8 activations,
+# weights per channel or per tensor. `auto` measures them on the target once and keeps the
+# fastest within `int8_tolerance` (edgetune.hardware.formats).
+INT8_FORMATS = ("qdq-u8-channel", "qdq-s8-channel", "qdq-u8-tensor", "qdq-s8-tensor", "qop-u8-channel",
+                "qop-s8-channel")
+DEFAULT_INT8 = "qdq-u8-channel"  # the fastest on the 2-core CPU (benchmarks/bench_int8_formats.py)
+Int8Format = Literal["auto", "qdq-u8-channel", "qdq-s8-channel", "qdq-u8-tensor", "qdq-s8-tensor",
+                     "qop-u8-channel", "qop-s8-channel"]
+
 
 class BenchmarkSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +43,8 @@ class BenchmarkSpec(BaseModel):
     # Interleave every candidate with the baseline and keep the ratio (see runtimes/timing.py).
     interleave_reference: bool = True
     calibration_images: int = Field(300, gt=0)
+    int8_format: Int8Format = "auto"
+    int8_tolerance: float = Field(1.0, ge=0)  # top-1 points below fp32 an automatic choice may lose
     per_layer: bool = False
     layer_runs: int = Field(20, gt=0)
     energy_seconds: float = Field(1.0, ge=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgetune.benchspec import BenchmarkSpec
 from edgetune.errors import ConfigError
@@ -54,6 +54,39 @@ class RemoteSpec(_Strict):
     timeout: float = Field(1800.0, gt=0, description="seconds to wait for an answer before the trial fails")
 
 
+class WandbSpec(_Strict):
+    """Weights & Biases: one W&B run per trial, grouped by the study's name. `offline` (the
+    default) needs no account or network; `wandb sync DIR` uploads later."""
+
+    project: str = Field(min_length=1)
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    dir: Path | None = Field(None, description="where W&B writes its runs (default: RUN_DIR/wandb)")
+
+
+class MlflowSpec(_Strict):
+    """MLflow: one MLflow run per trial in the experiment named after the study."""
+
+    uri: str = Field(description="tracking URI: sqlite:///path/mlflow.db (local) or http://server:5000")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: the study's name)")
+
+    @field_validator("uri")
+    @classmethod
+    def _not_the_file_store(cls, uri: str) -> str:
+        if uri.startswith("file:") or "://" not in uri:
+            raise ValueError(f"{uri!r} is MLflow's file store, deprecated upstream; use sqlite:///path/mlflow.db "
+                             "(a local database file) or http(s)://server")
+        return uri
+
+
+class TrackingSpec(_Strict):
+    """Also log every trial (parameters under the sweep's names, metrics, ONNX file) to
+    these trackers; off unless named."""
+
+    wandb: WandbSpec | None = None
+    mlflow: MlflowSpec | None = None
+
+
 class ExperimentSpec(_Strict):
     name: str = "edgetune"
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -62,7 +95,7 @@ class ExperimentSpec(_Strict):
     sweep: Path | dict[str, Any] | None = None
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
-    trials: int = Field(20, gt=0)
+    trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0
     run_dir: Path | None = None
     storage: str | None = Field(None, description="Optuna storage URL; SQLite under run_dir when omitted")
@@ -74,6 +107,7 @@ class ExperimentSpec(_Strict):
     # 5x slower than one (docs/distributed.md).
     torch_threads: int | None = Field(None, gt=0)
     remote: RemoteSpec | None = None
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     device: str = "cpu"
 
 
@@ -130,6 +164,10 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         spec.recipe = fix(spec.recipe)
     if isinstance(spec.sweep, Path):
         spec.sweep = fix(spec.sweep)
+    elif isinstance(spec.sweep, dict) and isinstance(spec.sweep.get("enqueue"), list):
+        # Reference recipes named in an inline sweep are relative to the experiment file too.
+        spec.sweep["enqueue"] = [str(fix(Path(r))) if isinstance(r, str) and r != "baseline" else r
+                                 for r in spec.sweep["enqueue"]]
     spec.run_dir = fix(spec.run_dir)  # None: runs/<name> under the working directory
     return spec
 

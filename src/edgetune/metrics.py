@@ -11,6 +11,8 @@ from edgetune.errors import ConfigError, closest
 # key -> what it means; every trial and the baseline record all of them.
 METRICS: dict[str, str] = {
     "top1": "validation top-1 accuracy (%) after fine-tuning",
+    "predicted_latency_ratio": "latency ratio predicted from the width profile before the candidate was built",
+    "prediction_error": "predicted / measured latency ratio - 1 (round_to: measured recipes)",
     "top5": "validation top-5 accuracy (%) after fine-tuning",
     "loss": "validation cross-entropy after fine-tuning",
     "top1_before_ft": "validation top-1 (%) right after pruning, before fine-tuning",

@@ -1,7 +1,7 @@
 """Several producers on one study: what changes when the storage is shared.
 
 With its own SQLite file a producer is alone, and a trial left RUNNING after a kill was its
-own: it re-queues it at start. On a shared storage (PostgreSQL, MySQL; `--storage`) a RUNNING
+own: it re-queues it at start. On a shared storage (PostgreSQL, MySQL, Redis; `--storage`) a RUNNING
 trial may be another producer's, alive. So each producer records a heartbeat for the trial it
 runs; Optuna's `fail_stale_trials` marks a trial whose heartbeat stopped FAIL, and its
 `RetryHeartbeatStaleTrialCallback` queues the same candidate again for whoever asks next. A producer
@@ -33,26 +33,33 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 
 
 # Errors that mean the request never reached the database: a refused connect, or a pooled
-# connection found dead before use. Safe to repeat. Anything else (a connection lost mid-commit)
-# is ambiguous and is raised, so no trial can be recorded twice.
+# connection found dead before use. Safe to repeat any call. A connection lost in the middle of
+# a request is safe to repeat only for reads; a write may have committed, so it is raised and
+# no trial can be recorded twice.
 UNREACHED = ("connection refused", "could not connect", "the database system is starting up",
              "the database system is shutting down")
+LOST = ("server closed the connection unexpectedly", "terminating connection due to administrator command",
+        "connection already closed", "ssl connection has been closed unexpectedly")
+READS = ("get_", "_get_", "check_", "is_")
 
 
-def _unreached(exc: BaseException) -> bool:
+def _retryable(exc: BaseException, read: bool) -> bool:
     from sqlalchemy.exc import DisconnectionError, InvalidatePoolError, OperationalError
 
+    messages = UNREACHED + LOST if read else UNREACHED
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, DisconnectionError | InvalidatePoolError):
             return True
-        if isinstance(seen, OperationalError) and any(m in str(seen).lower() for m in UNREACHED):
+        if isinstance(seen, OperationalError) and any(m in str(seen).lower() for m in messages):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
 
 
-def _until_reachable(fn: Callable, patience: float) -> Callable:
+def with_backoff(fn: Callable, patience: float, retryable: Callable[[BaseException], bool]) -> Callable:
+    """`fn`, repeated while it raises what `retryable` accepts (0.2 s doubling to 5 s between
+    tries) for up to `patience` seconds: a shared storage riding out a server restart."""
     def call(*args, **kwargs):
         deadline = time.monotonic() + patience
         delay = 0.2
@@ -60,12 +67,21 @@ def _until_reachable(fn: Callable, patience: float) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                if not _unreached(exc) or time.monotonic() > deadline:
+                if not retryable(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(2 * delay, 5.0)
 
     return call
+
+
+def _until_reachable(fn: Callable, patience: float, read: bool) -> Callable:
+    return with_backoff(fn, patience, lambda exc: _retryable(exc, read))
+
+
+def heartbeat_timing(heartbeat_seconds: float) -> tuple[int, int]:
+    """(interval, grace period) in whole seconds: a trial is stale after three silent beats."""
+    return max(1, round(heartbeat_seconds)), max(3, round(3 * heartbeat_seconds))
 
 
 class PatientStorage(optuna.storages.BaseStorage, BaseHeartbeat):
@@ -75,7 +91,7 @@ class PatientStorage(optuna.storages.BaseStorage, BaseHeartbeat):
     def __init__(self, inner: optuna.storages.RDBStorage, patience: float) -> None:
         self._inner = inner
         for name in _STORAGE_METHODS:
-            setattr(self, name, _until_reachable(getattr(inner, name), patience))
+            setattr(self, name, _until_reachable(getattr(inner, name), patience, name.startswith(READS)))
 
 
 _STORAGE_METHODS = sorted(
@@ -86,16 +102,37 @@ PatientStorage.__abstractmethods__ = frozenset()
 
 
 def shared_storage(url: str, heartbeat_seconds: float, patience: float = 300.0) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats that rides out database restarts; other URLs (Optuna's
-    journal storages) pass through."""
+    """An RDB storage with heartbeats that rides out database restarts, or Optuna's Redis journal
+    with the same heartbeats and patience (redis_journal.py); other URLs pass through."""
+    if url.split(":", 1)[0] in ("redis", "rediss"):
+        from edgetune.redis_journal import redis_journal
+
+        return redis_journal(url, heartbeat_seconds, MAX_RETRY, patience)
     if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "sqlite"):
-        inner = optuna.storages.RDBStorage(
-            url, heartbeat_interval=max(1, round(heartbeat_seconds)),
-            grace_period=max(3, round(3 * heartbeat_seconds)),
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            engine_kwargs={"pool_pre_ping": True})  # a restarted server: reconnect, do not fail
-        return PatientStorage(inner, patience)
+        def open_storage() -> optuna.storages.RDBStorage:
+            interval, grace = heartbeat_timing(heartbeat_seconds)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=interval, grace_period=grace,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                engine_kwargs={"pool_pre_ping": True})  # a restarted server: reconnect, do not fail
+
+        return PatientStorage(_until_schema_exists(_until_reachable(open_storage, patience, read=False)), patience)
     return url  # type: ignore[return-value]
+
+
+def _until_schema_exists(open_storage: Callable[[], optuna.storages.RDBStorage]) -> optuna.storages.RDBStorage:
+    """Producers started together on an empty database all create Optuna's tables; the losers
+    of that race see "already exists" and simply open the tables the winner made."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return open_storage()
+        except (IntegrityError, ProgrammingError) as exc:
+            if "already exists" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def producer_seed(seed: int, run_dir: Path) -> int:

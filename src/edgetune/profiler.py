@@ -115,7 +115,8 @@ def profile_artifact(
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     if spec.precision != "fp32":
         stage(f"converting to {spec.precision}")
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
+                       spec.int8_format)
     rss0 = rss_bytes()
     session = runtime.open(Artifact(deployed, module), options)
     try:
@@ -198,7 +199,8 @@ def verify_artifact(
 ) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
+                       spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     session = get_runtime(spec.runtime).open(Artifact(deployed, module), options)
     try:
@@ -216,7 +218,8 @@ def verify_artifact(
 def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, calibration: np.ndarray | None = None,
                    work_dir: Path | None = None) -> Session:
     """The baseline opened the way candidates are, to be timed alongside each of them."""
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration)
+    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
+                       spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
 

@@ -55,14 +55,25 @@ class RichReporter(Reporter):
             self.console.print(f"trial {number} [red]failed[/] ({shown}): {escape(note or '')}")
         else:
             m = result.metrics
+            if m.get("latency_ms") is not None:
+                speed = f"{m['latency_ms']:.3f} ms (x{m['latency_ratio']:.3f} baseline), {m['macs'] / 1e6:.1f} M MACs"
+            else:  # skipped on its predicted latency: nothing was exported or timed
+                speed = f"predicted x{m.get('predicted_latency_ratio', float('nan')):.3f} baseline, not measured"
             self.console.print(
-                f"trial {number}: top-1 {m['top1']:.2f} % (before FT {m['top1_before_ft']:.2f}), "
-                f"{m['latency_ms']:.3f} ms (x{m['latency_ratio']:.3f} baseline), "
-                f"{m['macs'] / 1e6:.1f} M MACs  [{shown}]" + (f"\n  [yellow]{escape(note)}[/]" if note else ""))
+                f"trial {number}: top-1 {m['top1']:.2f} % (before FT {m['top1_before_ft']:.2f}), {speed}  "
+                f"[{shown}]" + (f"\n  [yellow]{escape(note)}[/]" if note else ""))
         if self.progress is not None:
             obj = self.plan.objective if self.plan else "value"
             best_text = f"best {obj} {best.value:.4g} (trial {best.number})" if best else ""
             self.progress.update(self.task, advance=1, description=best_text)
+
+    def front(self, points: list[tuple[int, float, float]]) -> None:
+        """Printed when it changes: the trade-offs found so far, fastest first (at most six)."""
+        shown = points if len(points) <= 6 else [points[round(i * (len(points) - 1) / 5)] for i in range(6)]
+        text = "  ".join(f"#{n} {ms:.3f} ms {top1:.1f} %" for n, ms, top1 in shown)
+        if points and text != getattr(self, "_front_text", None):
+            self._front_text = text
+            self.console.print(f"  [cyan]front ({len(points)}):[/] {text}")
 
     def finish(self) -> None:
         if self.progress is not None:

@@ -8,18 +8,22 @@ a precision hint for OpenVINO. Accuracy is then measured on the converted artefa
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from edgetune.benchspec import DEFAULT_INT8, INT8_FORMATS
 from edgetune.errors import EdgetuneError, MissingExtraError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def convert(onnx_path: Path, precision: str, runtime: str, out_dir: Path,
-            calibration: np.ndarray | None = None) -> Path:
-    """The file to open for `precision` on `runtime` (the input itself when only a hint is needed)."""
+            calibration: np.ndarray | None = None, int8_format: str = DEFAULT_INT8) -> Path:
+    """The file to open for `precision` on `runtime` (the input itself when only a hint is needed).
+    An `auto` format nobody resolved (a bare `edgetune bench`, a device worker) is the default,
+    the fastest measured on our CPU; a study resolves it on its target first."""
     if precision not in PRECISIONS:
         raise EdgetuneError(f"precision '{precision}' unknown; choose from {', '.join(PRECISIONS)}")
     if precision == "fp32" or runtime == "torch":
@@ -34,8 +38,17 @@ def convert(onnx_path: Path, precision: str, runtime: str, out_dir: Path,
             raise EdgetuneError("onnxruntime on the CPU has no bf16 path; use fp16, int8, or the openvino runtime")
         if precision == "fp16":
             return _ort_fp16(onnx_path, out_dir)
-        return _ort_int8(onnx_path, out_dir, _need(calibration))
+        return ort_int8(onnx_path, out_dir, _need(calibration), *format_args(int8_format))
     raise EdgetuneError(f"no {precision} conversion for runtime '{runtime}'")
+
+
+def format_args(name: str) -> tuple[str, str, bool]:
+    """`qdq-u8-channel` -> ONNX Runtime's (quant format, activation type, per channel)."""
+    name = DEFAULT_INT8 if name == "auto" else name
+    if name not in INT8_FORMATS:
+        raise EdgetuneError(f"int8 format '{name}' unknown; choose auto or one of {', '.join(INT8_FORMATS)}")
+    graph, act, weights = name.split("-")
+    return ("QDQ" if graph == "qdq" else "QOperator", "QUInt8" if act == "u8" else "QInt8", weights == "channel")
 
 
 def _need(calibration: np.ndarray | None) -> np.ndarray:
@@ -55,7 +68,11 @@ def _ort_fp16(onnx_path: Path, out_dir: Path) -> Path:
     return out
 
 
-def _ort_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray) -> Path:
+def ort_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray, quant_format: str = "QDQ",
+             activations: str = "QUInt8", per_channel: bool = True) -> Path:
+    """ONNX Runtime static INT8. The defaults are the fastest of the six formats
+    benchmarks/bench_int8_formats.py measured on our CPU; int8 activations ran slower than FP32
+    there, which is why a study measures them on its own target (hardware/formats.py)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -69,9 +86,17 @@ def _ort_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray) -> Path:
             batch = next(self.batches, None)
             return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
 
-    out = out_dir / f"{onnx_path.stem}.int8.onnx"
-    quantize_static(str(onnx_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    default = (quant_format, activations, per_channel) == ("QDQ", "QUInt8", True)
+    out = out_dir / f"{onnx_path.stem}.int8{'' if default else f'-{quant_format}-{activations}-{per_channel}'}.onnx"
+    # The quantiser advises "pre-processing" on the root logger for every call; the graphs
+    # edgetune exports are already shape-inferred and constant-folded, so the advice is noise.
+    logging.disable(logging.WARNING)
+    try:
+        quantize_static(str(onnx_path), str(out), Reader(), quant_format=getattr(QuantFormat, quant_format),
+                        per_channel=per_channel, activation_type=getattr(QuantType, activations),
+                        weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
     return out
 
 

@@ -50,7 +50,18 @@ class Workbench:
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
     remote: Any = None  # a RemoteBench: benchmarks go to a device worker
+    staircases: dict[str, list[int]] | None = None  # measured fast widths, for round_to: measured
+    width_table: Any = None  # hardware.widths.WidthTable: predicts each candidate's latency
     reference_onnx: Path | None = None
+    int8_format: str | None = None  # resolved from `auto` on this target (hardware/formats.py)
+    width_tables: dict[str, Any] = field(default_factory=dict)  # precision -> WidthTable
+
+    def use_precision(self, precision: str) -> None:
+        """Round, predict and skip on the width profile measured at this precision (if any)."""
+        if not self.width_tables:
+            return
+        self.width_table = self.width_tables.get(precision)
+        self.staircases = self.width_table.staircases() if self.width_table is not None else None
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
@@ -93,9 +104,10 @@ def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Opt
 class StopTrial(Exception):
     """Raised by an epoch hook to end a fine-tune early (collapse, or an Optuna pruner)."""
 
-    def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None) -> None:
+    def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None,
+                 skipped: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.pruned, self.result = reason, pruned, result
+        self.reason, self.pruned, self.result, self.skipped = reason, pruned, result, skipped
 
 
 @dataclass
@@ -106,6 +118,9 @@ class Hooks:
 
     resource_violation: Callable[[dict[str, Any]], str | None] = lambda _: None
     after_epoch: Callable[[int, EvalResult], None] | None = None
+    # From the kept widths, before anything is exported or timed: why the candidate's predicted
+    # latency rules it out, with the prediction to record; None to measure it.
+    predicted_violation: Callable[[list[CompressionRecord]], tuple[str, dict[str, Any]] | None] = lambda _: None
 
 
 def finetune(
@@ -127,7 +142,7 @@ def finetune(
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
             model.cpu()
-            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch], bench.batches)
+            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch], bench.batches, bench.staircases)
             model.to(bench.device)
             # Thinning replaced the parameters: a fresh optimizer at the current learning rate.
             lr = optimizer.param_groups[0]["lr"]
@@ -159,10 +174,11 @@ def measure(model: nn.Module, bench: Workbench, onnx_path: Path, stage: Stage,
     spec = bench.benchmark
     stage("exporting ONNX")
     export_onnx(model, bench.example(spec.batch_size), onnx_path)
-    if bench.remote is not None:
-        metrics, timing = bench.remote.measure(onnx_path, spec, bench.example(64).numpy(), bench.reference_onnx)
-        return _adjusted(metrics, bench.reference_ms), timing
     images, labels = _deployed_eval(bench) if score else (None, None)
+    if bench.remote is not None:
+        metrics, timing = bench.remote.measure(onnx_path, spec, bench.example(64).numpy(), bench.reference_onnx,
+                                               bench.calibration, images, labels)
+        return _adjusted(metrics, bench.reference_ms), timing
     report = profile_artifact(
         onnx_path, spec, bench.example(64).numpy(), module=model, calibration=bench.calibration,
         eval_images=images, eval_labels=labels, reference=bench.reference, stage=stage,
@@ -189,13 +205,18 @@ def run_candidate(
     thinning: list[CompressionRecord] = []
     if plan.get(0):
         stage("pruning")
-        thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches)
+        thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, bench.staircases)
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     onnx_path = out_dir / "model.onnx"
     shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
     timing: dict[str, Any] = {}
+    if shape_final and (ruled_out := hooks.predicted_violation(thinning)) is not None:
+        reason, predicted = ruled_out
+        metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
+        result = _finish(metrics, {}, thinning, timing, out_dir)
+        raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
     if shape_final:
         perf, timing = measure(model, bench, onnx_path, stage, score=ft.epochs == 0)
         metrics.update(perf)
@@ -217,12 +238,20 @@ def run_candidate(
     if not shape_final:
         perf, timing = measure(model, bench, onnx_path, stage)
         metrics.update(perf)
+    elif ft.epochs and bench.remote is not None and bench.benchmark.precision != "fp32":
+        # The deployed model's accuracy needs the device's runtime: ask the worker again (the
+        # new weights make a new request; the timing is the same shapes' again).
+        perf, timing = measure(model, bench, onnx_path, stage)
+        metrics.update(perf)
     elif ft.epochs:
         # Same shapes, new weights: export again, check parity, score the deployed model.
         stage("exporting the fine-tuned model")
         export_onnx(model, bench.example(bench.benchmark.batch_size), onnx_path)
         images, labels = _deployed_eval(bench)
-        perf = verify_artifact(onnx_path, bench.benchmark, bench.example(64).numpy(), module=model,
+        # With a device worker, fp32 parity is checked here on ONNX Runtime (the worker's runtime
+        # may not be installed on this machine); the device already checked its own.
+        spec = bench.benchmark if bench.remote is None else BenchmarkSpec(batch_size=bench.benchmark.batch_size)
+        perf = verify_artifact(onnx_path, spec, bench.example(64).numpy(), module=model,
                                calibration=bench.calibration, eval_images=images, eval_labels=labels)
         metrics.update(perf)
     else:

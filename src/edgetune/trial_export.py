@@ -33,6 +33,10 @@ def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
     storage = storage or spec.get("storage") or f"sqlite:///{run_dir / 'study.db'}"
     if ":***@" in storage:
         raise EdgetuneError(f"{run_dir} records its study in {storage}, whose password is not kept; give --storage")
+    if storage.startswith(("redis://", "rediss://")):
+        from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+        return optuna.load_study(study_name=spec["name"], storage=JournalStorage(JournalRedisBackend(storage)))
     return optuna.load_study(study_name=spec["name"], storage=storage)
 
 

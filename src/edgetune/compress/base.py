@@ -45,6 +45,8 @@ class CompressionContext:
 
     example: torch.Tensor
     batches: Batches | None = None
+    # Measured staircases (edgetune.hardware.widths) by weight, for `round_to: measured`.
+    staircases: dict[str, list[int]] | None = None
     _graph: object | None = field(default=None, repr=False)
     _graph_of: int | None = field(default=None, repr=False)
 
@@ -74,6 +76,22 @@ class PrunerOptions:
 
     scope: str = "group"  # rank over the coupled group (Torch-Pruning) or the named layer (Distiller)
     n_samples: int = 256  # training images that Taylor ranking and channel reconstruction sample
+    round_to: int | str | None = None  # kept widths: a multiple, or "measured" (the device's staircase)
+    width: int | None = None  # keep this many per layer (at most the layer's width), whatever the ratio
+
+    def kept_width(self, weight: str, requested: int, full: int, ctx: CompressionContext) -> int:
+        """The width a layer keeps when `requested` is asked for, after rounding (hardware/widths.py)."""
+        if self.width is not None:
+            requested = min(self.width, full)
+        if self.round_to is None:
+            return requested
+        from edgetune.hardware.widths import snap_width
+
+        staircase = (ctx.staircases or {}).get(weight.removeprefix("module."))
+        try:
+            return snap_width(requested, full, self.round_to, staircase)
+        except ValueError as exc:
+            raise CompressionError(f"{weight}: {exc}", key="round_to") from None
 
 
 class CompressionMethod(ABC):

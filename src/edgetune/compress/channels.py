@@ -90,7 +90,8 @@ class ChannelPruning(CompressionMethod):
                 graph, module, _in_fn(module), n, ratio,
                 lambda module=module, full=full: self.scores(model, module, full, ctx, options, pruner),
                 partial(self.record, pruner, weight, n),
-                lambda group: self.rewrite(model, group, ctx, options, pruner)))
+                lambda group: self.rewrite(model, group, ctx, options, pruner),
+                keep=partial(options.kept_width, weight, full=n, ctx=ctx)))
         return records
 
 

@@ -65,7 +65,8 @@ class FilterPruning(CompressionMethod):
                 records.append(self.record(pruner, weight, n, 0, f"coupled with {first}, pruned with it"))
                 continue
             records.append(prune_lowest(graph, module, fn, n, ratio, lambda s=scores: s,
-                                        partial(self.record, pruner, weight, n)))
+                                        partial(self.record, pruner, weight, n),
+                                        keep=partial(options.kept_width, weight, full=n, ctx=ctx)))
         return records
 
 

@@ -47,11 +47,14 @@ def is_output_layer(graph, module: nn.Module) -> bool:
 
 def prune_lowest(graph, module: nn.Module, fn, n: int, ratio: float, scores: Callable[[], torch.Tensor],
                  record: Callable[[int, str | None], CompressionRecord],
-                 rewrite: Callable[[object], Callable[[], None]] | None = None) -> CompressionRecord:
+                 rewrite: Callable[[object], Callable[[], None]] | None = None,
+                 keep: Callable[[int], int] | None = None) -> CompressionRecord:
     """Remove the `ratio` lowest-scored of the `n` structures `fn` addresses in `module`, with
     their group. `rewrite(group)`, called before pruning, returns what to do after it (new
-    weights for reconstruction)."""
+    weights for reconstruction); `keep(width)` rounds the width left (hardware-aware widths)."""
     k = count_to_remove(ratio, n)
+    if keep is not None:
+        k = n - keep(n - k)
     if k <= 0:
         return record(0, None)
     idxs = torch.argsort(scores())[:k].tolist()

@@ -24,19 +24,35 @@ class _Strict(BaseModel):
 class PrunerSpec(_Strict):
     """`class` is one of Distiller's pruner classes or an edgetune method name (see
     `edgetune.compress.METHODS`); `desired_sparsity` is the fraction of filters, channels, rank
-    or weights to remove."""
+    or weights to remove, or `width` the filters or channels each layer keeps (a search space
+    in the widths a device runs fast, not in ratios that land between them)."""
 
     class_: str = Field(alias="class")
     group_type: Literal["Filters", "Channels"] | None = None
-    desired_sparsity: float = Field(ge=0.0, lt=1.0)
+    desired_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
+    width: int | None = Field(default=None, ge=1)
     weights: list[str] = Field(min_length=1)
     n_samples: int | None = Field(default=None, ge=1, le=100_000)
+    # Kept widths rounded down to a multiple (8: a SIMD block) or to the device's measured
+    # staircase (`measured`; edgetune profile-widths), so no candidate is a width that runs slower
+    # than a wider one.
+    round_to: int | Literal["measured"] | None = Field(default=None)
 
     @model_validator(mode="after")
     def _known_method(self) -> PrunerSpec:
         self.method_and_scope()
         if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
             raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
+        if "desired_sparsity" not in self.model_fields_set and self.width is None:
+            raise ValueError("give `desired_sparsity` (the fraction to remove) or `width` (the channels to keep)")
+        if self.width is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
+            raise ValueError(f"give `desired_sparsity` or `width`, not both (got {self.desired_sparsity} and "
+                             f"{self.width})")
+        for key, value in (("round_to", self.round_to), ("width", self.width)):
+            if value is not None and self.method_and_scope()[0].split("-")[0] not in ("filters", "channels"):
+                raise ValueError(f"{key} applies to filter and channel pruning, not '{self.class_}'")
+        if isinstance(self.round_to, int) and self.round_to < 1:
+            raise ValueError(f"round_to must be a positive multiple or 'measured', got {self.round_to}")
         return self
 
     def method_and_scope(self) -> tuple[str, str]:
@@ -48,7 +64,7 @@ class PrunerSpec(_Strict):
         from edgetune.compress.base import PrunerOptions
 
         scope = self.method_and_scope()[1]
-        return PrunerOptions(scope=scope) if self.n_samples is None else PrunerOptions(scope, self.n_samples)
+        return PrunerOptions(scope=scope, n_samples=self.n_samples or 256, round_to=self.round_to, width=self.width)
 
 
 SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor")

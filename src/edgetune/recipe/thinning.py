@@ -17,13 +17,13 @@ from edgetune.recipe.schedule import Schedule
 
 def apply_pruners(
     model: nn.Module, schedule: Schedule, example_input: torch.Tensor, names: Iterable[str] | None = None,
-    batches: Batches | None = None,
+    batches: Batches | None = None, staircases: dict[str, list[int]] | None = None,
 ) -> list[CompressionRecord]:
     """Compress `model` in place by the schedule's pruners (all, or those in `names`), in the
     order the schedule lists them. `batches(n)` gives n labelled training images to the methods
     that sample data (Taylor ranking, channel reconstruction)."""
     model.eval()
-    ctx = CompressionContext(example_input, batches)
+    ctx = CompressionContext(example_input, batches, staircases)
     wanted = set(schedule.pruners) if names is None else set(names)
     records: list[CompressionRecord] = []
     for pname, spec in schedule.pruners.items():

@@ -5,6 +5,8 @@ rules cover the names its sweep files use, so those files run unchanged:
 
 - `epochs`, `learning_rate` (and `finetune.<field>`) set fine-tuning;
 - a pruner's name sets its `desired_sparsity` (`filter_pruner_layer_3.1`, dots included);
+- `<pruner>_width` sets the channels its layers keep instead (`{widths: measured}` searches the
+  device's measured staircase);
 - `<instance>_<field>` sets that field of a pruner or LR scheduler
   (`layer_1_conv_pruner_group_type`, `exp_finetuning_lr_gamma`);
 - a dotted path sets any field (`pruners.filter_pruner_70.desired_sparsity`).
@@ -23,7 +25,9 @@ from edgetune.sweep.schema import SweepSpec
 FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate"}
 # Settings outside the schedule a sweep may search: precision trades against pruning.
 SETTING_ALIASES = {"precision": ("benchmark", "precision")}
-PRUNER_FIELDS = ("desired_sparsity", "group_type", "class", "weights")
+PRUNER_FIELDS = ("desired_sparsity", "width", "group_type", "class", "weights")
+# A pruner says how much to remove or how much to keep, not both.
+EITHER_OR = {"width": "desired_sparsity", "desired_sparsity": "width"}
 SECTIONS = ("pruners", "lr_schedulers", "extensions")
 
 
@@ -81,7 +85,7 @@ def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], sourc
                 field = name[len(inst) + 1:]
                 if field in _fields(schedule, section, inst):
                     return Target(section, inst, field)
-    accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[:2]),
+    accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[1:3]),
                 "epochs", "learning_rate", "precision", "pruners.<name>.<field>", "lr_schedulers.<name>.<field>",
                 "finetune.<field>", "benchmark.<field>"]
     raise ConfigError(
@@ -103,7 +107,10 @@ def apply(
         if target.instance is None:
             settings.setdefault(target.section, {})[target.field] = value
         else:
-            raw[target.section][target.instance][target.field] = value
+            entry = raw[target.section][target.instance]
+            entry[target.field] = value
+            if target.section == "pruners" and target.field in EITHER_OR:
+                entry.pop(EITHER_OR[target.field], None)  # the sweep's width replaces the recipe's ratio
     try:
         schedule = parse_schedule(raw, source=f"{source} applied to the schedule")
     except ConfigError as exc:
@@ -123,7 +130,7 @@ def check_ranges(
     """Try each parameter's extremes on the schedule before any trial runs, so that a range the
     schedule cannot take (a sparsity of 1.0, a group type of 'Rows') fails now, naming the key."""
     for name, spec in sweep.parameters.items():
-        if targets[name].instance is None:
+        if targets[name].instance is None or spec.widths == "measured":  # checked once measured
             continue
         candidates = spec.values if spec.values is not None else (
             [spec.value] if spec.distribution == "constant" else [spec.min, spec.max])

@@ -40,9 +40,17 @@ class ParameterSpec(_Strict):
     max: int | float | None = None
     q: float | None = Field(default=None, gt=0)
     distribution: Distribution | None = None
+    # On a pruner's `width`: the widths the device's measured staircase says run fast (between
+    # `min` and `max` when given), filled in when the study starts (edgetune profile-widths).
+    widths: Literal["measured"] | None = None
 
     @model_validator(mode="after")
     def _infer_and_check(self) -> ParameterSpec:
+        if self.widths is not None:
+            if self.values is not None or self.value is not None or self.distribution not in (None, "categorical"):
+                raise ValueError("`widths: measured` makes the values; give `min`/`max` to bound them, not "
+                                 "`values`, `value` or a distribution")
+            return self
         if self.distribution is None:
             if self.value is not None:
                 self.distribution = "constant"
@@ -93,6 +101,27 @@ class ConstraintSpec(_Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"`min` ({self.min}) is above `max` ({self.max})")
         return self
+
+
+class PredictorSpec(_Strict):
+    """Acting on the latency the width profile predicts before a candidate is built."""
+
+    # Skip the export, timing and fine-tuning of a candidate predicted to break a latency
+    # constraint's `max` by more than this fraction. `auto`: 10 % until five measured trials
+    # carry the predictor's error, then 1.5x the largest error seen (at least 2 %). null:
+    # measure every candidate.
+    skip_margin: float | Literal["auto"] | None = Field("auto")
+    # Start the search with this many candidates from the predicted front (fastest predicted
+    # latency against least pruning), within the latency constraint when there is one.
+    warm_start: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _margin(self) -> PredictorSpec:
+        if isinstance(self.skip_margin, float | int) and self.skip_margin < 0:
+            raise ValueError(f"skip_margin must be 'auto', null or a fraction >= 0, got {self.skip_margin}")
+        return self
+    # Random candidates the warm start predicts to find that front.
+    candidates: int = Field(2000, ge=10, le=1_000_000)
 
 
 class EarlyStopSpec(_Strict):
@@ -155,6 +184,7 @@ class SweepSpec(_Strict):
     constraints: list[ConstraintSpec] = Field(default_factory=list)
     protocol: ProtocolSpec | None = None
     early_stop: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
+    predictor: PredictorSpec = Field(default_factory=PredictorSpec)
     enqueue: list[str] = Field(default_factory=list)
     reference_repeats: int = Field(1, gt=0)
     space: Literal["grouped", "per-layer"] = "grouped"

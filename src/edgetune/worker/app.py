@@ -17,19 +17,32 @@ from edgetune.worker.messages import BenchRequest, BenchResult
 TASK = "edgetune.benchmark"
 
 
+def with_tls_defaults(url: str) -> str:
+    """`rediss://` verifies the server's certificate unless the URL says otherwise (Celery
+    refuses a TLS URL that does not say); `ssl_ca_certs=/path/ca.crt` names a private CA."""
+    if not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=required"
+
+
 def make_app(broker: str, results_dir: Path | None = None, visibility_timeout: float = 3600.0):
     try:
         from celery import Celery
     except ImportError:
         raise MissingExtraError("celery", "worker") from None
+    broker = with_tls_defaults(broker)
     app = Celery("edgetune", broker=broker, backend=broker)
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         broker_transport_options={"visibility_timeout": visibility_timeout},
         result_backend_transport_options={"visibility_timeout": visibility_timeout},
-        broker_connection_retry_on_startup=True, result_expires=7 * 24 * 3600,
-        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True, broker_connection_max_retries=None, result_expires=7 * 24 * 3600,
+        # A worker whose broker restarts mid-benchmark keeps trying to store the answer rather
+        # than dropping it (the producer would then wait for nothing).
+        result_backend_always_retry=True, result_backend_max_retries=120,
+        result_backend_max_sleep_between_retries_ms=5000,
+        worker_hijack_root_logger=False, worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     if results_dir is not None:
         @app.task(name=TASK)
@@ -52,13 +65,36 @@ def run_worker(broker: str, queue: str, results_dir: Path, visibility_timeout: f
                      "--without-gossip", "--without-mingle", "--hostname", f"edgetune-{queue}@%h"])
 
 
+def _unreachable() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return OperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError
+
+
 def submit(app, queue: str, request: BenchRequest, timeout: float) -> BenchResult:
-    """Send a request and wait for its answer; the request id is the task id, so sending the
-    same request again (a producer retrying) names the same result."""
-    result = app.send_task(TASK, args=[request.model_dump(mode="json")], queue=queue, task_id=request.id)
+    """Send a request and wait for its answer, riding out a broker that is down or restarting
+    (backoff up to 5 s between tries) until `timeout`; then the trial fails with the reason.
+
+    The request id is the task id and the worker answers each id once, so a send repeated after
+    an unclear failure names the same answer rather than a second benchmark."""
+    unreachable = _unreachable()
     deadline = time.monotonic() + timeout
-    while not result.ready():
+    delay, sent, last_error = 0.2, None, ""
+    while True:
+        try:
+            if sent is None:
+                sent = app.send_task(TASK, args=[request.model_dump(mode="json")], queue=queue, task_id=request.id,
+                                     retry=False)
+            if sent.ready():
+                return BenchResult.model_validate(sent.get(timeout=10))
+            delay = 0.2
+        except unreachable as exc:
+            last_error = f"; the broker was unreachable ({type(exc).__name__}: {str(exc)[:200]})"
+            delay = min(2 * delay, 5.0)
         if time.monotonic() > deadline:
-            raise EdgetuneError(f"no device answered benchmark {request.id} on queue '{queue}' within {timeout:.0f} s")
-        time.sleep(0.2)
-    return BenchResult.model_validate(result.get(timeout=10))
+            what = "sent" if sent is None else "answered"
+            raise EdgetuneError(f"benchmark {request.id} was not {what} on queue '{queue}' within "
+                                f"{timeout:.0f} s{last_error}")
+        time.sleep(delay)

@@ -22,6 +22,10 @@ def _check(path: Path, what: str) -> None:
         raise ValueError(f"{what} is not a valid ONNX model: {exc}") from None
 
 
+def _optional(text: str | None):
+    return None if text is None else decode_array(text)
+
+
 def handle(request: BenchRequest, results: Path) -> BenchResult:
     """Benchmark `request` unless `results` already holds its answer (a redelivery after a
     worker died between benchmarking and acknowledging): exactly one result per id."""
@@ -37,15 +41,19 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
             model = work / "model.onnx"
             model.write_bytes(request.model_bytes())
             _check(model, "the model")
+            calibration = _optional(request.calibration)
             reference = None
             if request.reference_onnx is not None:
                 ref_path = work / "reference.onnx"
                 ref_path.write_bytes(base64.b64decode(request.reference_onnx, validate=True))
                 _check(ref_path, "the reference model")
-                reference = open_reference(ref_path, request.benchmark, None, None, work / "reference")
+                (work / "reference").mkdir()
+                reference = open_reference(ref_path, request.benchmark, None, calibration, work / "reference")
             try:
                 report = profile_artifact(model, request.benchmark, decode_array(request.sample),
-                                          reference=reference, work_dir=work)
+                                          calibration=calibration, eval_images=_optional(request.eval_images),
+                                          eval_labels=_optional(request.eval_labels), reference=reference,
+                                          work_dir=work)
             finally:
                 if reference is not None:
                     reference.close()

@@ -8,21 +8,23 @@ import io
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgetune.benchspec import BenchmarkSpec
 
 MAX_MODEL_BYTES = 512 * 2**20
 MAX_SAMPLE_VALUES = 64 * 3 * 256 * 256
+# Calibration and scoring images for int8/fp16: a few hundred to a few thousand images.
+MAX_IMAGE_VALUES = 2**26
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def encode_array(a: np.ndarray) -> str:
+def encode_array(a: np.ndarray, dtype: type = np.float32) -> str:
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a, dtype=np.float32), allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(a, dtype=dtype), allow_pickle=False)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -39,6 +41,11 @@ class BenchRequest(_Strict):
     reference_onnx: str | None = Field(None, description="the baseline to interleave with, base64")
     sample: str = Field(description="input images as a float32 .npy, base64")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    # int8 needs images to calibrate on; a reduced precision is scored on held-out images, since
+    # its accuracy is the deployed model's, not PyTorch's. Both float32 .npy, labels int64.
+    calibration: str | None = None
+    eval_images: str | None = None
+    eval_labels: str | None = None
 
     @field_validator("onnx", "reference_onnx")
     @classmethod
@@ -55,6 +62,27 @@ class BenchRequest(_Strict):
             raise ValueError(f"sample must be a float32 batch of at most {MAX_SAMPLE_VALUES} values, "
                              f"got {a.dtype} {a.shape}")
         return v
+
+    @field_validator("calibration", "eval_images")
+    @classmethod
+    def _images(cls, v: str | None) -> str | None:
+        if v is not None:
+            a = decode_array(v)
+            if a.dtype != np.float32 or a.ndim < 2 or a.size > MAX_IMAGE_VALUES:
+                raise ValueError(f"images must be a float32 batch of at most {MAX_IMAGE_VALUES} values, "
+                                 f"got {a.dtype} {a.shape}")
+        return v
+
+    @model_validator(mode="after")
+    def _labels(self) -> BenchRequest:
+        if (self.eval_images is None) != (self.eval_labels is None):
+            raise ValueError("eval_images and eval_labels come together")
+        if self.eval_labels is not None:
+            labels, images = decode_array(self.eval_labels), decode_array(self.eval_images)
+            if labels.dtype != np.int64 or labels.shape != (len(images),):
+                raise ValueError(f"eval_labels must be int64 of shape ({len(images)},), got {labels.dtype} "
+                                 f"{labels.shape}")
+        return self
 
     def model_bytes(self) -> bytes:
         return base64.b64decode(self.onnx, validate=True)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgetune.benchspec import BenchmarkSpec
-from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.errors import EdgetuneError
 from edgetune.worker.messages import BenchRequest, encode_array
 
 
@@ -28,21 +28,27 @@ class RemoteBench:
 
         self.app = make_app(self.broker)
 
-    def measure(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
-                reference_onnx: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        if spec.precision != "fp32":
-            raise ConfigError(f"remote benchmarks run fp32 models for now, not {spec.precision}",
-                              key="benchmark.precision")
+    def measure(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, reference_onnx: Path | None,
+                calibration: np.ndarray | None = None, eval_images: np.ndarray | None = None,
+                eval_labels: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         from edgetune.worker.app import submit
 
         model = onnx_path.read_bytes()
         reference = reference_onnx.read_bytes() if reference_onnx is not None else None
-        # The id names this exact model and settings: a producer retrying after a crash asks
+        int8 = spec.precision == "int8"
+        scored = spec.precision != "fp32" and eval_images is not None and eval_labels is not None
+        fields = {
+            "calibration": encode_array(calibration) if int8 and calibration is not None else None,
+            "eval_images": encode_array(eval_images) if scored else None,
+            "eval_labels": encode_array(eval_labels, np.int64) if scored else None,
+        }
+        # The id names this exact model, settings and data: a producer retrying after a crash asks
         # for the same answer rather than a second benchmark.
-        digest = hashlib.sha256(model + (reference or b"") + spec.model_dump_json().encode()).hexdigest()[:40]
+        digest = hashlib.sha256(model + (reference or b"") + spec.model_dump_json().encode()
+                                + "".join(v or "-" for v in fields.values()).encode()).hexdigest()[:40]
         request = BenchRequest(id=f"bench-{digest}", onnx=base64.b64encode(model).decode(),
                                reference_onnx=None if reference is None else base64.b64encode(reference).decode(),
-                               sample=encode_array(sample), benchmark=spec)
+                               sample=encode_array(sample), benchmark=spec, **fields)
         result = submit(self.app, self.queue, request, self.timeout)
         if result.error is not None:
             raise EdgetuneError(f"device worker on '{self.queue}' ({result.device or 'unknown device'}): {result.error}")

@@ -1,0 +1,216 @@
+"""Acting on the width profile before a candidate exists: which widths a search may choose,
+what a setting of the sweep will cost, and which settings to try first.
+
+Building and timing a candidate takes seconds to minutes; predicting it from the profile takes
+microseconds, and on ResNet-56 the prediction was within 10 % of the measurement on every one
+of 120 trials (docs/hardware-aware.md). So a study can refuse to spend a measurement on a
+candidate predicted to break its latency budget, and can open with candidates predicted to sit
+on the fast, lightly pruned edge of the space.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgetune.compress.base import CompressionContext, count_to_remove
+from edgetune.errors import ConfigError
+from edgetune.hardware.widths import WidthTable
+from edgetune.recipe.schedule import Schedule
+from edgetune.sweep.mapping import Target, apply
+from edgetune.sweep.schema import ParameterSpec, SweepSpec
+from edgetune.sweep.space import fixed_values, searched
+
+LATENCY_METRICS = ("latency_ratio", "latency_ms", "latency_adj_ms")
+
+
+def measured_width_values(name: str, spec: ParameterSpec, target: Target, schedule: Schedule, table: WidthTable,
+                          source: str = "<sweep>") -> list[int]:
+    """The widths on every one of the pruner's layers' staircases, within `min`/`max`."""
+    key = f"parameters.{name}"
+    if target.section != "pruners" or target.field != "width":
+        raise ConfigError(f"`widths: measured` applies to a pruner's width ('<pruner>_width'), but '{name}' sets "
+                          f"{target.section}.{target.field}", source=source, key=key)
+    weights = [w.removeprefix("module.") for w in schedule.pruners[target.instance].weights]
+    steps = table.staircases()
+    missing = [w for w in weights if w not in steps]
+    if missing:
+        raise ConfigError(f"no width profile for {', '.join(missing)}: `widths: measured` needs filter pruning of "
+                          "profiled layers (edgetune profile-widths)", source=source, key=key)
+    fulls = {w: table.full_width(w) for w in weights}
+    if len(set(fulls.values())) > 1:
+        listed = ", ".join(f"{w} has {n}" for w, n in fulls.items())
+        raise ConfigError(f"'{name}' sets one width for layers of different widths ({listed}); split the pruner "
+                          "by width or search desired_sparsity", source=source, key=key)
+    common = set.intersection(*(set(steps[w]) for w in weights))
+    lo = spec.min if spec.min is not None else 0
+    hi = spec.max if spec.max is not None else math.inf
+    values = sorted(w for w in common if lo <= w <= hi)
+    if not values:
+        raise ConfigError(f"no measured fast width of '{name}' lies in [{lo}, {hi}]; the staircase is "
+                          f"{sorted(common)}", source=source, key=key)
+    return values
+
+
+def resolve_measured_widths(sweep: SweepSpec, targets: dict[str, Target], schedule: Schedule, table: WidthTable,
+                            source: str = "<sweep>") -> dict[str, list[int]]:
+    """Turn every `widths: measured` parameter into a categorical one over its fast widths (in
+    place) and return what each became, for the record."""
+    chosen = {}
+    for name, spec in sweep.parameters.items():
+        if spec.widths == "measured":
+            spec.values = measured_width_values(name, spec, targets[name], schedule, table, source)
+            spec.distribution = "categorical"
+            chosen[name] = list(spec.values)
+    return chosen
+
+
+def planned_widths(schedule: Schedule, table: WidthTable, staircases: dict[str, list[int]] | None = None
+                   ) -> dict[str, int] | None:
+    """The width each filter-pruned layer will keep, computed as the pruners compute it (ratio,
+    `width`, rounding, one cut per coupled group), without touching the model. None when a
+    pruner's layers are not all profiled or a pruner is not filter pruning (no prediction)."""
+    ctx = CompressionContext(example=None, staircases=staircases)  # type: ignore[arg-type]
+    group_of = {w: first for first, members in table.groups.items() for w in members}
+    widths: dict[str, int] = {}
+    for spec in schedule.pruners.values():
+        if not spec.method_and_scope()[0].startswith("filters"):
+            return None
+        options, claimed = spec.options(), set()
+        for weight in spec.weights:
+            name = weight.removeprefix("module.")
+            full = table.full_width(name)
+            if full is None:
+                return None
+            group = group_of.get(name, name)
+            if group in claimed:
+                continue  # pruned with the first of its group, as the pruner records it
+            claimed.add(group)
+            requested = full - count_to_remove(spec.desired_sparsity, full)
+            widths[weight] = options.kept_width(weight, requested, full, ctx)
+    return widths
+
+
+def kept_widths(records: Sequence[Any]) -> dict[str, int]:
+    """The widths a pruned network kept, from its compression records (layers pruned with the
+    first of their coupled group carry no width of their own)."""
+    return {r.weight: r.before - r.removed for r in records if r.skipped is None}
+
+
+def _planned(raw_schedule: dict[str, Any], targets: dict[str, Target], params: dict[str, Any], table: WidthTable,
+             staircases: dict[str, list[int]] | None) -> dict[str, int] | None:
+    schedule, _ = apply(raw_schedule, targets, params)
+    return planned_widths(schedule, table, staircases)
+
+
+def predicted_ratio(raw_schedule: dict[str, Any], targets: dict[str, Target], params: dict[str, Any],
+                    table: WidthTable, staircases: dict[str, list[int]] | None = None) -> float | None:
+    widths = _planned(raw_schedule, targets, params, table, staircases)
+    return table.predict_ratio(widths) if widths is not None else None
+
+
+def kept_fraction(widths: dict[str, int], table: WidthTable) -> float:
+    """Channels kept over channels there were, across the pruned layers: the cheap stand-in for
+    accuracy (less pruning, less lost) the warm start trades against predicted latency."""
+    full = sum(table.full_width(w) or 0 for w in widths)
+    return sum(widths.values()) / full if full else 1.0
+
+
+def random_settings(sweep: SweepSpec, targets: dict[str, Target], n: int, seed: int) -> list[dict[str, Any]]:
+    """n draws of the pruning parameters (the others are left to the search's sampler)."""
+    rng = np.random.default_rng(seed)
+    specs = {k: s for k, s in searched(sweep).items() if targets[k].section == "pruners"}
+    out = []
+    for _ in range(n):
+        draw: dict[str, Any] = {}
+        for name, s in specs.items():
+            if s.distribution == "categorical":
+                draw[name] = s.values[int(rng.integers(len(s.values)))]  # type: ignore[index]
+            elif s.distribution == "int_uniform":
+                draw[name] = int(rng.integers(int(s.min), int(s.max) + 1))  # type: ignore[arg-type]
+            elif s.distribution == "log_uniform_values":
+                draw[name] = float(math.exp(rng.uniform(math.log(s.min), math.log(s.max))))  # type: ignore[arg-type]
+            elif s.distribution == "q_uniform":
+                q = s.q or 1.0
+                draw[name] = round(float(s.min + q * rng.integers(int((s.max - s.min) / q + 1e-9) + 1)), 12)  # type: ignore[operator]
+            else:
+                draw[name] = float(rng.uniform(s.min, s.max))  # type: ignore[arg-type]
+        out.append(draw)
+    return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    params: dict[str, Any]
+    predicted_ratio: float
+    kept: float
+
+
+def warm_start(sweep: SweepSpec, raw_schedule: dict[str, Any], targets: dict[str, Target], table: WidthTable,
+               staircases: dict[str, list[int]] | None, budget: float | None, k: int, seed: int,
+               candidates: int) -> list[Candidate]:
+    """k settings spread along the predicted front of latency against channels kept, within the
+    latency budget (a ratio to the baseline) when there is one; the lightest-pruned setting
+    predicted to fit is always among them."""
+    fixed = {n: v for n, v in fixed_values(sweep).items() if targets[n].section == "pruners"}
+    scored = []
+    for draw in random_settings(sweep, targets, candidates, seed):
+        widths = _planned(raw_schedule, targets, {**fixed, **draw}, table, staircases)
+        ratio = table.predict_ratio(widths) if widths is not None else None
+        if ratio is None:
+            return []
+        if budget is None or ratio <= budget:
+            scored.append(Candidate(draw, ratio, kept_fraction(widths, table)))
+    front = _front(scored)
+    if not front or k <= 0:
+        return []
+    picks = sorted({round(i) for i in np.linspace(0, len(front) - 1, min(k, len(front)))})
+    return [front[i] for i in picks]
+
+
+def _front(points: Sequence[Candidate]) -> list[Candidate]:
+    """Points no other beats on both lower predicted latency and more channels kept, fastest first."""
+    front: list[Candidate] = []
+    for c in sorted(points, key=lambda c: (c.predicted_ratio, -c.kept)):
+        if not front or c.kept > front[-1].kept:
+            front.append(c)
+    return front
+
+
+def latency_budget(constraints: Sequence[Any], baseline: dict[str, Any]) -> float | None:
+    """The tightest latency `max` among the constraints, as a ratio to the baseline."""
+    budgets = []
+    for c in constraints:
+        if c.max is None or c.metric not in LATENCY_METRICS:
+            continue
+        if c.metric == "latency_ratio":
+            budgets.append(c.max)
+        elif baseline.get("latency_ms"):
+            budgets.append(c.max / baseline["latency_ms"])
+    return min(budgets) if budgets else None
+
+
+# skip_margin: auto starts at 10 % (nn-Meter's +-10 % band) and, once five trials have measured
+# the predictor, becomes 1.5x its largest error so far, never under 2 % (timing noise).
+AUTO_MARGIN_START, AUTO_MARGIN_AFTER, AUTO_MARGIN_FLOOR = 0.10, 5, 0.02
+
+
+def skip_margin(setting: float | str, errors: Sequence[float]) -> float:
+    """The configured margin, or (auto) one learnt from this study's own prediction errors."""
+    if setting != "auto":
+        return float(setting)
+    if len(errors) < AUTO_MARGIN_AFTER:
+        return AUTO_MARGIN_START
+    return max(AUTO_MARGIN_FLOOR, 1.5 * max(abs(e) for e in errors))
+
+
+def predicted_metrics(ratio: float, baseline: dict[str, Any]) -> dict[str, float]:
+    """The latency metrics a prediction stands for (constraints and objectives read these)."""
+    out = {"latency_ratio": ratio}
+    if baseline.get("latency_ms"):
+        out["latency_ms"] = out["latency_adj_ms"] = ratio * baseline["latency_ms"]
+    return out

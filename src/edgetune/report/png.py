@@ -1,0 +1,83 @@
+"""The report's figures as PNG files (matplotlib, no display needed), for papers and READMEs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edgetune.errors import MissingExtraError
+from edgetune.report.content import Figure, Report
+
+
+def _draw(fig: Figure, ax) -> None:
+    d = fig.data
+    if fig.kind == "scatter":
+        groups = d.groupby(fig.group) if fig.group else [("trials", d)]
+        for name, part in groups:
+            ax.scatter(part[fig.x], part[fig.y[0]], s=18, alpha=0.75, label=str(name))
+        if fig.line is not None and len(fig.line):
+            line = fig.line.sort_values(fig.x)
+            ax.step(line[fig.x], line[fig.y[0]], where="post", color="black", lw=1, label="Pareto front")
+        if fig.marks is not None:
+            for _, row in fig.marks.iterrows():
+                if pd.notna(row.get(fig.x)) and pd.notna(row.get(fig.y[0])):
+                    ax.scatter([row[fig.x]], [row[fig.y[0]]], marker="*", s=160, label=row["label"])
+        ax.legend(fontsize=8)
+    elif fig.kind == "line":
+        for c in fig.y:
+            ax.plot(d[fig.x], d[c], marker="o" if c != "best" else None, ms=3, lw=1 if c != "best" else 2, label=c)
+        ax.legend(fontsize=8)
+    elif fig.kind == "bar":
+        x = np.arange(len(d))
+        width = 0.8 / max(len(fig.y), 1)
+        for i, c in enumerate(fig.y):
+            ax.bar(x + i * width - 0.4 + width / 2, pd.to_numeric(d[c], errors="coerce"), width, label=c)
+        ax.set_xticks(x, d[fig.x].astype(str), rotation=45 if len(d) > 5 else 0, ha="right" if len(d) > 5 else "center",
+                      fontsize=7)
+        if len(fig.y) > 1:
+            ax.legend(fontsize=8)
+    else:
+        values = d.to_numpy(dtype=float)
+        image = ax.imshow(values, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(d.shape[1]), [str(c) for c in d.columns], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(d.shape[0]), [str(i) for i in d.index], fontsize=7)
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
+        ax.figure.colorbar(image, ax=ax)
+    ax.set_title(fig.title, fontsize=10)
+    ax.set_xlabel(fig.x_label)
+    ax.set_ylabel(fig.y_label)
+
+
+def pyplot():
+    """matplotlib's pyplot without a display, or the error naming the extra to install."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtraError("matplotlib", "report") from None
+    return plt
+
+
+def save(figure, path: Path) -> Path:
+    """Lay out, write and free one figure (every PNG edgetune draws goes through here)."""
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot().close(figure)
+    return path
+
+
+def render_png(report: Report, out_dir: Path) -> list[Path]:
+    plt = pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fig in report.figures():
+        figure, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        _draw(fig, ax)
+        written.append(save(figure, out_dir / f"{fig.name}.png"))
+    return written

@@ -1,0 +1,253 @@
+"""Sensitivity analysis: each prunable layer (or coupled group) compressed alone at each ratio,
+scored on validation images without fine-tuning, and the whole network timed on the target
+runtime interleaved with the unpruned baseline. Distiller's `--sense filter|channel` measured
+accuracy only; the latency column is what shows where pruning pays on this device.
+
+Every (layer, ratio) point is a JSON file written atomically under `points/`; a process claims a
+point with an flock on a lock file before measuring it, so several processes can share one
+analysis; each waits for the points the others hold before it writes the table, so whichever
+finishes last, every table is whole. A killed process's locks die with it, so the others (or the
+next run) take its points over. Running the command again finishes what is missing.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from edgetune.benchspec import BenchmarkSpec
+from edgetune.compress.base import CompressionContext, CompressionMethod, PrunerOptions, get_method
+from edgetune.errors import ConfigError, EdgetuneError
+
+# Shorter timing than a study's: a sensitivity grid is hundreds of points.
+QUICK_BENCHMARK = {"runs_per_round": 20, "min_rounds": 3, "max_rounds": 10, "max_seconds": 5.0, "warmup": 5,
+                   "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False}
+
+
+@dataclass(frozen=True)
+class SensitivityPlan:
+    checkpoint: str
+    model: str | None
+    data: str
+    method: str
+    ratios: tuple[float, ...]
+    val_subset: int
+    layers: tuple[str, ...]  # patterns; empty: every layer the method can compress
+    benchmark: dict[str, Any]
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({**asdict(self), "checkpoint_sha": _sha(Path(self.checkpoint))}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def parse_range(text: str) -> tuple[float, ...]:
+    """`start:stop:step` (stop included when it falls on the grid) or a comma list."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            n = round((stop - start) / step) + 1
+            values = [round(start + i * step, 6) for i in range(n) if start + i * step <= stop + 1e-9]
+        else:
+            values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--range {text!r} is not start:stop:step (0:0.95:0.05) or a list (0.2,0.5,0.8)",
+                          key="range") from None
+    bad = [v for v in values if not 0.0 <= v < 1.0]
+    if bad or not values:
+        raise ConfigError(f"--range {text!r}: ratios must lie in [0, 1), got {bad or 'none'}", key="range")
+    return tuple(sorted(set(values)))
+
+
+def coupled_targets(method: CompressionMethod, model: nn.Module, ctx: CompressionContext) -> dict[str, list[str]]:
+    """Targets grouped by the structure they prune: filter pruning of any convolution that
+    feeds a residual stream prunes the whole stream, so those are one entry, named by the first
+    target. Other methods act on each layer alone."""
+    targets = method.targets(model, ctx)
+    if not method.name.startswith(("filters", "channels")):
+        return {t: [t] for t in targets}
+    import torch_pruning as tp
+
+    from edgetune.compress.groups import group_key
+
+    graph = ctx.graph(model)
+    modules = dict(model.named_modules())
+    fn = tp.prune_conv_out_channels if method.name.startswith("filters") else tp.prune_conv_in_channels
+    groups: dict[frozenset, list[str]] = {}
+    for t in targets:
+        module = modules[t.removesuffix(".weight")]
+        groups.setdefault(group_key(graph.get_pruning_group(module, fn, idxs=[0])), []).append(t)
+    return {members[0]: members for members in groups.values()}
+
+
+WAIT_SECONDS = 1.0
+
+
+def _point_file(root: Path, layer: str, ratio: float) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", layer.removesuffix(".weight"))
+    return root / "points" / f"{safe}@{ratio:.4f}.json"
+
+
+def _claim(path: Path) -> int | None:
+    """Lock `path`'s point for this process, or None when another live process holds it.
+
+    An flock, not a pid file: the kernel drops it when its holder dies, so a killed process's
+    points are free at once and no two processes can both decide a lock is stale.
+    """
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes sharing --out never share a temp file
+    tmp.write_text(json.dumps(data, default=float))
+    tmp.replace(path)
+
+
+def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None = None, seed: int = 0,
+                    progress: Callable[[int, int, str], None] = lambda done, total, what: None) -> pd.DataFrame:
+    from edgetune.data import load_dataset
+    from edgetune.export import export_onnx
+    from edgetune.models import load_checkpoint
+    from edgetune.profiler import open_reference, profile_artifact
+    from edgetune.training import evaluate
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = out_dir / "sensitivity.json"
+    fingerprint = plan.fingerprint()
+    if meta_path.is_file():
+        stored = json.loads(meta_path.read_text())
+        if stored.get("fingerprint") != fingerprint:
+            raise EdgetuneError(f"{out_dir} holds a sensitivity analysis of other settings (checkpoint, data, method, "
+                                "ratios, layers or benchmark differ); give another --out")
+    torch.manual_seed(seed)
+    data = load_dataset(plan.data, data_root)
+    val = data.val.subset(plan.val_subset, seed=seed)
+    model, _ = load_checkpoint(plan.checkpoint, model_name=plan.model, num_classes=data.num_classes,
+                               in_channels=data.in_channels)
+    model.eval()
+    example = data.sample_input(1)
+    train = data.train.subset(min(2048, len(data.train)), seed=seed + 2)
+
+    def batches(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return data.normalize(train.images[:n]), train.labels[:n]
+
+    method = get_method(plan.method)
+    groups = coupled_targets(method, model, CompressionContext(example, batches))
+    if plan.layers:
+        from fnmatch import fnmatch
+
+        groups = {k: v for k, v in groups.items()
+                  if any(fnmatch(m.removesuffix(".weight"), p) or fnmatch(m, p) for m in v for p in plan.layers)}
+        if not groups:
+            raise ConfigError(f"--layers {', '.join(plan.layers)} matches no layer {plan.method} can compress",
+                              key="layers")
+    spec = BenchmarkSpec(**plan.benchmark)
+    sample = data.sample_input(64).numpy()
+    base_dir = out_dir / "baseline"
+    base_dir.mkdir(exist_ok=True)
+    base_onnx = base_dir / "model.onnx"
+    if not base_onnx.is_file():
+        export_onnx(model, example, base_onnx)
+    _write(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": groups})
+    base_file = base_dir / "metrics.json"
+    reference = open_reference(base_onnx, spec, model, None, base_dir)
+
+    def measure(layer: str, ratio: float, path: Path) -> dict[str, Any]:
+        pruned = copy.deepcopy(model)
+        ctx = CompressionContext(example, batches)
+        records = method.apply(pruned, "sensitivity", [layer], ratio, ctx, PrunerOptions()) if ratio > 0 else []
+        acc = evaluate(pruned, data, val)
+        work = path.with_suffix("")
+        work.mkdir(exist_ok=True)
+        onnx_path = work / "model.onnx"
+        export_onnx(pruned, example, onnx_path)
+        report = profile_artifact(onnx_path, spec, sample, module=pruned, reference=reference, work_dir=work)
+        onnx_path.unlink(missing_ok=True)
+        work.rmdir()
+        return {"layer": layer, "members": groups[layer], "ratio": ratio,
+                "removed": sum(r.removed for r in records if r.skipped is None),
+                "before": sum(r.before for r in records if r.skipped is None),
+                "top1": acc.top1, "top5": acc.top5, **{k: report.metrics.get(k) for k in (
+                    "latency_ms", "latency_ratio", "macs", "params", "model_bytes")}}
+
+    try:
+        if not base_file.is_file():
+            report = profile_artifact(base_onnx, spec, sample, module=model, reference=reference, work_dir=base_dir)
+            acc = evaluate(model, data, val)
+            _write(base_file, {**report.metrics, "top1": acc.top1, "top5": acc.top5})
+        points = [(layer, r) for layer in groups for r in plan.ratios]
+        remaining = points
+        while remaining:
+            held_elsewhere = []
+            for layer, ratio in remaining:
+                path = _point_file(out_dir, layer, ratio)
+                if path.is_file():
+                    continue
+                lock = _claim(path)
+                if lock is None:
+                    held_elsewhere.append((layer, ratio))
+                    continue
+                try:
+                    if path.is_file():  # finished by another process between the check and the claim
+                        continue
+                    done = sum(_point_file(out_dir, *point).is_file() for point in points)
+                    progress(done, len(points), f"{layer.removesuffix('.weight')} at {ratio:.2f}")
+                    _write(path, measure(layer, ratio, path))
+                    with open(out_dir / "measured.log", "a") as log:  # who measured what: one line per point
+                        log.write(f"{os.getpid()} {layer} {ratio:.4f}\n")
+                finally:  # the file goes too; a process that opened it first re-checks the point after locking
+                    path.with_suffix(".lock").unlink(missing_ok=True)
+                    os.close(lock)
+            remaining = held_elsewhere
+            if remaining:  # others are measuring these; a killed process's points are free next round
+                progress(len(points) - len(remaining), len(points), "waiting for another process's points")
+                time.sleep(WAIT_SECONDS)
+        progress(len(points), len(points), "done")
+    finally:
+        reference.close()
+    return collect(out_dir)
+
+
+def collect(out_dir: Path) -> pd.DataFrame:
+    """Every measured point with the baseline's figures beside it; written as sensitivity.csv."""
+    base = json.loads((out_dir / "baseline" / "metrics.json").read_text())
+    rows = [json.loads(p.read_text()) for p in sorted((out_dir / "points").glob("*.json"))]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["members"] = frame["members"].map(len)
+    frame["layer"] = frame["layer"].str.removesuffix(".weight")
+    frame["top1_drop"] = base["top1"] - frame["top1"]
+    frame["macs_ratio"] = frame["macs"] / base["macs"]
+    frame["latency_saved_ms"] = base["latency_ms"] * (1 - frame["latency_ratio"])
+    frame = frame.sort_values(["layer", "ratio"]).reset_index(drop=True)
+    tmp = out_dir / f"sensitivity.csv.{os.getpid()}.tmp"  # processes finishing together never interleave rows
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out_dir / "sensitivity.csv")
+    return frame

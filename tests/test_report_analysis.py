@@ -1,0 +1,90 @@
+"""The report's analysis functions against values worked out by hand on small synthetic studies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edgetune.objectives import Objective
+from edgetune.report import analysis
+
+
+def _frame(rows):
+    return pd.DataFrame(rows)
+
+
+def test_correlations_match_hand_computed_values():
+    # latency = 2 - x exactly (Pearson -1); top1 rises with x but not linearly (Spearman 1, Pearson < 1).
+    x = [0.1, 0.2, 0.3, 0.4, 0.5]
+    frame = _frame({"param.x": x, "latency_ms": [2 - v for v in x], "top1": [1, 2, 4, 8, 16]})
+    table = analysis.correlations(frame, ["param.x"], ["latency_ms", "top1"]).set_index("metric")
+    assert table.loc["latency_ms", "pearson"] == pytest.approx(-1.0)
+    assert table.loc["top1", "spearman"] == pytest.approx(1.0)
+    # By hand: x deviations -.2 -.1 0 .1 .2, y deviations -5.2 -4.2 -2.2 1.8 9.8 (mean 6.2);
+    # sum of products 3.6, sums of squares 0.1 and 148.8: r = 3.6 / sqrt(14.88) = 0.93326.
+    assert table.loc["top1", "pearson"] == pytest.approx(0.93326, abs=1e-5)
+    assert (table["n"] == 5).all()
+
+
+def test_binned_means_by_hand():
+    frame = _frame({"param.x": [0.0, 0.1, 0.5, 0.9, 1.0], "m": [1.0, 3.0, 10.0, 20.0, 40.0]})
+    table = analysis.binned_means(frame, "param.x", "m", bins=2)
+    # bins [0, 0.5) and [0.5, 1]: means (1+3)/2 = 2 and (10+20+40)/3 = 23.33
+    assert list(table["n"]) == [2, 3]
+    assert table["mean"].tolist() == pytest.approx([2.0, 70 / 3])
+    assert table["std"].iloc[0] == pytest.approx(np.std([1.0, 3.0], ddof=1))
+
+
+def test_pareto_front_keeps_exactly_the_undominated():
+    frame = _frame({"trial": [0, 1, 2, 3, 4],
+                    "latency_ms": [1.0, 2.0, 3.0, 2.5, 1.0],
+                    "top1": [80.0, 85.0, 90.0, 84.0, 70.0]})
+    objectives = [Objective("latency_ms", "minimize"), Objective("top1", "maximize")]
+    front = analysis.pareto_front(frame, objectives)
+    # 3 is beaten by 1 (faster, more accurate); 4 by 0 (as fast, more accurate).
+    assert front["trial"].tolist() == [0, 1, 2]
+
+
+def test_best_so_far_and_runs_per_bin():
+    frame = _frame({"trial": [0, 1, 2, 3], "latency_ms": [3.0, 4.0, 2.0, 2.5]})
+    table = analysis.best_so_far(frame, "latency_ms", "minimize")
+    assert table["best"].tolist() == [3.0, 3.0, 2.0, 2.0]
+    hist = analysis.runs_per_bin(frame, "latency_ms", bins=2)
+    assert hist["n"].tolist() == [2, 2] and hist["lo"].iloc[0] == 2.0
+
+
+def test_importance_finds_the_parameter_that_matters():
+    """latency depends on `a` only; `b` and `c` are noise: every method ranks `a` first by far."""
+    rng = np.random.default_rng(0)
+    n = 60
+    a, b, c = rng.uniform(0, 1, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    frame = _frame({"param.a": a, "param.b": b, "param.c": c, "latency_ms": 5 * a ** 2 + 0.01 * rng.normal(size=n)})
+    table = analysis.importances(frame, ["param.a", "param.b", "param.c"], "latency_ms").set_index("param")
+    for method in ("fanova", "ped-anova", "random-forest"):
+        assert table[method].idxmax() == "a", table
+        assert table.loc["a", method] > 0.8, table
+        assert table[method].sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_baseline_comparison_summarises_reference_repeats():
+    frame = _frame({
+        "trial": ["baseline", 0, 1, 2, 3],
+        "state": ["BASELINE", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"],
+        "reference": [None, "hand", "hand", None, None],
+        "feasible": [False, True, True, True, False],
+        "latency_ms": [1.0, 0.8, 0.6, 0.5, 0.1],
+        "top1": [95.0, 90.0, 92.0, 85.0, 10.0],
+    })
+    table = analysis.baseline_comparison(frame, [Objective("latency_ms", "minimize")], ["latency_ms", "top1"])
+    assert table["row"].tolist() == ["unpruned baseline", "reference: hand", "trial 2"]  # trial 3 is infeasible
+    ref = table.set_index("row").loc["reference: hand"]
+    assert ref["latency_ms"] == pytest.approx(0.7) and ref["n"] == 2
+    assert ref["top1_std"] == pytest.approx(np.std([90.0, 92.0], ddof=1))
+
+
+def test_metric_matrix_is_symmetric_with_unit_diagonal():
+    frame = _frame({"macs": [1, 2, 3, 4], "latency_ms": [1.0, 2.1, 2.9, 4.2], "top1": [4, 3, 2, 1]})
+    m = analysis.metric_matrix(frame, ["macs", "latency_ms", "top1"])
+    assert np.allclose(np.diag(m), 1) and m.loc["macs", "top1"] == pytest.approx(-1.0)
+    assert m.loc["macs", "latency_ms"] == pytest.approx(m.loc["latency_ms", "macs"])
