@@ -244,6 +244,15 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
             if "layer3" in r["weight"] and not r["skipped"]:
                 assert r["before"] - r["removed"] in steps[key][r["weight"].removeprefix("module.")], (precision, r)
         # INT8's profile is relative to the INT8 network, scaled to the FP32 baseline's time: its
-        # predictions are of the same quantity as the measurement (INT8 here runs about 0.5x).
-        assert abs(t.user_attrs["prediction_error"]) < 0.25, (precision, t.user_attrs)
+        # predictions are of the same quantity as the measurement. Both scale and measurement are
+        # quick timings on a shared host (errors of 10-30 % seen), so the test asks that the scaled
+        # prediction beat the unscaled one, which INT8 at about 0.5x puts near +100 %.
+        error = t.user_attrs["prediction_error"]
+        scale = outcome.study.user_attrs["width_profile_scales"][precision]
+        unscaled = t.user_attrs["predicted_latency_ratio"] / scale / t.user_attrs["latency_ratio"] - 1
+        if precision == "fp32":
+            assert scale == 1.0 and abs(error) < 0.5, error
+        else:
+            assert 0.2 < scale < 0.9, scale  # this network's INT8 against its FP32, on this CPU
+            assert abs(error) < 0.5 and abs(error) < abs(unscaled), (scale, error, unscaled)
     assert precisions == {"fp32", "int8"}

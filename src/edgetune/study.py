@@ -516,6 +516,8 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
             _measure_widths(plan, bench, reporter)
             chosen = resolve_measured_widths(plan.sweep, plan.targets, plan.schedule, bench.width_table,
                                              plan.sweep_source)
+            # What each precision's profile is scaled by (INT8's unpruned time over FP32's, measured here).
+            study.set_user_attr("width_profile_scales", {k: t.scale for k, t in bench.width_tables.items()})
             if chosen:
                 study.set_user_attr("measured_widths", chosen)
                 study.sampler = strategy.sampler(ctx)  # the space is known only now
