@@ -67,8 +67,13 @@ def test_training_resumes_to_same_weights(tiny_fmnist, tmp_path):
     assert part.with_name("part.pt.train-state").is_file()
     torch.manual_seed(123)  # a resumed run must not depend on the fresh model's init
     model2 = build_model("resnet20", num_classes=10, in_channels=1)
-    resumed = train_baseline(model2, data, out=part, meta=meta, epochs=2, batch_size=64, log=lambda s: None)
+    steps: list[tuple[int, int]] = []
+    resumed = train_baseline(model2, data, out=part, meta=meta, epochs=2, batch_size=64, log=lambda s: None,
+                             on_step=lambda done, total: steps.append((done, total)))
     assert not part.with_name("part.pt.train-state").exists()
+    per_epoch = -(-len(data.train) // 64)
+    # The bar starts where the first run stopped and counts each step of the second epoch.
+    assert steps == [(n, 2 * per_epoch) for n in range(per_epoch, 2 * per_epoch + 1)]
     for a, b in zip(full_model.state_dict().values(), model2.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
     assert resumed["test_top1"] == pytest.approx(full["test_top1"])

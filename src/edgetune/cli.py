@@ -51,6 +51,14 @@ def train(
     import json
 
     import torch
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from edgetune.data import load_dataset
     from edgetune.models import build_model
@@ -65,10 +73,14 @@ def train(
         "std": list(splits.std), "epochs": epochs, "lr": lr, "batch_size": batch_size,
         "weight_decay": weight_decay, "seed": seed, "command": " ".join(["edgetune", *sys.argv[1:]]),
     }
-    result = train_baseline(
-        net, splits, out=out, meta=meta, epochs=epochs, lr=lr, batch_size=batch_size,
-        weight_decay=weight_decay, seed=seed, device=device, log=console.print,
-    )
+    with Progress(TextColumn(f"[bold]{model}[/] steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("train", total=None)
+        result = train_baseline(
+            net, splits, out=out, meta=meta, epochs=epochs, lr=lr, batch_size=batch_size,
+            weight_decay=weight_decay, seed=seed, device=device, log=bar.console.print,
+            on_step=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     history = result.pop("history")
     out.with_suffix(".json").write_text(json.dumps({**result, "history": history}, indent=2))
     console.print(

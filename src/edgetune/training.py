@@ -110,6 +110,7 @@ def train_baseline(
     seed: int = 0,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    on_step: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict[str, Any]:
     """Train from scratch with SGD + cosine schedule, checkpointing and resuming every epoch.
 
@@ -142,11 +143,18 @@ def train_baseline(
         generator.set_state(state["generator"])
         start_epoch, elapsed, history = state["epoch"], state["elapsed_s"], list(state["history"])
         log(f"resuming from {state_path} at epoch {start_epoch}/{epochs}")
+    total_steps = epochs * steps_per_epoch
+
+    def step() -> None:  # the schedule advances per step; `on_step` shows it (an epoch is minutes on a CPU)
+        scheduler.step()
+        on_step(min(scheduler.last_epoch, total_steps), total_steps)
+
+    on_step(start_epoch * steps_per_epoch, total_steps)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         train_loss = train_epoch(
             model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-            step_hook=scheduler.step,
+            step_hook=step,
         )
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
