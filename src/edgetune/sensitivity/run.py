@@ -202,6 +202,10 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
             acc = evaluate(model, data, val)
             _write(base_file, {**report.metrics, "top1": acc.top1, "top5": acc.top5})
         points = [(layer, r) for layer in groups for r in plan.ratios]
+
+        def finished() -> int:  # by any process sharing `out_dir`
+            return sum(_point_file(out_dir, *point).is_file() for point in points)
+
         remaining = points
         while remaining:
             held_elsewhere = []
@@ -216,8 +220,7 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
                 try:
                     if path.is_file():  # finished by another process between the check and the claim
                         continue
-                    done = sum(_point_file(out_dir, *point).is_file() for point in points)
-                    progress(done, len(points), f"{layer.removesuffix('.weight')} at {ratio:.2f}")
+                    progress(finished(), len(points), f"{layer.removesuffix('.weight')} at {ratio:.2f}")
                     _write(path, measure(layer, ratio, path))
                     with open(out_dir / "measured.log", "a") as log:  # who measured what: one line per point
                         log.write(f"{os.getpid()} {layer} {ratio:.4f}\n")
@@ -226,7 +229,7 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
                     os.close(lock)
             remaining = held_elsewhere
             if remaining:  # others are measuring these; a killed process's points are free next round
-                progress(len(points) - len(remaining), len(points), "waiting for another process's points")
+                progress(finished(), len(points), "waiting for another process's points")
                 time.sleep(WAIT_SECONDS)
         progress(len(points), len(points), "done")
     finally:
