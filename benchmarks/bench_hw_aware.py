@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 from _common import ROOT, machine
 
-from edgetune.experiment import load_experiment
+from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
 
 EXAMPLES = ROOT / "examples" / "resnet56-fmnist"
@@ -72,7 +72,7 @@ def experiment(arm: str, args: argparse.Namespace, work: Path) -> Path:
 
 def staircase_of(run_dir: Path) -> dict[str, list[int]]:
     """The measured staircase of every layer the recipe names (from the width cache)."""
-    from edgetune.benchspec import BenchmarkSpec
+    from edgetune.config.benchmark import BenchmarkSpec
     from edgetune.data import load_dataset
     from edgetune.hardware.widths import width_table
     from edgetune.models import load_checkpoint

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _common import MODELS, machine
 
-from edgetune.experiment import load_experiment
+from edgetune.config.experiment import load_experiment
 from edgetune.objectives import reward
 from edgetune.study import run_study
 

@@ -18,9 +18,9 @@ import time
 import torch_pruning as tp
 from _common import MODELS, fashion_mnist, machine
 
+from edgetune.compress.recipe import apply_pruners
+from edgetune.config.recipe import parse_schedule
 from edgetune.models import load_checkpoint
-from edgetune.recipe import apply_pruners
-from edgetune.recipe.schedule import parse_schedule
 from edgetune.training import evaluate
 
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from _common import exported, fashion_mnist, machine
 
-from edgetune.experiment import BenchmarkSpec
+from edgetune.config.experiment import BenchmarkSpec
 from edgetune.profiler import open_reference, profile_artifact
 
 

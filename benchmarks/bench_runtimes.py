@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _common import exported, fashion_mnist, machine
 
-from edgetune.experiment import BenchmarkSpec
+from edgetune.config.experiment import BenchmarkSpec
 from edgetune.profiler import open_reference, profile_artifact
 
 CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import ROOT, machine
 
-from edgetune.experiment import load_experiment
+from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
 
 EXAMPLES = ROOT / "examples" / "resnet56-fmnist"

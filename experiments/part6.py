@@ -15,7 +15,7 @@ import argparse
 import pandas as pd
 from _run import HERE, RUNS, run_and_report, save, trials
 
-from edgetune.experiment import load_experiment
+from edgetune.config.experiment import load_experiment
 from edgetune.objectives import reward
 from edgetune.study import plan_study
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from edgetune.benchspec import BenchmarkSpec
+from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.profiler import BenchReport, profile_artifact
 
@@ -54,45 +54,21 @@ def run_bench(
         raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first.get('input')!r})") from None
     if not model.is_file():
         raise EdgetuneError(f"{model}: no such file")
-    module = None
     work = Path(tempfile.mkdtemp(prefix="edgetune-bench-"))
-    source = checkpoint if checkpoint is not None else (model if model.suffix in (".pt", ".pth") else None)
-    if source is not None:
-        from edgetune.models import load_checkpoint
-
-        module, _ = load_checkpoint(source)
-        module.eval()
-    onnx_path = model
-    splits = _dataset(data, data_root) if data else None
-    calib_splits = _dataset(calibration, data_root) if calibration else splits
-    if model.suffix in (".pt", ".pth"):
-        import torch
-
-        from edgetune.export import export_onnx
-
-        shape = (module.conv1.in_channels, 28, 28) if splits is None else (splits.in_channels, *splits.image_size)
-        onnx_path = work / f"{model.stem}.onnx"
-        export_onnx(module, torch.zeros(1, *shape), onnx_path)
-    # Real images where a dataset is named (parity on real inputs); a fixed random batch otherwise.
-    if splits is not None or calib_splits is not None:
-        s = splits or calib_splits
-        sample = s.normalize(s.val.images[:64]).numpy()
-    else:
-        sample = np.random.default_rng(0).standard_normal((64, *_onnx_input_shape(onnx_path))).astype(np.float32)
-    calib = None
-    if precision == "int8":
-        if calib_splits is None:
-            raise ConfigError("--precision int8 needs --calibration DATASET (or --data) for calibration images")
-        calib = calib_splits.normalize(calib_splits.train.subset(spec.calibration_images, seed=1).images).numpy()
-    eval_images = eval_labels = None
-    if splits is not None:
-        part = getattr(splits, split)
-        eval_images, eval_labels = splits.normalize(part.images).numpy(), part.labels.numpy()
+    module, onnx_path, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split, spec, work)
+    calib, eval_images, eval_labels = scoring
     with console.status("benchmarking") as status:
         report = profile_artifact(onnx_path, spec, sample, module=module, calibration=calib, eval_images=eval_images,
                                   eval_labels=eval_labels, work_dir=work,
                                   stage=lambda text: status.update(text))
     _print(report, console, top)
+    _write(report, model, spec, json_path, csv_path if per_layer else None, per_layer, console)
+    return report
+
+
+def _write(report: BenchReport, model: Path, spec: BenchmarkSpec, json_path: Path | None, csv_path: Path | None,
+           per_layer: bool, console: Console) -> None:
+    """Every metric as JSON, and the per-layer table as CSV."""
     if json_path is not None:
         blob = {"model": str(model), "runtime": report.description, "settings": spec.model_dump(),
                 "metrics": report.metrics, "timing": report.timing,
@@ -106,7 +82,6 @@ def run_bench(
             writer.writeheader()
             writer.writerows(report.layer_table())
         console.print(f"per-layer times: {target}")
-    return report
 
 
 def _value(key: str, value: Any) -> str:
@@ -141,3 +116,43 @@ def _print(report: BenchReport, console: Console, top: int) -> None:
         for row in report.op_table():
             ops.add_row(row["op_type"], f"{row['ms']:.4f}", f"{row['share']:.1%}")
         console.print(ops)
+
+
+def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration: str | None, data_root: Path | None,
+            split: str, spec: BenchmarkSpec, work: Path) -> tuple[Any, Path, np.ndarray, tuple]:
+    """The PyTorch module (parity against PyTorch, or the torch runtime), the ONNX file (a
+    checkpoint exported first), the parity sample, and (calibration, images, labels)."""
+    module = None
+    source = checkpoint if checkpoint is not None else (model if model.suffix in (".pt", ".pth") else None)
+    if source is not None:
+        from edgetune.models import load_checkpoint
+
+        module, _ = load_checkpoint(source)
+        module.eval()
+    onnx_path = model
+    splits = _dataset(data, data_root) if data else None
+    calib_splits = _dataset(calibration, data_root) if calibration else splits
+    if model.suffix in (".pt", ".pth"):
+        import torch
+
+        from edgetune.export import export_onnx
+
+        shape = (module.conv1.in_channels, 28, 28) if splits is None else (splits.in_channels, *splits.image_size)
+        onnx_path = work / f"{model.stem}.onnx"
+        export_onnx(module, torch.zeros(1, *shape), onnx_path)
+    # Real images where a dataset is named (parity on real inputs); a fixed random batch otherwise.
+    if splits is not None or calib_splits is not None:
+        s = splits or calib_splits
+        sample = s.normalize(s.val.images[:64]).numpy()
+    else:
+        sample = np.random.default_rng(0).standard_normal((64, *_onnx_input_shape(onnx_path))).astype(np.float32)
+    calib = None
+    if spec.precision == "int8":
+        if calib_splits is None:
+            raise ConfigError("--precision int8 needs --calibration DATASET (or --data) for calibration images")
+        calib = calib_splits.normalize(calib_splits.train.subset(spec.calibration_images, seed=1).images).numpy()
+    eval_images = eval_labels = None
+    if splits is not None:
+        part = getattr(splits, split)
+        eval_images, eval_labels = splits.normalize(part.images).numpy(), part.labels.numpy()
+    return module, onnx_path, sample, (calib, eval_images, eval_labels)

@@ -31,10 +31,12 @@ class DatasetNotFoundError(EdgetuneError):
 class MissingExtraError(EdgetuneError):
     """An optional backend is not installed; the message names the pip extra."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"this feature needs the '{package}' package: pip install 'edgetune[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str | None) -> None:
+        # None: a package of the core install is missing (a broken environment), so the fix is
+        # reinstalling edgetune itself, not an extra.
+        target = f"'edgetune[{extra}]'" if extra else "--force-reinstall edgetune"
+        super().__init__(f"this feature needs the '{package}' package: pip install {target}")
+        self.package, self.extra = package, extra
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
@@ -42,20 +44,3 @@ def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     pool = list(candidates)
     found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
     return found or pool[:n]
-
-
-def load_plugin(table: dict[str, tuple[str, str, str | None, tuple[str, ...]]], name: str, what: str,
-                key: str) -> object:
-    """Instantiate `name` from a registry of (module, class, extra, packages), importing its
-    backend only now, with an error that names the extra to install when a package is missing."""
-    import importlib
-
-    if name not in table:
-        raise ConfigError(f"unknown {what} '{name}'; available: {', '.join(table)}", key=key)
-    module, cls, extra, packages = table[name]
-    for package in packages:
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            raise MissingExtraError(package, extra or "core") from None
-    return getattr(importlib.import_module(module), cls)()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from edgetune.files import atomic_write_bytes
 
 OPSET = 17
 
@@ -25,6 +26,4 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
             model, (example,), buf, input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET, dynamo=False,
         )
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edgetune.config.sweep import ProtocolSpec, SweepSpec
 from edgetune.metrics import resolve_metric
-from edgetune.sweep.schema import ProtocolSpec, SweepSpec
 
 ACCURACY = {"top1", "top5", "top1_before_ft", "top5_before_ft", "deployed_top1", "deployed_top5", "top1_torch",
             "top5_torch", "loss", "loss_before_ft"}

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.benchspec import BenchmarkSpec
+from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import EdgetuneError
 from edgetune.onnx_stats import onnx_params_and_macs
-from edgetune.quantize import convert
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
 from edgetune.runtimes.timing import throughput, time_repeated, time_runs
@@ -115,8 +114,8 @@ def profile_artifact(
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     if spec.precision != "fp32":
         stage(f"converting to {spec.precision}")
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
-                       spec.int8_format)
+    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
+                                                   calibration, spec.int8_format)
     rss0 = rss_bytes()
     session = runtime.open(Artifact(deployed, module), options)
     try:
@@ -199,8 +198,8 @@ def verify_artifact(
 ) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
-                       spec.int8_format)
+    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
+                                                   calibration, spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     session = get_runtime(spec.runtime).open(Artifact(deployed, module), options)
     try:
@@ -218,8 +217,8 @@ def verify_artifact(
 def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, calibration: np.ndarray | None = None,
                    work_dir: Path | None = None) -> Session:
     """The baseline opened the way candidates are, to be timed alongside each of them."""
-    deployed = convert(onnx_path, spec.precision, spec.runtime, work_dir or onnx_path.parent, calibration,
-                       spec.int8_format)
+    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
+                                                   calibration, spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
 

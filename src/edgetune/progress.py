@@ -11,8 +11,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgetune.study import Plan, Reporter, StudyOutcome
-from edgetune.trial import CandidateResult
+from edgetune.study.candidate import CandidateResult
+from edgetune.study.plan import Plan
+from edgetune.study.reporter import Reporter
+from edgetune.study.results import StudyOutcome
 
 
 def _fmt(value: Any) -> str:

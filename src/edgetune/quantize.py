@@ -13,33 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetune.benchspec import DEFAULT_INT8, INT8_FORMATS
+from edgetune.config.benchmark import DEFAULT_INT8, INT8_FORMATS
 from edgetune.errors import EdgetuneError, MissingExtraError
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
-
-def convert(onnx_path: Path, precision: str, runtime: str, out_dir: Path,
-            calibration: np.ndarray | None = None, int8_format: str = DEFAULT_INT8) -> Path:
-    """The file to open for `precision` on `runtime` (the input itself when only a hint is needed).
-    An `auto` format nobody resolved (a bare `edgetune bench`, a device worker) is the default,
-    the fastest measured on our CPU; a study resolves it on its target first."""
-    if precision not in PRECISIONS:
-        raise EdgetuneError(f"precision '{precision}' unknown; choose from {', '.join(PRECISIONS)}")
-    if precision == "fp32" or runtime == "torch":
-        return onnx_path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if runtime == "openvino":
-        if precision in ("fp16", "bf16"):
-            return onnx_path  # OpenVINO's INFERENCE_PRECISION_HINT does it at compile time
-        return _openvino_int8(onnx_path, out_dir, _need(calibration))
-    if runtime == "onnxruntime":
-        if precision == "bf16":
-            raise EdgetuneError("onnxruntime on the CPU has no bf16 path; use fp16, int8, or the openvino runtime")
-        if precision == "fp16":
-            return _ort_fp16(onnx_path, out_dir)
-        return ort_int8(onnx_path, out_dir, _need(calibration), *format_args(int8_format))
-    raise EdgetuneError(f"no {precision} conversion for runtime '{runtime}'")
+def need_calibration(calibration: np.ndarray | None) -> np.ndarray:
+    if calibration is None or len(calibration) == 0:
+        raise EdgetuneError("int8 needs calibration images: give --calibration DATASET (or data in the experiment)")
+    return calibration
 
 
 def format_args(name: str) -> tuple[str, str, bool]:
@@ -51,13 +32,7 @@ def format_args(name: str) -> tuple[str, str, bool]:
     return ("QDQ" if graph == "qdq" else "QOperator", "QUInt8" if act == "u8" else "QInt8", weights == "channel")
 
 
-def _need(calibration: np.ndarray | None) -> np.ndarray:
-    if calibration is None or len(calibration) == 0:
-        raise EdgetuneError("int8 needs calibration images: give --calibration DATASET (or data in the experiment)")
-    return calibration
-
-
-def _ort_fp16(onnx_path: Path, out_dir: Path) -> Path:
+def ort_fp16(onnx_path: Path, out_dir: Path) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -100,7 +75,7 @@ def ort_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray, quant_form
     return out
 
 
-def _openvino_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray) -> Path:
+def openvino_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray) -> Path:
     try:
         import nncf
         import openvino as ov

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
+from edgetune.models.registry import save_checkpoint
 
 
 @dataclass
@@ -97,6 +98,35 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warm
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[str], None]
+            ) -> tuple[int, float, list[dict[str, float]]]:
+    """(first epoch, seconds so far, history): a saved training state restored into `run`'s model,
+    optimizer, scheduler and generator, or a fresh start."""
+    if not state_path.is_file():
+        return 0, 0.0, []
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if state["epochs"] != epochs:
+        raise ValueError(
+            f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: "
+            "pass the same --epochs or delete it to start over"
+        )
+    for key in ("model", "optimizer", "scheduler"):
+        run[key].load_state_dict(state[key])
+    run["generator"].set_state(state["generator"])
+    log(f"resuming from {state_path} at epoch {state['epoch']}/{epochs}")
+    return state["epoch"], state["elapsed_s"], list(state["history"])
+
+
+def _save_state(state_path: Path, run: dict[str, Any], epoch: int, epochs: int, elapsed: float,
+                history: list[dict[str, float]]) -> None:
+    """What resuming needs, written beside the checkpoint and renamed into place."""
+    tmp = state_path.with_name(state_path.name + ".tmp")
+    torch.save({"model": run["model"].state_dict(), "optimizer": run["optimizer"].state_dict(),
+                "scheduler": run["scheduler"].state_dict(), "generator": run["generator"].get_state(),
+                "epoch": epoch, "epochs": epochs, "elapsed_s": elapsed, "history": history}, tmp)
+    tmp.replace(state_path)
+
+
 def train_baseline(
     model: nn.Module,
     data: DataSplits,
@@ -117,7 +147,6 @@ def train_baseline(
     `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
     needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
     """
-    from edgetune.models.registry import save_checkpoint
 
     dev = torch.device(device)
     model.to(dev)
@@ -128,21 +157,8 @@ def train_baseline(
     scheduler = _cosine_with_warmup(optimizer, epochs * steps_per_epoch, steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
     state_path = out.with_name(out.name + ".train-state")
-    start_epoch, elapsed = 0, 0.0
-    history: list[dict[str, float]] = []
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["epochs"] != epochs:
-            raise ValueError(
-                f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: "
-                "pass the same --epochs or delete it to start over"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        start_epoch, elapsed, history = state["epoch"], state["elapsed_s"], list(state["history"])
-        log(f"resuming from {state_path} at epoch {start_epoch}/{epochs}")
+    run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
+    start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
     total_steps = epochs * steps_per_epoch
 
     def step() -> None:  # the schedule advances per step; `on_step` shows it (an epoch is minutes on a CPU)
@@ -160,26 +176,20 @@ def train_baseline(
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": train_loss, **val.as_dict("val_")})
         save_checkpoint(out, model, {**meta, "epochs_done": epoch + 1, **val.as_dict("val_")})
-        tmp = state_path.with_name(state_path.name + ".tmp")
-        torch.save(
-            {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                "epoch": epoch + 1, "epochs": epochs, "elapsed_s": elapsed, "history": history,
-            },
-            tmp,
-        )
-        tmp.replace(state_path)
+        _save_state(state_path, run, epoch + 1, epochs, elapsed, history)
         log(
             f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  "
             f"top5 {val.top5:.2f}  ({elapsed:.0f}s)"
         )
-    val = evaluate(model, data, data.val, device=dev)
-    test = evaluate(model, data, data.test, device=dev)
-    final = {
-        **meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1), "device": str(dev),
-        **val.as_dict("val_"), **test.as_dict("test_"),
-    }
-    save_checkpoint(out, model.cpu(), final)
+    final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)})
     state_path.unlink(missing_ok=True)
     return {**final, "history": history}
+
+
+def _finish(model: nn.Module, data: DataSplits, dev: torch.device, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The final checkpoint, with its validation and test figures in its metadata."""
+    val = evaluate(model, data, data.val, device=dev)
+    test = evaluate(model, data, data.test, device=dev)
+    final = {**meta, "device": str(dev), **val.as_dict("val_"), **test.as_dict("test_")}
+    save_checkpoint(out, model.cpu(), final)
+    return final

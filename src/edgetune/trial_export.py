@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import optuna
 import torch
-import yaml
 
 from edgetune.errors import EdgetuneError
-from edgetune.objectives import Objective
+from edgetune.models import load_checkpoint
+from edgetune.study.results import best_trial_number, open_study
+from edgetune.study.rundir import RunDir
 
 
 @dataclass
@@ -24,41 +24,10 @@ class ExportedTrial:
     max_abs_diff: float
 
 
-def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
-    resolved = run_dir / "experiment.resolved.yaml"
-    if not resolved.is_file():
-        raise EdgetuneError(f"{run_dir} holds no edgetune study (no experiment.resolved.yaml); give the run directory "
-                            "that `edgetune run` wrote")
-    spec = yaml.safe_load(resolved.read_text())
-    storage = storage or spec.get("storage") or f"sqlite:///{run_dir / 'study.db'}"
-    if ":***@" in storage:
-        raise EdgetuneError(f"{run_dir} records its study in {storage}, whose password is not kept; give --storage")
-    if storage.startswith(("redis://", "rediss://")):
-        from optuna.storages.journal import JournalRedisBackend, JournalStorage
-
-        return optuna.load_study(study_name=spec["name"], storage=JournalStorage(JournalRedisBackend(storage)))
-    return optuna.load_study(study_name=spec["name"], storage=storage)
-
-
-def best_trial(study: optuna.Study) -> int:
-    from edgetune.study import best_trials, feasible_trials
-
-    goals = [Objective("", "minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize")
-             for d in study.directions]
-    ranked = best_trials(feasible_trials(study), goals)
-    if not ranked:
-        raise EdgetuneError("no feasible completed trial yet: nothing to call best")
-    if len(goals) > 1:
-        front = sorted(t.number for t in ranked)
-        raise EdgetuneError(f"this study has {len(goals)} objectives and no single best; "
-                            f"give --trial with one of its Pareto front: {', '.join(map(str, front))}")
-    return ranked[0].number
-
-
 def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:
     study = open_study(run_dir, storage)
-    number = best_trial(study) if trial == "best" else int(trial)
-    source = run_dir / "trials" / f"{number:04d}"
+    number = best_trial_number(study) if trial == "best" else int(trial)
+    source = RunDir(run_dir).trial(number)
     checkpoint, onnx_path = source / "model.pt", source / "model.onnx"
     missing = [p.name for p in (checkpoint, onnx_path) if not p.is_file()]
     if missing:
@@ -76,8 +45,6 @@ def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = Non
 def reload_difference(checkpoint: Path, onnx_path: Path) -> float:
     """Largest |difference| between the reloaded checkpoint and the ONNX file on one input."""
     import onnxruntime as ort
-
-    from edgetune.models import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from edgetune.errors import ConfigError, closest, load_plugin
+from edgetune.catalog import COMPRESSION_METHODS, load_plugin
+from edgetune.compress.widths import snap_width
+from edgetune.config.recipe import PrunerSpec
+from edgetune.errors import ConfigError, closest
 
 
 class CompressionError(ConfigError):
@@ -79,14 +82,18 @@ class PrunerOptions:
     round_to: int | str | None = None  # kept widths: a multiple, or "measured" (the device's staircase)
     width: int | None = None  # keep this many per layer (at most the layer's width), whatever the ratio
 
+    @classmethod
+    def of(cls, spec: PrunerSpec) -> PrunerOptions:
+        """A recipe pruner's settings."""
+        return cls(scope=spec.method_and_scope()[1], n_samples=spec.n_samples or 256, round_to=spec.round_to,
+                   width=spec.width)
+
     def kept_width(self, weight: str, requested: int, full: int, ctx: CompressionContext) -> int:
-        """The width a layer keeps when `requested` is asked for, after rounding (hardware/widths.py)."""
+        """The width a layer keeps when `requested` is asked for, after rounding (compress/widths.py)."""
         if self.width is not None:
             requested = min(self.width, full)
         if self.round_to is None:
             return requested
-        from edgetune.hardware.widths import snap_width
-
         staircase = (ctx.staircases or {}).get(weight.removeprefix("module."))
         try:
             return snap_width(requested, full, self.round_to, staircase)
@@ -146,56 +153,8 @@ def count_to_remove(ratio: float, n: int) -> int:
     return max(0, min(round(ratio * n), n - 1))
 
 
-# name -> (module, class, extra, packages)
-METHODS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
-    "filters-l1": ("edgetune.compress.filters", "FiltersL1", None, ()),
-    "filters-l2": ("edgetune.compress.filters", "FiltersL2", None, ()),
-    "filters-bn": ("edgetune.compress.filters", "FiltersBatchNorm", None, ()),
-    "filters-taylor": ("edgetune.compress.filters", "FiltersTaylor", None, ()),
-    "channels-l1": ("edgetune.compress.channels", "ChannelsL1", None, ()),
-    "channels-l2": ("edgetune.compress.channels", "ChannelsL2", None, ()),
-    "channels-reconstruct": ("edgetune.compress.channels", "ChannelsReconstruct", None, ()),
-    "tucker": ("edgetune.compress.tucker", "Tucker", None, ("tensorly",)),
-    "svd": ("edgetune.compress.svd", "TruncatedSvd", None, ()),
-    "magnitude": ("edgetune.compress.magnitude", "Magnitude", None, ()),
-}
-
-# Distiller's class names, with its group type, for the recipes its users already have. Its
-# ranked pruners scored the named weight alone; edgetune's own names score the coupled group.
-DISTILLER_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
-    ("L1RankedStructureParameterPruner", "Filters"): ("filters-l1", "layer"),
-    ("L1RankedStructureParameterPruner", "Channels"): ("channels-l1", "layer"),
-    ("L2RankedStructureParameterPruner", "Filters"): ("filters-l2", "layer"),
-    ("L2RankedStructureParameterPruner", "Channels"): ("channels-l2", "layer"),
-    ("GradientRankedFilterPruner", "Filters"): ("filters-taylor", "layer"),
-    ("FMReconstructionChannelPruner", "Channels"): ("channels-reconstruct", "layer"),
-}
-
-
-def accepted_classes() -> list[str]:
-    return sorted({c for c, _ in DISTILLER_CLASSES}) + list(METHODS)
-
-
-def resolve_class(class_: str, group_type: str | None) -> tuple[str, str]:
-    """(method name, ranking scope) for a recipe's `class` and `group_type`, or ValueError."""
-    if class_ in METHODS:
-        method = class_
-        wants = "Channels" if method.startswith("channels") else "Filters" if method.startswith("filters") else None
-        if group_type is not None and wants is not None and group_type != wants:
-            raise ValueError(f"class '{class_}' prunes {wants.lower()}, but group_type is '{group_type}'")
-        return method, "group"
-    types = [g for c, g in DISTILLER_CLASSES if c == class_]
-    if not types:
-        raise ValueError(f"unknown pruner class '{class_}'; did you mean {', '.join(closest(class_, accepted_classes()))}? "
-                         f"accepted: {', '.join(accepted_classes())}")
-    group = group_type or types[0]
-    if (class_, group) not in DISTILLER_CLASSES:
-        raise ValueError(f"class '{class_}' takes group_type {' or '.join(types)}, not '{group}'")
-    return DISTILLER_CLASSES[(class_, group)]
-
-
 def get_method(name: str) -> CompressionMethod:
-    return load_plugin(METHODS, name, "compression method", "class")  # type: ignore[return-value]
+    return load_plugin(COMPRESSION_METHODS, name, "compression method", "class")  # type: ignore[return-value]
 
 
 class Factorized(nn.Sequential):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch_pruning as tp
 from torch import nn
 
-from edgetune.compress.base import CompressionRecord, count_to_remove
+from edgetune.compress.base import CompressionContext, CompressionMethod, CompressionRecord, count_to_remove
 
 
 def group_key(group) -> frozenset:
@@ -65,3 +66,20 @@ def prune_lowest(graph, module: nn.Module, fn, n: int, ratio: float, scores: Cal
     group.prune()
     finish()
     return record(k, None)
+
+
+def coupled_targets(method: CompressionMethod, model: nn.Module, ctx: CompressionContext) -> dict[str, list[str]]:
+    """Targets grouped by the structure they prune: filter pruning of any convolution that
+    feeds a residual stream prunes the whole stream, so those are one entry, named by the first
+    target. Other methods act on each layer alone."""
+    targets = method.targets(model, ctx)
+    if method.unit not in ("filters", "channels"):
+        return {t: [t] for t in targets}
+    graph = ctx.graph(model)
+    modules = dict(model.named_modules())
+    fn = tp.prune_conv_out_channels if method.unit == "filters" else tp.prune_conv_in_channels
+    groups: dict[frozenset, list[str]] = {}
+    for t in targets:
+        module = modules[t.removesuffix(".weight")]
+        groups.setdefault(group_key(graph.get_pruning_group(module, fn, idxs=[0])), []).append(t)
+    return {members[0]: members for members in groups.values()}

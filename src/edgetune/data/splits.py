@@ -6,6 +6,7 @@ of one tensor: faster than a DataLoader on two cores, and identical on a GPU.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from edgetune.errors import ConfigError
+from edgetune.catalog import DATASETS, dataset_name
+from edgetune.errors import ConfigError, DatasetNotFoundError
 
 
 @dataclass(frozen=True)
@@ -121,18 +123,16 @@ def augment(images: torch.Tensor, pad: int, generator: torch.Generator | None = 
 Loader = Callable[[Path], tuple[ImageSplit, ImageSplit, dict]]
 
 
-def _loaders() -> dict[str, tuple[Loader, tuple[Path, ...], str]]:
-    from edgetune.data import cifar, folder, idx
-
-    return {
-        "fashion-mnist": (idx.load_fashion_mnist, idx.SEARCH_PATHS, idx.HOW_TO_GET),
-        "cifar10": (cifar.load_cifar10, cifar.SEARCH_PATHS, cifar.HOW_TO_GET),
-        "image-folder": (folder.load_image_folder, (), folder.HOW_TO_GET),
-    }
+def _loader(name: str) -> tuple[Loader, tuple[Path, ...], str]:
+    """The registry's reader for `name` (edgetune.catalog.DATASETS): its load function, where it
+    looks by default, and how to get the files."""
+    plugin = DATASETS[name]
+    module = importlib.import_module(plugin.module)
+    return getattr(module, plugin.attribute), tuple(getattr(module, "SEARCH_PATHS", ())), module.HOW_TO_GET
 
 
 def known_datasets() -> list[str]:
-    return sorted(_loaders())
+    return sorted(DATASETS)
 
 
 def candidate_roots(name: str, root: str | Path | None, defaults: tuple[Path, ...]) -> list[Path]:
@@ -154,16 +154,9 @@ def load_dataset(
     val_size: int = 5000,
     split_seed: int = 0,
 ) -> DataSplits:
-    """Load a dataset by name and carve the fixed-seed validation split."""
-    from edgetune.errors import DatasetNotFoundError
-
-    loaders = _loaders()
-    if name not in loaders:
-        raise ConfigError(
-            f"unknown dataset '{name}'; known datasets: {', '.join(sorted(loaders))}",
-            key="data.name",
-        )
-    loader, defaults, how = loaders[name]
+    """Load a dataset by name (or alias) and carve the fixed-seed validation split."""
+    name = dataset_name(name)
+    loader, defaults, how = _loader(name)
     tried = candidate_roots(name, root, defaults)
     for candidate in tried:
         if candidate.is_dir():

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetune.benchspec import INT8_FORMATS, BenchmarkSpec
+from edgetune.config.benchmark import INT8_FORMATS, BenchmarkSpec
+from edgetune.files import atomic_write_json, cache_root
+from edgetune.profiler import accuracy
+from edgetune.quantize import format_args, ort_int8
+from edgetune.runtimes import get_runtime, time_interleaved
+from edgetune.runtimes.base import Artifact, SessionOptions
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,8 @@ def choose_int8_format(onnx_path: Path, spec: BenchmarkSpec, calibration: np.nda
                        progress: Callable[[str], None] = lambda _: None) -> FormatChoice:
     """Quantise the FP32 network in every format, time each interleaved with FP32 at the spec's
     batch and threads, score each on `images`, pick; read from `cache` when measured before."""
-    from edgetune.hardware.widths import cache_dir
-    from edgetune.profiler import accuracy
-    from edgetune.quantize import format_args, ort_int8
-    from edgetune.runtimes import get_runtime, time_interleaved
-    from edgetune.runtimes.base import Artifact, SessionOptions
-
     key = _key(onnx_path, spec, calibration, labels)
-    path = (cache or cache_dir().parent / "int8-formats") / f"{key}.json"
+    path = (cache or cache_root() / "int8-formats") / f"{key}.json"
     if path.is_file():
         data = json.loads(path.read_text())
         return FormatChoice(data["chosen"], data["reason"], data["fp32_top1"],
@@ -103,10 +102,7 @@ def choose_int8_format(onnx_path: Path, spec: BenchmarkSpec, calibration: np.nda
         reference.close()
     chosen, reason = pick(results, fp32_top1, spec.int8_tolerance)
     choice = FormatChoice(chosen, reason, fp32_top1, tuple(results))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**asdict(choice), "results": [asdict(r) for r in results]}, indent=1))
-    tmp.replace(path)
+    atomic_write_json(path, {**asdict(choice), "results": [asdict(r) for r in results]}, indent=1)
     return choice
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.compress.base import CompressionContext, count_to_remove
+from edgetune.compress.base import CompressionContext, PrunerOptions, count_to_remove
+from edgetune.config.recipe import Schedule
+from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
 from edgetune.hardware.widths import WidthTable
-from edgetune.recipe.schedule import Schedule
 from edgetune.sweep.mapping import Target, apply
-from edgetune.sweep.schema import ParameterSpec, SweepSpec
 from edgetune.sweep.space import fixed_values, searched
 
 LATENCY_METRICS = ("latency_ratio", "latency_ms", "latency_adj_ms")
@@ -57,16 +57,14 @@ def measured_width_values(name: str, spec: ParameterSpec, target: Target, schedu
 
 
 def resolve_measured_widths(sweep: SweepSpec, targets: dict[str, Target], schedule: Schedule, table: WidthTable,
-                            source: str = "<sweep>") -> dict[str, list[int]]:
-    """Turn every `widths: measured` parameter into a categorical one over its fast widths (in
-    place) and return what each became, for the record."""
-    chosen = {}
-    for name, spec in sweep.parameters.items():
-        if spec.widths == "measured":
-            spec.values = measured_width_values(name, spec, targets[name], schedule, table, source)
-            spec.distribution = "categorical"
-            chosen[name] = list(spec.values)
-    return chosen
+                            source: str = "<sweep>") -> tuple[SweepSpec, dict[str, list[int]]]:
+    """The sweep with every `widths: measured` parameter turned into a categorical one over its
+    fast widths (a new sweep: the one given is left as it was), and what each became."""
+    chosen = {name: measured_width_values(name, spec, targets[name], schedule, table, source)
+              for name, spec in sweep.parameters.items() if spec.widths == "measured"}
+    parameters = {name: spec.model_copy(update={"values": chosen[name], "distribution": "categorical"})
+                  if name in chosen else spec for name, spec in sweep.parameters.items()}
+    return sweep.model_copy(update={"parameters": parameters}), chosen
 
 
 def planned_widths(schedule: Schedule, table: WidthTable, staircases: dict[str, list[int]] | None = None
@@ -80,7 +78,7 @@ def planned_widths(schedule: Schedule, table: WidthTable, staircases: dict[str, 
     for spec in schedule.pruners.values():
         if not spec.method_and_scope()[0].startswith("filters"):
             return None
-        options, claimed = spec.options(), set()
+        options, claimed = PrunerOptions.of(spec), set()
         for weight in spec.weights:
             name = weight.removeprefix("module.")
             full = table.full_width(name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgetune.benchspec import BenchmarkSpec
+from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
+from edgetune.compress.groups import coupled_targets
+from edgetune.compress.widths import efficient_widths, snap_width  # noqa: F401 - re-exported
+from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
+from edgetune.data.splits import load_dataset
+from edgetune.errors import ConfigError
+from edgetune.executors.base import Scoring
+from edgetune.executors.local import LocalExecutor
+from edgetune.export import export_onnx
+from edgetune.files import atomic_write_json, cache_root
+from edgetune.models.registry import load_checkpoint
+from edgetune.plotting import pyplot, save
 
 
 @dataclass(frozen=True)
@@ -39,38 +51,6 @@ class WidthProfile:
         """This signature's share of latency saved by one of its layers at `width` (negative: slower)."""
         i = self.widths.index(width)
         return (self.baseline_ms - self.latency_ms[i]) / len(self.layers)
-
-
-def efficient_widths(widths: Sequence[int], latency: Sequence[float], tolerance: float = 0.01) -> list[int]:
-    """The staircase: widths faster than every wider width by more than `tolerance` (relative).
-    A width not on it is dominated: some wider width runs as fast, so pruning to it loses
-    channels and buys no time. The widest width is always on it."""
-    pairs = sorted(zip(widths, latency, strict=True))
-    keep = []
-    best_wider = float("inf")
-    for w, t in reversed(pairs):
-        if t < best_wider * (1 - tolerance):
-            keep.append(w)
-        best_wider = min(best_wider, t)
-    return sorted(keep)
-
-
-def snap_width(requested: int, full: int, round_to: int | str | None, staircase: Sequence[int] | None = None) -> int:
-    """The width to keep for a requested one. `round_to: N` rounds down to a multiple of N (at
-    least N, at most the full width); `measured` takes the widest step of the measured staircase
-    at or below the request, which is at least as fast as the request and usually faster."""
-    requested = max(1, min(requested, full))
-    if round_to is None:
-        return requested
-    if round_to == "measured":
-        if not staircase:
-            raise ValueError("round_to: measured needs a width profile of this layer (edgetune profile-widths)")
-        below = [w for w in staircase if w <= requested]
-        return max(below) if below else min(staircase)
-    step = int(round_to)
-    if step < 1:
-        raise ValueError(f"round_to must be a positive multiple or 'measured', got {round_to!r}")
-    return full if requested >= full else max(step, requested // step * step) if full >= step else requested
 
 
 def signatures(model: nn.Module, example: torch.Tensor, targets: Sequence[str],
@@ -109,9 +89,6 @@ def signatures(model: nn.Module, example: torch.Tensor, targets: Sequence[str],
 def coupled_groups(model: nn.Module, example: torch.Tensor, method: str = "filters-l1") -> dict[str, list[str]]:
     """The method's targets by pruning group, named by their first member (one dependency-graph
     build: callers derive representatives and group sizes from it)."""
-    from edgetune.compress.base import CompressionContext, get_method
-    from edgetune.sensitivity.run import coupled_targets
-
     return coupled_targets(get_method(method), model, CompressionContext(example))
 
 
@@ -141,28 +118,23 @@ def profile_widths(model: nn.Module, example: torch.Tensor, sample: np.ndarray, 
     """Measure each signature's staircase: for each width, cut every layer of the signature to
     it, export, time the whole network interleaved with the unpruned one (at INT8, each cut
     network quantised on `calibration`: INT8 kernels have staircases of their own)."""
-    from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
-    from edgetune.export import export_onnx
-    from edgetune.profiler import open_reference, profile_artifact
-    from edgetune.sensitivity.run import QUICK_BENCHMARK
-
     work_dir.mkdir(parents=True, exist_ok=True)
     # Only latency matters here: the target (runtime, device, precision, threads, batch) is the
     # caller's, the timing is the short one of a sensitivity grid.
-    spec = BenchmarkSpec(**{**spec.model_dump(), **QUICK_BENCHMARK})
+    spec = spec.quick()
     pruner = get_method(method)
     groups = groups if groups is not None else coupled_groups(model, example, method)
     if targets is None:  # one representative per coupled group: a residual stream is one width
         targets = list(groups)
-    base_onnx = work_dir / "baseline.onnx"
-    export_onnx(model, example, base_onnx)
-    reference = open_reference(base_onnx, spec, model, calibration, work_dir)
     widths_for = widths_for or (lambda full: list(range(1, full + 1)))
-    profiles = []
-    try:
-        base = profile_artifact(base_onnx, spec, sample, module=model, reference=reference, work_dir=work_dir,
-                                calibration=calibration).metrics
+    scoring = Scoring(calibration)
+    with LocalExecutor() as executor:
+        base_onnx = work_dir / "baseline.onnx"
+        export_onnx(model, example, base_onnx)
+        executor.open_reference(base_onnx, spec, model, calibration, work_dir)
+        base = executor.measure(base_onnx, spec, sample, module=model, scoring=scoring, work_dir=work_dir).metrics
         base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
+        profiles = []
         for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
             full = dict(model.named_modules())[layers[0].removesuffix(".weight")].out_channels
             lat = []
@@ -177,20 +149,14 @@ def profile_widths(model: nn.Module, example: torch.Tensor, sample: np.ndarray, 
                              PrunerOptions(scope="layer"))
                 path = work_dir / "candidate.onnx"
                 export_onnx(cut, example, path)
-                m = profile_artifact(path, spec, sample, module=cut, reference=reference, work_dir=work_dir,
-                                     calibration=calibration).metrics
+                m = executor.measure(path, spec, sample, module=cut, scoring=scoring, work_dir=work_dir).metrics
                 lat.append(m["latency_ratio"] * base_ms)
             profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
-    finally:
-        reference.close()
     return profiles
 
 
 def save_profiles(path: Path, key: str, profiles: list[WidthProfile]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "profiles": [asdict(p) for p in profiles]}, indent=1))
-    tmp.replace(path)
+    atomic_write_json(path, {"key": key, "profiles": [asdict(p) for p in profiles]}, indent=1)
 
 
 def load_profiles(path: Path, key: str) -> list[WidthProfile] | None:
@@ -205,10 +171,8 @@ def load_profiles(path: Path, key: str) -> list[WidthProfile] | None:
 
 
 def cache_dir() -> Path:
-    """Where width profiles are kept between runs: $EDGETUNE_CACHE, else ~/.cache/edgetune."""
-    import os
-
-    return Path(os.environ.get("EDGETUNE_CACHE") or Path.home() / ".cache" / "edgetune") / "widths"
+    """Where width profiles are kept between runs."""
+    return cache_root() / "widths"
 
 
 def model_sha(model: nn.Module) -> str:
@@ -293,8 +257,6 @@ def write_profiles(profiles: list[WidthProfile], out_dir: Path) -> None:
                   "ratio": t / p.baseline_ms, "on_staircase": w in steps}
                  for w, t in zip(p.widths, p.latency_ms, strict=True)]
     pd.DataFrame(rows).to_csv(out_dir / "widths.csv", index=False)
-    from edgetune.report.png import pyplot, save
-
     fig, axes = pyplot().subplots(len(profiles), 1, figsize=(7, 2.4 * len(profiles)), dpi=100, squeeze=False)
     for ax, p in zip(axes[:, 0], profiles, strict=True):
         steps = set(efficient_widths(p.widths, p.latency_ms))
@@ -308,3 +270,25 @@ def write_profiles(profiles: list[WidthProfile], out_dir: Path) -> None:
         ax.legend(fontsize=7)
     axes[-1, 0].set_xlabel("kept width (channels)")
     save(fig, out_dir / "staircase.png")
+
+
+def profile_checkpoint(checkpoint: Path, *, model: str | None = None, data: str = "fashion-mnist",
+                       data_root: Path | None = None, runtime: str = "onnxruntime", threads: int = 1, step: int = 1,
+                       precision: str = "fp32", progress: Callable[[str], None] = lambda _: None) -> list[WidthProfile]:
+    """`edgetune profile-widths`: every layer shape of a checkpoint's network, profiled on this
+    target. Every width (or INT8) goes through the cache a study's `round_to: measured` reads;
+    a coarser fp32 grid is a look, not cached."""
+    if precision not in ("fp32", "int8"):
+        raise ConfigError(f"--precision {precision!r}: width profiles are measured at fp32 or int8", key="precision")
+    splits = load_dataset(data, data_root)
+    net, _ = load_checkpoint(checkpoint, model_name=model, num_classes=splits.num_classes,
+                             in_channels=splits.in_channels)
+    spec = BenchmarkSpec(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8).quick()
+    example, sample = splits.sample_input(1), splits.sample_input(64).numpy()
+    calibration = splits.normalize(splits.train.subset(32, seed=1).images).numpy() if precision == "int8" else None
+    if step == 1 or precision != "fp32":
+        table = width_table(net.eval(), example, sample, spec, list(coupled_groups(net, example)),
+                            progress=progress, calibration=calibration, step=step)
+        return list(table.profiles.values())
+    return profile_widths(net.eval(), example, sample, spec, Path(tempfile.mkdtemp()),
+                          widths_for=lambda full: [*range(1, full, step), full], progress=progress)

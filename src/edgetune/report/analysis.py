@@ -11,6 +11,7 @@ import pandas as pd
 
 from edgetune.errors import MissingExtraError
 from edgetune.objectives import Objective
+from edgetune.objectives import pareto_front as front_of
 
 # The metrics a report discusses, in the order people read them; absent ones are skipped.
 REPORT_METRICS = ["top1", "top1_before_ft", "latency_ms", "latency_adj_ms", "latency_ratio", "total_latency_ms",
@@ -67,14 +68,9 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Dat
     """Rows no other row beats on every objective (ties kept), sorted by the first objective."""
     cols = [o.metric for o in objectives]
     data = _numeric(frame, cols).dropna()
-    # Flip maximised metrics so smaller is better everywhere.
-    values = np.column_stack([data[o.metric].to_numpy() * (-1 if o.goal == "maximize" else 1) for o in objectives])
-    keep = []
-    for i, v in enumerate(values):
-        dominated = np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1))
-        keep.append(not dominated)
-    front = frame.loc[data.index[np.array(keep, dtype=bool)]] if len(values) else frame.iloc[0:0]
-    return front.sort_values(cols[0], ascending=objectives[0].goal == "minimize")
+    keep = front_of([(i, [float(v) for v in row]) for i, row in zip(data.index, data[cols].to_numpy(), strict=True)],
+                    list(objectives))
+    return frame.loc[keep].sort_values(cols[0], ascending=objectives[0].goal == "minimize")
 
 
 def best_so_far(frame: pd.DataFrame, metric: str, goal: str) -> pd.DataFrame:

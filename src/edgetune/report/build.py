@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from edgetune.catalog import REPORT_RENDERERS, load
 from edgetune.report.analysis import layer_latency
 from edgetune.report.content import Report, build_report
 from edgetune.report.load import RunData, load_run
 
-FORMATS = ("html", "png", "csv", "md")
+FORMATS = tuple(REPORT_RENDERERS)
 
 
 def measure_layers(run: RunData, runs: int = 50) -> Callable[[int], pd.DataFrame]:
@@ -53,23 +54,19 @@ def write_report(run_dir: Path, out_dir: Path | None = None, formats: Sequence[s
     have_files = run.onnx("baseline").is_file()
     report = build_report(run, measure_layers(run) if per_layer and have_files else None)
     written: list[Path] = []
-    if "csv" in formats:
-        from edgetune.report.markdown import render_csv
-
-        stage("writing tables")
-        written += render_csv(report, out_dir / "tables")
-    if "png" in formats or "md" in formats:
-        from edgetune.report.png import render_png
-
-        stage("drawing figures")
-        written += render_png(report, out_dir / "figures")
-    if "html" in formats:
-        from edgetune.report.html import render_html
-
-        stage("writing the HTML page")
-        written.append(render_html(report, out_dir / "report.html"))
-    if "md" in formats:
-        from edgetune.report.markdown import render_markdown
-
-        written.append(render_markdown(report, out_dir / "report.md", out_dir / "figures"))
+    # The Markdown page links the figures: they are drawn with it, and first.
+    wanted = [*formats, "png"] if "md" in formats and "png" not in formats else list(formats)
+    for name in sorted(dict.fromkeys(wanted), key=lambda f: (f != "png", f == "md")):
+        stage(f"writing {name}")
+        written += _render(name, report, out_dir)
     return report, written
+
+
+def _render(name: str, report: Report, out_dir: Path) -> list[Path]:
+    """One renderer of the registry (edgetune.catalog.REPORT_RENDERERS) and where it writes."""
+    render = load(REPORT_RENDERERS, name, "report format", "format")
+    if name == "md":
+        return [render(report, out_dir / "report.md", out_dir / "figures")]  # type: ignore[operator]
+    target = {"html": out_dir / "report.html", "png": out_dir / "figures", "csv": out_dir / "tables"}[name]
+    done = render(report, target)  # type: ignore[operator]
+    return list(done) if isinstance(done, list) else [done]

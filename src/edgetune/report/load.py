@@ -12,6 +12,8 @@ import pandas as pd
 
 from edgetune.errors import EdgetuneError
 from edgetune.objectives import Objective
+from edgetune.study.results import open_study, study_objectives, trials_frame
+from edgetune.study.rundir import RunDir
 
 
 @dataclass
@@ -34,19 +36,15 @@ class RunData:
         return f[(f["state"] == "COMPLETE") & ~ref]
 
     def onnx(self, trial: int | str) -> Path:
-        return self.run_dir / ("baseline" if trial == "baseline" else f"trials/{int(trial):04d}") / "model.onnx"
+        return RunDir(self.run_dir).onnx(trial)
 
 
 def load_run(run_dir: Path, storage: str | None = None) -> RunData:
-    from edgetune.study import trials_frame
-    from edgetune.trial_export import open_study
-
     study = open_study(run_dir, storage)
-    saved = run_dir / "baseline" / "metrics.json"
+    saved = RunDir(run_dir).baseline_metrics
     if not saved.is_file():
         raise EdgetuneError(f"{run_dir} has no measured baseline yet ({saved} is missing): the study has not "
                             "started its first trial; run the report again later")
     baseline = json.loads(saved.read_text())["metrics"]
-    names = study.user_attrs.get("objectives") or ["value"]
-    objectives = [Objective(m, d.name.lower()) for m, d in zip(names, study.directions, strict=False)]
+    objectives = [o if o.metric else Objective("value", o.goal) for o in study_objectives(study)]
     return RunData(study.study_name, run_dir, trials_frame(study, baseline, objectives), objectives, baseline)

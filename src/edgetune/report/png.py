@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgetune.errors import MissingExtraError
+from edgetune.plotting import pyplot, save
 from edgetune.report.content import Figure, Report
 
 
@@ -50,26 +50,6 @@ def _draw(fig: Figure, ax) -> None:
     ax.set_title(fig.title, fontsize=10)
     ax.set_xlabel(fig.x_label)
     ax.set_ylabel(fig.y_label)
-
-
-def pyplot():
-    """matplotlib's pyplot without a display, or the error naming the extra to install."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingExtraError("matplotlib", "report") from None
-    return plt
-
-
-def save(figure, path: Path) -> Path:
-    """Lay out, write and free one figure (every PNG edgetune draws goes through here)."""
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot().close(figure)
-    return path
 
 
 def render_png(report: Report, out_dir: Path) -> list[Path]:

@@ -17,17 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from edgetune.errors import EdgetuneError, load_plugin
+from edgetune.catalog import RUNTIMES, load_plugin
+from edgetune.errors import EdgetuneError
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
-
-# name -> (module, class, pip extra, packages the module needs).
-RUNTIMES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    "onnxruntime": ("edgetune.runtimes.onnxruntime", "OnnxRuntime", "core", ("onnxruntime",)),
-    "openvino": ("edgetune.runtimes.openvino", "OpenVino", "openvino", ("openvino",)),
-    "torch": ("edgetune.runtimes.torch_eager", "TorchEager", "core", ("torch",)),
-}
-
 
 @dataclass
 class Artifact:
@@ -88,6 +81,24 @@ class Runtime(ABC):
     @abstractmethod
     def open(self, artifact: Artifact, options: SessionOptions) -> Session:
         """Load and compile the artifact; raise EdgetuneError for a device or precision it lacks."""
+
+    def convert(self, onnx_path: Path, precision: str, out_dir: Path, calibration: np.ndarray | None = None,
+                int8_format: str = "auto") -> Path:
+        """The file this runtime opens at `precision`: each engine quantises with its own tool,
+        since each fuses and schedules quantised graphs its own way. The input itself where the
+        precision is only a hint to the engine."""
+        check_precision(precision)
+        if precision == "fp32":
+            return onnx_path
+        raise EdgetuneError(f"no {precision} conversion for runtime '{self.name}'")
+
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise EdgetuneError(f"precision '{precision}' unknown; choose from {', '.join(PRECISIONS)}")
 
 
 def require_path(artifact: Artifact, runtime: str) -> Path:

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import EdgetuneError
-from edgetune.runtimes.base import Artifact, LayerTime, Runtime, Session, SessionOptions, require_path
+from edgetune.quantize import format_args, need_calibration, ort_fp16, ort_int8
+from edgetune.runtimes.base import (
+    Artifact,
+    LayerTime,
+    Runtime,
+    Session,
+    SessionOptions,
+    check_precision,
+    require_path,
+)
 
 PROVIDERS = {
     "cpu": (["CPUExecutionProvider"], "onnxruntime"),
@@ -104,6 +113,20 @@ class OrtSession(Session):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
+
+    def convert(self, onnx_path: Path, precision: str, out_dir: Path, calibration: np.ndarray | None = None,
+                int8_format: str = "auto") -> Path:
+        """fp16: a converted graph; int8: ONNX Runtime's static quantiser in `int8_format` (an `auto`
+        nobody resolved, as in a bare `edgetune bench`, is the default format)."""
+        check_precision(precision)
+        if precision == "fp32":
+            return onnx_path
+        if precision == "bf16":
+            raise EdgetuneError("onnxruntime on the CPU has no bf16 path; use fp16, int8, or the openvino runtime")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if precision == "fp16":
+            return ort_fp16(onnx_path, out_dir)
+        return ort_int8(onnx_path, out_dir, need_calibration(calibration), *format_args(int8_format))
 
     def open(self, artifact: Artifact, options: SessionOptions) -> Session:
         return OrtSession(require_path(artifact, self.name), options)

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import EdgetuneError
-from edgetune.runtimes.base import Artifact, LayerTime, Runtime, Session, SessionOptions, require_path
+from edgetune.quantize import need_calibration, openvino_int8
+from edgetune.runtimes.base import (
+    Artifact,
+    LayerTime,
+    Runtime,
+    Session,
+    SessionOptions,
+    check_precision,
+    require_path,
+)
 
 HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
 
@@ -100,6 +109,15 @@ class OvSession(Session):
 
 class OpenVino(Runtime):
     name = "openvino"
+
+    def convert(self, onnx_path: Path, precision: str, out_dir: Path, calibration: np.ndarray | None = None,
+                int8_format: str = "auto") -> Path:
+        """int8 through NNCF; fp16 and bf16 are OpenVINO's INFERENCE_PRECISION_HINT at compile time."""
+        check_precision(precision)
+        if precision != "int8":
+            return onnx_path
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return openvino_int8(onnx_path, out_dir, need_calibration(calibration))
 
     def open(self, artifact: Artifact, options: SessionOptions) -> Session:
         if options.device == "cpu":

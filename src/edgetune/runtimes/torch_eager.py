@@ -4,12 +4,13 @@ how much an inference engine buys over running the training framework."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgetune.errors import EdgetuneError
-from edgetune.runtimes.base import Artifact, Runtime, Session, SessionOptions
+from edgetune.runtimes.base import Artifact, Runtime, Session, SessionOptions, check_precision
 
 
 class TorchSession(Session):
@@ -52,6 +53,12 @@ class TorchSession(Session):
 
 class TorchEager(Runtime):
     name = "torch"
+
+    def convert(self, onnx_path: Path, precision: str, out_dir: Path, calibration: np.ndarray | None = None,
+                int8_format: str = "auto") -> Path:
+        """The module runs as it is; the precision goes to the session (autocast)."""
+        check_precision(precision)
+        return onnx_path
 
     def open(self, artifact: Artifact, options: SessionOptions) -> Session:
         if artifact.module is None:

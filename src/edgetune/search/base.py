@@ -15,8 +15,8 @@ from typing import Any
 
 import optuna
 
-from edgetune.errors import load_plugin
-from edgetune.sweep.schema import SweepSpec
+from edgetune.catalog import SEARCH_STRATEGIES, load_plugin
+from edgetune.config.sweep import SweepSpec
 
 
 @dataclass
@@ -62,16 +62,7 @@ class Strategy(ABC):
             run_trial(None)
 
 
-# name -> (module, class, extra or None, packages)
-STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
-    "bayes": ("edgetune.search.bayes", "Bayes", None, ("scipy",)),
-    "tpe": ("edgetune.search.tpe", "Tpe", None, ()),
-    "random": ("edgetune.search.random", "Random", None, ()),
-    "grid": ("edgetune.search.grid", "Grid", None, ()),
-    "nsga2": ("edgetune.search.nsga2", "Nsga2", None, ()),
-    "cmaes": ("edgetune.search.cmaes", "CmaEs", None, ("cmaes",)),
-    "rl": ("edgetune.search.rl", "DdpgAgent", "rl", ("stable_baselines3", "gymnasium")),
-}
+STRATEGIES = SEARCH_STRATEGIES
 
 
 def get_strategy(name: str) -> Strategy:
@@ -88,3 +79,9 @@ def record_constraints(trial: optuna.Trial, names: Sequence[str], values: Sequen
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
+
+
+def make_sampler(sweep: SweepSpec, seed: int, source: str = "<sweep>") -> optuna.samplers.BaseSampler:
+    """The sampler of the sweep's method, unconstrained."""
+    directions = [o.goal for o in sweep.objective_list()]
+    return get_strategy(sweep.method).sampler(SearchContext(sweep, seed, directions, source=source))

@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgetune.config.recipe import Schedule, parse_schedule
+from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
-from edgetune.recipe.schedule import Schedule, parse_schedule
 from edgetune.sweep.mapping import Target
-from edgetune.sweep.schema import ParameterSpec, SweepSpec
 
 
 def layer_name(weight: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgetune.report.png import pyplot, save
+from edgetune.plotting import pyplot, save
 
 
 def draw(frame: pd.DataFrame, out_dir: Path, baseline_top1: float) -> list[Path]:

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from edgetune.benchspec import BenchmarkSpec
-from edgetune.compress.base import CompressionContext, CompressionMethod, PrunerOptions, get_method
+from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
+from edgetune.compress.groups import coupled_targets
+from edgetune.config.benchmark import (
+    QUICK_BENCHMARK,  # noqa: F401 - the CLI's default timing
+    BenchmarkSpec,
+)
+from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
-
-# Shorter timing than a study's: a sensitivity grid is hundreds of points.
-QUICK_BENCHMARK = {"runs_per_round": 20, "min_rounds": 3, "max_rounds": 10, "max_seconds": 5.0, "warmup": 5,
-                   "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False}
+from edgetune.executors.local import LocalExecutor
+from edgetune.export import export_onnx
+from edgetune.files import atomic_write_bytes, atomic_write_json
+from edgetune.models.registry import load_checkpoint
+from edgetune.training import evaluate
 
 
 @dataclass(frozen=True)
@@ -77,27 +84,6 @@ def parse_range(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
-def coupled_targets(method: CompressionMethod, model: nn.Module, ctx: CompressionContext) -> dict[str, list[str]]:
-    """Targets grouped by the structure they prune: filter pruning of any convolution that
-    feeds a residual stream prunes the whole stream, so those are one entry, named by the first
-    target. Other methods act on each layer alone."""
-    targets = method.targets(model, ctx)
-    if not method.name.startswith(("filters", "channels")):
-        return {t: [t] for t in targets}
-    import torch_pruning as tp
-
-    from edgetune.compress.groups import group_key
-
-    graph = ctx.graph(model)
-    modules = dict(model.named_modules())
-    fn = tp.prune_conv_out_channels if method.name.startswith("filters") else tp.prune_conv_in_channels
-    groups: dict[frozenset, list[str]] = {}
-    for t in targets:
-        module = modules[t.removesuffix(".weight")]
-        groups.setdefault(group_key(graph.get_pruning_group(module, fn, idxs=[0])), []).append(t)
-    return {members[0]: members for members in groups.values()}
-
-
 WAIT_SECONDS = 1.0
 
 
@@ -123,31 +109,44 @@ def _claim(path: Path) -> int | None:
     return fd
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes sharing --out never share a temp file
-    tmp.write_text(json.dumps(data, default=float))
-    tmp.replace(path)
+@dataclass
+class _Bench:
+    """What every point of one analysis shares: the data, the network, its groups, the executor."""
+
+    data: Any
+    val: Any
+    model: nn.Module
+    example: torch.Tensor
+    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    method: Any
+    groups: dict[str, list[str]]
+    spec: BenchmarkSpec
+    executor: LocalExecutor
+
+    def measure(self, layer: str, ratio: float, path: Path) -> dict[str, Any]:
+        """One point: the layer's group pruned alone, scored without fine-tuning, timed."""
+        pruned = copy.deepcopy(self.model)
+        ctx = CompressionContext(self.example, self.batches)
+        records = self.method.apply(pruned, "sensitivity", [layer], ratio, ctx, PrunerOptions()) if ratio > 0 else []
+        acc = evaluate(pruned, self.data, self.val)
+        work = path.with_suffix("")
+        work.mkdir(exist_ok=True)
+        onnx_path = work / "model.onnx"
+        export_onnx(pruned, self.example, onnx_path)
+        metrics = self.executor.measure(onnx_path, self.spec, self.data.sample_input(64).numpy(), module=pruned,
+                                        work_dir=work).metrics
+        onnx_path.unlink(missing_ok=True)
+        work.rmdir()
+        return {"layer": layer, "members": self.groups[layer], "ratio": ratio,
+                "removed": sum(r.removed for r in records if r.skipped is None),
+                "before": sum(r.before for r in records if r.skipped is None),
+                "top1": acc.top1, "top5": acc.top5, **{k: metrics.get(k) for k in (
+                    "latency_ms", "latency_ratio", "macs", "params", "model_bytes")}}
 
 
-def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None = None, seed: int = 0,
-                    progress: Callable[[int, int, str], None] = lambda done, total, what: None) -> pd.DataFrame:
-    from edgetune.data import load_dataset
-    from edgetune.export import export_onnx
-    from edgetune.models import load_checkpoint
-    from edgetune.profiler import open_reference, profile_artifact
-    from edgetune.training import evaluate
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = out_dir / "sensitivity.json"
-    fingerprint = plan.fingerprint()
-    if meta_path.is_file():
-        stored = json.loads(meta_path.read_text())
-        if stored.get("fingerprint") != fingerprint:
-            raise EdgetuneError(f"{out_dir} holds a sensitivity analysis of other settings (checkpoint, data, method, "
-                                "ratios, layers or benchmark differ); give another --out")
+def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: LocalExecutor) -> _Bench:
     torch.manual_seed(seed)
     data = load_dataset(plan.data, data_root)
-    val = data.val.subset(plan.val_subset, seed=seed)
     model, _ = load_checkpoint(plan.checkpoint, model_name=plan.model, num_classes=data.num_classes,
                                in_channels=data.in_channels)
     model.eval()
@@ -160,81 +159,74 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
     method = get_method(plan.method)
     groups = coupled_targets(method, model, CompressionContext(example, batches))
     if plan.layers:
-        from fnmatch import fnmatch
-
         groups = {k: v for k, v in groups.items()
                   if any(fnmatch(m.removesuffix(".weight"), p) or fnmatch(m, p) for m in v for p in plan.layers)}
         if not groups:
             raise ConfigError(f"--layers {', '.join(plan.layers)} matches no layer {plan.method} can compress",
                               key="layers")
-    spec = BenchmarkSpec(**plan.benchmark)
-    sample = data.sample_input(64).numpy()
-    base_dir = out_dir / "baseline"
-    base_dir.mkdir(exist_ok=True)
-    base_onnx = base_dir / "model.onnx"
-    if not base_onnx.is_file():
-        export_onnx(model, example, base_onnx)
-    _write(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": groups})
-    base_file = base_dir / "metrics.json"
-    reference = open_reference(base_onnx, spec, model, None, base_dir)
+    return _Bench(data, data.val.subset(plan.val_subset, seed=seed), model, example, batches, method, groups,
+                  BenchmarkSpec(**plan.benchmark), executor)
 
-    def measure(layer: str, ratio: float, path: Path) -> dict[str, Any]:
-        pruned = copy.deepcopy(model)
-        ctx = CompressionContext(example, batches)
-        records = method.apply(pruned, "sensitivity", [layer], ratio, ctx, PrunerOptions()) if ratio > 0 else []
-        acc = evaluate(pruned, data, val)
-        work = path.with_suffix("")
-        work.mkdir(exist_ok=True)
-        onnx_path = work / "model.onnx"
-        export_onnx(pruned, example, onnx_path)
-        report = profile_artifact(onnx_path, spec, sample, module=pruned, reference=reference, work_dir=work)
-        onnx_path.unlink(missing_ok=True)
-        work.rmdir()
-        return {"layer": layer, "members": groups[layer], "ratio": ratio,
-                "removed": sum(r.removed for r in records if r.skipped is None),
-                "before": sum(r.before for r in records if r.skipped is None),
-                "top1": acc.top1, "top5": acc.top5, **{k: report.metrics.get(k) for k in (
-                    "latency_ms", "latency_ratio", "macs", "params", "model_bytes")}}
 
-    try:
-        if not base_file.is_file():
-            report = profile_artifact(base_onnx, spec, sample, module=model, reference=reference, work_dir=base_dir)
-            acc = evaluate(model, data, val)
-            _write(base_file, {**report.metrics, "top1": acc.top1, "top5": acc.top5})
-        points = [(layer, r) for layer in groups for r in plan.ratios]
-
-        def finished() -> int:  # by any process sharing `out_dir`
-            return sum(_point_file(out_dir, *point).is_file() for point in points)
-
-        remaining = points
-        while remaining:
-            held_elsewhere = []
-            for layer, ratio in remaining:
-                path = _point_file(out_dir, layer, ratio)
-                if path.is_file():
-                    continue
-                lock = _claim(path)
-                if lock is None:
-                    held_elsewhere.append((layer, ratio))
-                    continue
-                try:
-                    if path.is_file():  # finished by another process between the check and the claim
-                        continue
-                    progress(finished(), len(points), f"{layer.removesuffix('.weight')} at {ratio:.2f}")
-                    _write(path, measure(layer, ratio, path))
-                    with open(out_dir / "measured.log", "a") as log:  # who measured what: one line per point
-                        log.write(f"{os.getpid()} {layer} {ratio:.4f}\n")
-                finally:  # the file goes too; a process that opened it first re-checks the point after locking
-                    path.with_suffix(".lock").unlink(missing_ok=True)
-                    os.close(lock)
-            remaining = held_elsewhere
-            if remaining:  # others are measuring these; a killed process's points are free next round
-                progress(finished(), len(points), "waiting for another process's points")
-                time.sleep(WAIT_SECONDS)
-        progress(len(points), len(points), "done")
-    finally:
-        reference.close()
+def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None = None, seed: int = 0,
+                    progress: Callable[[int, int, str], None] = lambda done, total, what: None) -> pd.DataFrame:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = out_dir / "sensitivity.json"
+    fingerprint = plan.fingerprint()
+    if meta_path.is_file():
+        stored = json.loads(meta_path.read_text())
+        if stored.get("fingerprint") != fingerprint:
+            raise EdgetuneError(f"{out_dir} holds a sensitivity analysis of other settings (checkpoint, data, method, "
+                                "ratios, layers or benchmark differ); give another --out")
+    with LocalExecutor() as executor:
+        bench = _bench(plan, data_root, seed, executor)
+        base_dir = out_dir / "baseline"
+        base_onnx = base_dir / "model.onnx"
+        if not base_onnx.is_file():
+            export_onnx(bench.model, bench.example, base_onnx)
+        atomic_write_json(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": bench.groups})
+        executor.open_reference(base_onnx, bench.spec, bench.model, None, base_dir)
+        if not (base_dir / "metrics.json").is_file():
+            metrics = executor.measure(base_onnx, bench.spec, bench.data.sample_input(64).numpy(), module=bench.model,
+                                       work_dir=base_dir).metrics
+            acc = evaluate(bench.model, bench.data, bench.val)
+            atomic_write_json(base_dir / "metrics.json", {**metrics, "top1": acc.top1, "top5": acc.top5})
+        _measure_points(out_dir, [(layer, r) for layer in bench.groups for r in plan.ratios], bench, progress)
     return collect(out_dir)
+
+
+def _measure_points(out_dir: Path, points: list[tuple[str, float]], bench: _Bench,
+                    progress: Callable[[int, int, str], None]) -> None:
+    """Every point not yet on disk, claimed one at a time; then wait for those others hold."""
+    def finished() -> int:  # by any process sharing `out_dir`
+        return sum(_point_file(out_dir, *point).is_file() for point in points)
+
+    remaining = points
+    while remaining:
+        held_elsewhere = []
+        for layer, ratio in remaining:
+            path = _point_file(out_dir, layer, ratio)
+            if path.is_file():
+                continue
+            lock = _claim(path)
+            if lock is None:
+                held_elsewhere.append((layer, ratio))
+                continue
+            try:
+                if path.is_file():  # finished by another process between the check and the claim
+                    continue
+                progress(finished(), len(points), f"{layer.removesuffix('.weight')} at {ratio:.2f}")
+                atomic_write_json(path, bench.measure(layer, ratio, path))
+                with open(out_dir / "measured.log", "a") as log:  # who measured what: one line per point
+                    log.write(f"{os.getpid()} {layer} {ratio:.4f}\n")
+            finally:  # the file goes too; a process that opened it first re-checks the point after locking
+                path.with_suffix(".lock").unlink(missing_ok=True)
+                os.close(lock)
+        remaining = held_elsewhere
+        if remaining:  # others are measuring these; a killed process's points are free next round
+            progress(finished(), len(points), "waiting for another process's points")
+            time.sleep(WAIT_SECONDS)
+    progress(len(points), len(points), "done")
 
 
 def collect(out_dir: Path) -> pd.DataFrame:
@@ -250,7 +242,6 @@ def collect(out_dir: Path) -> pd.DataFrame:
     frame["macs_ratio"] = frame["macs"] / base["macs"]
     frame["latency_saved_ms"] = base["latency_ms"] * (1 - frame["latency_ratio"])
     frame = frame.sort_values(["layer", "ratio"]).reset_index(drop=True)
-    tmp = out_dir / f"sensitivity.csv.{os.getpid()}.tmp"  # processes finishing together never interleave rows
-    frame.to_csv(tmp, index=False)
-    tmp.replace(out_dir / "sensitivity.csv")
+    # A temporary name per process: processes finishing together never interleave rows.
+    atomic_write_bytes(out_dir / "sensitivity.csv", frame.to_csv(index=False).encode())
     return frame

@@ -18,9 +18,9 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from edgetune.config.recipe import LRSchedulerSpec, Schedule, parse_schedule
+from edgetune.config.sweep import SweepSpec
 from edgetune.errors import ConfigError
-from edgetune.recipe.schedule import LRSchedulerSpec, Schedule, parse_schedule
-from edgetune.sweep.schema import SweepSpec
 
 FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate"}
 # Settings outside the schedule a sweep may search: precision trades against pruning.

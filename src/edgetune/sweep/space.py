@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
-from edgetune.sweep.schema import ParameterSpec, SweepSpec
 
 GRID_LIMIT = 10_000
 
@@ -79,11 +79,3 @@ def grid_space(sweep: SweepSpec, source: str = "<sweep>") -> dict[str, list[Any]
 
 def grid_size(sweep: SweepSpec) -> int:
     return math.prod(len(v) for v in grid_space(sweep).values()) if searched(sweep) else 1
-
-
-def make_sampler(sweep: SweepSpec, seed: int, source: str = "<sweep>") -> optuna.samplers.BaseSampler:
-    """The sampler of the sweep's method, unconstrained (see `edgetune.search` for the strategies)."""
-    from edgetune.search.base import SearchContext, get_strategy
-
-    directions = [o.goal for o in sweep.objective_list()]
-    return get_strategy(sweep.method).sampler(SearchContext(sweep, seed, directions, source=source))

@@ -1,24 +1,24 @@
 """Experiment trackers that receive every trial as it finishes, beside edgetune's own study.
-One module per tracker; `open_trackers` builds those an experiment names."""
+One module per tracker (registered in `edgetune.catalog.TRACKERS`); `open_trackers` builds those
+an experiment's `tracking:` section names."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgetune.experiment import TrackingSpec
+from edgetune.catalog import TRACKERS, load
+from edgetune.config.experiment import TrackingSpec
 from edgetune.tracking.base import Tracker, TrialRecord
 
 
 def open_trackers(spec: TrackingSpec, study_name: str, run_dir: Path) -> list[Tracker]:
+    """One tracker per section of `tracking:` that is set (the section is named after the tracker)."""
     trackers: list[Tracker] = []
-    if spec.wandb is not None:
-        from edgetune.tracking.wandb_tracker import WandbTracker
-
-        trackers.append(WandbTracker(spec.wandb, study_name, run_dir))
-    if spec.mlflow is not None:
-        from edgetune.tracking.mlflow_tracker import MlflowTracker
-
-        trackers.append(MlflowTracker(spec.mlflow, study_name, run_dir))
+    for name in TRACKERS:
+        settings = getattr(spec, name, None)
+        if settings is not None:
+            cls = load(TRACKERS, name, "tracker", f"tracking.{name}")
+            trackers.append(cls(settings, study_name, run_dir))  # type: ignore[operator]
     return trackers
 
 

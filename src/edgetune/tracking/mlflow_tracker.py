@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetune.config.experiment import MlflowSpec
 from edgetune.errors import MissingExtraError
-from edgetune.experiment import MlflowSpec
 from edgetune.tracking.base import Tracker, TrialRecord
 
 

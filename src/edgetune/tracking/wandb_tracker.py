@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgetune.config.experiment import WandbSpec
 from edgetune.errors import MissingExtraError
-from edgetune.experiment import WandbSpec
 from edgetune.tracking.base import Tracker, TrialRecord
 
 

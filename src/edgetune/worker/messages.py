@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edgetune.benchspec import BenchmarkSpec
+from edgetune.config.benchmark import BenchmarkSpec
 
 MAX_MODEL_BYTES = 512 * 2**20
 MAX_SAMPLE_VALUES = 64 * 3 * 256 * 256

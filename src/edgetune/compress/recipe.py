@@ -1,0 +1,44 @@
+"""Apply a recipe's pruners to a model: each pruner's class names a compression method
+(`edgetune.compress`), which really removes filters or channels (Distiller's pruning followed by
+its thinning), factorises layers, or, flagged, zeroes weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from edgetune.compress.base import Batches, CompressionContext, CompressionRecord, PrunerOptions, get_method
+from edgetune.config.recipe import Schedule
+
+
+def apply_pruners(
+    model: nn.Module, schedule: Schedule, example_input: torch.Tensor, names: Iterable[str] | None = None,
+    batches: Batches | None = None, staircases: dict[str, list[int]] | None = None,
+) -> list[CompressionRecord]:
+    """Compress `model` in place by the schedule's pruners (all, or those in `names`), in the
+    order the schedule lists them. `batches(n)` gives n labelled training images to the methods
+    that sample data (Taylor ranking, channel reconstruction)."""
+    model.eval()
+    ctx = CompressionContext(example_input, batches, staircases)
+    wanted = set(schedule.pruners) if names is None else set(names)
+    records: list[CompressionRecord] = []
+    for pname, spec in schedule.pruners.items():
+        if pname not in wanted:
+            continue
+        method_name, _ = spec.method_and_scope()
+        method = get_method(method_name)
+        done = method.apply(model, pname, spec.weights, spec.desired_sparsity, ctx, PrunerOptions.of(spec))
+        for r in done:
+            if r.skipped and not r.skipped.startswith("coupled with"):
+                warnings.warn(f"{pname}: {r.weight} not compressed: {r.skipped}", stacklevel=2)
+        records += done
+    return records
+
+
+def structural(schedule: Schedule) -> bool:
+    """False when a pruner only zeroes weights: the candidate's shape (and speed) is the baseline's."""
+    return all(get_method(spec.method_and_scope()[0]).structural for spec in schedule.pruners.values())

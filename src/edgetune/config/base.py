@@ -1,0 +1,41 @@
+"""What every file schema shares: unknown keys are errors, and a validation error becomes one
+ConfigError that names the file, the key, the bad value and what is accepted."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgetune.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Unknown keys rejected; Distiller's `class` key readable through an alias."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def config_error(exc: ValidationError, source: str) -> ConfigError:
+    """The first problem pydantic found, in the user's words: the key as dotted path (without
+    pydantic's internal union and validator markers), the message, and the value given."""
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "union")))
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    detail = "" if isinstance(got, dict) else f" (got {got!r})"
+    return ConfigError(f"{msg}{detail}", source=source, key=key or None)
+
+
+def validate(model: type[M], raw: Any, source: str, what: str) -> M:
+    """`raw` as a `model`, or a ConfigError naming `source`; a file that is not a mapping says so."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} must be a mapping, got {type(raw).__name__}", source=source)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, source) from None

@@ -1,0 +1,197 @@
+"""The experiment file: one strict schema for everything a search needs, each field defaulted.
+
+The recipe and the sweep can be given inline or as paths to the seed's two files; relative
+paths are read from the experiment file's folder, so an example folder can move as a whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from edgetune.catalog import dataset_name
+from edgetune.config.base import Strict, validate
+from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.config.recipe import Schedule, parse_schedule
+from edgetune.config.sweep import SweepSpec, parse_sweep
+from edgetune.errors import ConfigError
+from edgetune.files import read_yaml
+
+
+class ModelSpec(Strict):
+    name: str | None = Field(None, description="registry name; taken from the checkpoint when omitted")
+    checkpoint: Path | None = None
+
+
+class DataSpec(Strict):
+    # A name of the dataset registry (edgetune.catalog.DATASETS) or one of its aliases.
+    name: str = "fashion-mnist"
+    root: Path | None = None
+    val_size: int = Field(5000, gt=0)
+    split_seed: int = 0
+    # Subsets keep a search short; the same images are used for every trial and the baseline.
+    train_subset: int | None = Field(None, gt=0)
+    val_subset: int | None = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            return dataset_name(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+
+class FinetuneSpec(Strict):
+    epochs: int = Field(0, ge=0)
+    learning_rate: float = Field(0.1, gt=0)
+    batch_size: int = Field(128, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    augment: bool = True
+
+
+class RemoteSpec(Strict):
+    """Benchmark on a device worker (`edgetune bench-worker`) instead of this machine."""
+
+    broker: str = Field(description="redis://[:password@]host:6379/0 or rediss:// (TLS)")
+    queue: str = Field(min_length=1, description="the device's queue")
+    timeout: float = Field(1800.0, gt=0, description="seconds to wait for an answer before the trial fails")
+
+
+class WandbSpec(Strict):
+    """Weights & Biases: one W&B run per trial, grouped by the study's name. `offline` (the
+    default) needs no account or network; `wandb sync DIR` uploads later."""
+
+    project: str = Field(min_length=1)
+    entity: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    dir: Path | None = Field(None, description="where W&B writes its runs (default: RUN_DIR/wandb)")
+
+
+class MlflowSpec(Strict):
+    """MLflow: one MLflow run per trial in the experiment named after the study."""
+
+    uri: str = Field(description="tracking URI: sqlite:///path/mlflow.db (local) or http://server:5000")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: the study's name)")
+
+    @field_validator("uri")
+    @classmethod
+    def _not_the_file_store(cls, uri: str) -> str:
+        if uri.startswith("file:") or "://" not in uri:
+            raise ValueError(f"{uri!r} is MLflow's file store, deprecated upstream; use sqlite:///path/mlflow.db "
+                             "(a local database file) or http(s)://server")
+        return uri
+
+
+class TrackingSpec(Strict):
+    """Also log every trial (parameters under the sweep's names, metrics, ONNX file) to
+    these trackers; off unless named."""
+
+    wandb: WandbSpec | None = None
+    mlflow: MlflowSpec | None = None
+
+
+class ExperimentSpec(Strict):
+    name: str = "edgetune"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    recipe: Path | dict[str, Any] | None = None
+    sweep: Path | dict[str, Any] | None = None
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
+    seed: int = 0
+    run_dir: Path | None = None
+    storage: str | None = Field(None, description="Optuna storage URL; SQLite under run_dir when omitted")
+    # On a shared storage: how often a producer says its trial is alive; after three silent
+    # periods another producer marks it failed and runs the candidate again.
+    heartbeat_seconds: float = Field(20.0, gt=0)
+    # PyTorch's threads for pruning and fine-tuning (default: PyTorch's, one per core). Several
+    # producers on one machine must share its cores: two with two threads each on two cores ran
+    # 5x slower than one (docs/distributed.md).
+    torch_threads: int | None = Field(None, gt=0)
+    remote: RemoteSpec | None = None
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    device: str = "cpu"
+
+
+def _validate(raw: dict[str, Any], source: str) -> ExperimentSpec:
+    return validate(ExperimentSpec, raw, source, "an experiment")
+
+
+def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[ExperimentSpec, Path]:
+    """Read the file (or start from defaults), apply `overrides` (dotted keys from the CLI) and
+    make relative paths absolute against the file's folder (or the working directory)."""
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    source = "<command line>"
+    if path is not None:
+        source = str(path)
+        loaded = read_yaml(path, "experiment")
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"an experiment must be a mapping, got {type(loaded).__name__}", source=source)
+        raw = loaded or {}
+        base = Path(path).resolve().parent
+    spec = _validate(raw, source)
+    spec = _rebase(spec, base)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        data = spec.model_dump()
+        for dotted, value in given.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                if node.get(p) is None:  # an optional section the file left out (remote)
+                    node[p] = {}
+                node = node[p]
+            # Flags name files relative to where the user typed them, not to the experiment file.
+            node[leaf] = value.resolve() if isinstance(value, Path) else value
+        flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
+        spec = _validate(data, f"{source} with {flags}")
+    return spec, base
+
+
+def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+    spec.model.checkpoint = fix(spec.model.checkpoint)
+    spec.data.root = fix(spec.data.root)
+    if isinstance(spec.recipe, Path):
+        spec.recipe = fix(spec.recipe)
+    if isinstance(spec.sweep, Path):
+        spec.sweep = fix(spec.sweep)
+    elif isinstance(spec.sweep, dict) and isinstance(spec.sweep.get("enqueue"), list):
+        # Reference recipes named in an inline sweep are relative to the experiment file too.
+        spec.sweep["enqueue"] = [str(fix(Path(r))) if isinstance(r, str) and r != "baseline" else r
+                                 for r in spec.sweep["enqueue"]]
+    spec.run_dir = fix(spec.run_dir)  # None: runs/<name> under the working directory
+    return spec
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    raw = read_yaml(path, what)
+    return raw if raw is not None else {}
+
+
+def recipe_of(spec: ExperimentSpec) -> tuple[dict[str, Any], Schedule, str]:
+    """The raw schedule mapping (which the sweep rewrites), its validated form and its source."""
+    if spec.recipe is None:
+        return {}, Schedule(), "<no recipe>"
+    if isinstance(spec.recipe, Path):
+        raw, source = _read_yaml(spec.recipe, "schedule"), str(spec.recipe)
+    else:
+        raw, source = spec.recipe, "experiment recipe"
+    schedule = parse_schedule(raw, source)
+    return raw, schedule, source
+
+
+def sweep_of(spec: ExperimentSpec) -> tuple[SweepSpec, str]:
+    if spec.sweep is None:
+        return parse_sweep({}), "<no sweep>"
+    if isinstance(spec.sweep, Path):
+        return parse_sweep(_read_yaml(spec.sweep, "sweep"), str(spec.sweep)), str(spec.sweep)
+    return parse_sweep(spec.sweep, "experiment sweep"), "experiment sweep"

@@ -1,0 +1,218 @@
+"""The Distiller schedule format as a pydantic schema that rejects unknown keys.
+
+Distiller itself is pinned to PyTorch 1.3; edgetune reads its files and implements the
+semantics (`edgetune.compress.recipe`). This module imports no PyTorch: LR scheduler arguments
+are checked against torch's signatures only when a schedule names a scheduler.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgetune.catalog import COMPRESSION_METHODS
+from edgetune.config.base import Strict, validate
+from edgetune.errors import ConfigError, closest
+from edgetune.files import read_yaml
+
+# Distiller's class names, with its group type, for the recipes its users already have. Its
+# ranked pruners scored the named weight alone; edgetune's own names score the coupled group.
+DISTILLER_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
+    ("L1RankedStructureParameterPruner", "Filters"): ("filters-l1", "layer"),
+    ("L1RankedStructureParameterPruner", "Channels"): ("channels-l1", "layer"),
+    ("L2RankedStructureParameterPruner", "Filters"): ("filters-l2", "layer"),
+    ("L2RankedStructureParameterPruner", "Channels"): ("channels-l2", "layer"),
+    ("GradientRankedFilterPruner", "Filters"): ("filters-taylor", "layer"),
+    ("FMReconstructionChannelPruner", "Channels"): ("channels-reconstruct", "layer"),
+}
+
+
+def accepted_classes() -> list[str]:
+    return sorted({c for c, _ in DISTILLER_CLASSES}) + list(COMPRESSION_METHODS)
+
+
+def method_family(method: str) -> str:
+    """`filters`, `channels`, or the method itself: what a kept width means depends on it."""
+    return method.split("-")[0]
+
+
+def resolve_class(class_: str, group_type: str | None) -> tuple[str, str]:
+    """(method name, ranking scope) for a recipe's `class` and `group_type`, or ValueError."""
+    if class_ in COMPRESSION_METHODS:
+        family = method_family(class_)
+        wants = {"channels": "Channels", "filters": "Filters"}.get(family)
+        if group_type is not None and wants is not None and group_type != wants:
+            raise ValueError(f"class '{class_}' prunes {wants.lower()}, but group_type is '{group_type}'")
+        return class_, "group"
+    types = [g for c, g in DISTILLER_CLASSES if c == class_]
+    if not types:
+        raise ValueError(f"unknown pruner class '{class_}'; did you mean {', '.join(closest(class_, accepted_classes()))}? "
+                         f"accepted: {', '.join(accepted_classes())}")
+    group = group_type or types[0]
+    if (class_, group) not in DISTILLER_CLASSES:
+        raise ValueError(f"class '{class_}' takes group_type {' or '.join(types)}, not '{group}'")
+    return DISTILLER_CLASSES[(class_, group)]
+
+
+
+
+class PrunerSpec(Strict):
+    """`class` is one of Distiller's pruner classes or an edgetune method name (see
+    `edgetune.compress.METHODS`); `desired_sparsity` is the fraction of filters, channels, rank
+    or weights to remove, or `width` the filters or channels each layer keeps (a search space
+    in the widths a device runs fast, not in ratios that land between them)."""
+
+    class_: str = Field(alias="class")
+    group_type: Literal["Filters", "Channels"] | None = None
+    desired_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
+    width: int | None = Field(default=None, ge=1)
+    weights: list[str] = Field(min_length=1)
+    n_samples: int | None = Field(default=None, ge=1, le=100_000)
+    # Kept widths rounded down to a multiple (8: a SIMD block) or to the device's measured
+    # staircase (`measured`; edgetune profile-widths), so no candidate is a width that runs slower
+    # than a wider one.
+    round_to: int | Literal["measured"] | None = Field(default=None)
+
+    @model_validator(mode="after")
+    def _known_method(self) -> PrunerSpec:
+        self.method_and_scope()
+        if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
+            raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
+        if "desired_sparsity" not in self.model_fields_set and self.width is None:
+            raise ValueError("give `desired_sparsity` (the fraction to remove) or `width` (the channels to keep)")
+        if self.width is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
+            raise ValueError(f"give `desired_sparsity` or `width`, not both (got {self.desired_sparsity} and "
+                             f"{self.width})")
+        for key, value in (("round_to", self.round_to), ("width", self.width)):
+            if value is not None and method_family(self.method_and_scope()[0]) not in ("filters", "channels"):
+                raise ValueError(f"{key} applies to filter and channel pruning, not '{self.class_}'")
+        if isinstance(self.round_to, int) and self.round_to < 1:
+            raise ValueError(f"round_to must be a positive multiple or 'measured', got {self.round_to}")
+        return self
+
+    def method_and_scope(self) -> tuple[str, str]:
+        return resolve_class(self.class_, self.group_type)
+
+    @property
+    def method(self) -> str:
+        return self.method_and_scope()[0]
+
+    @property
+    def family(self) -> str:
+        return method_family(self.method)
+
+
+SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor")
+
+
+class ExtensionSpec(Strict):
+    class_: Literal["FilterRemover", "ChannelRemover", "StructureRemover"] = Field(alias="class")
+    thinning_func_str: str | None = None
+    arch: str | None = None
+    dataset: str | None = None
+
+
+class LRSchedulerSpec(BaseModel):
+    """Keyword arguments beyond `class` go to the torch scheduler of that name."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    class_: Literal["ExponentialLR", "StepLR", "MultiStepLR", "CosineAnnealingLR"] = Field(alias="class")
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def accepted(self) -> list[str]:
+        """Keyword arguments the torch scheduler takes, besides the optimizer."""
+        import torch
+
+        cls = getattr(torch.optim.lr_scheduler, self.class_)
+        params = inspect.signature(cls.__init__).parameters
+        return [p for p in params if p not in ("self", "optimizer", "last_epoch", "verbose")]
+
+    def build(self, optimizer: Any) -> Any:
+        """The torch scheduler on `optimizer`."""
+        import torch
+
+        return getattr(torch.optim.lr_scheduler, self.class_)(optimizer, **self.kwargs())
+
+
+class InstanceRef(Strict):
+    instance_name: str
+
+
+class Policy(Strict):
+    pruner: InstanceRef | None = None
+    extension: InstanceRef | None = None
+    lr_scheduler: InstanceRef | None = None
+    epochs: list[int] | None = None
+    starting_epoch: int | None = None
+    ending_epoch: int | None = None
+    frequency: int = 1
+
+    def active(self, epoch: int) -> bool:
+        if self.epochs is not None:
+            return epoch in self.epochs
+        start = self.starting_epoch or 0
+        end = self.ending_epoch if self.ending_epoch is not None else 10**9
+        return start <= epoch < end and (epoch - start) % max(self.frequency, 1) == 0
+
+
+class Schedule(Strict):
+    version: int = 1
+    pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
+    extensions: dict[str, ExtensionSpec] = Field(default_factory=dict)
+    lr_schedulers: dict[str, LRSchedulerSpec] = Field(default_factory=dict)
+    policies: list[Policy] = Field(default_factory=list)
+
+    def check_lr_schedulers(self, source: str) -> None:
+        """Catch a misspelt or missing scheduler argument at load time, not epochs into a trial."""
+        for name, spec in self.lr_schedulers.items():
+            accepted = spec.accepted()
+            for key in spec.kwargs():
+                if key not in accepted:
+                    raise ConfigError(
+                        f"{spec.class_} takes no argument '{key}'; it accepts: {', '.join(accepted)}",
+                        source=source, key=f"lr_schedulers.{name}.{key}",
+                    )
+            import torch
+
+            try:
+                spec.build(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{spec.class_}: {exc}", source=source, key=f"lr_schedulers.{name}") from None
+
+    def pruner_epoch(self, name: str) -> int:
+        """The epoch a (one-shot) pruner acts at: the first its policy names, 0 without a policy."""
+        for policy in self.policies:
+            if policy.pruner is not None and policy.pruner.instance_name == name:
+                if policy.epochs:
+                    return min(policy.epochs)
+                return policy.starting_epoch or 0
+        return 0
+
+    def check_references(self, source: str) -> None:
+        for i, policy in enumerate(self.policies):
+            for kind, table in (("pruner", self.pruners), ("extension", self.extensions),
+                                ("lr_scheduler", self.lr_schedulers)):
+                ref = getattr(policy, kind)
+                if ref is not None and ref.instance_name not in table:
+                    raise ConfigError(
+                        f"policy names {kind} '{ref.instance_name}', which is not defined; "
+                        f"defined: {', '.join(table) or '(none)'}", source=source, key=f"policies[{i}].{kind}",
+                    )
+
+
+def parse_schedule(raw: Any, source: str = "<schedule>") -> Schedule:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a schedule must be a mapping, got {type(raw).__name__}", source=source)
+    schedule = validate(Schedule, raw, source, "a schedule")
+    schedule.check_references(source)
+    schedule.check_lr_schedulers(source)
+    return schedule
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    return parse_schedule(read_yaml(path, "schedule"), str(path))

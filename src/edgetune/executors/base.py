@@ -1,0 +1,76 @@
+"""Where a candidate is measured: one interface, whether the runtime is on this machine or on a
+device behind a queue.
+
+A study, a width profile, an INT8 format choice and a sensitivity analysis all do the same
+three things: open the unpruned network as the reference, measure candidates beside it (parity
+checked first), and close it. Each implementation does them its own way; nothing above this
+package asks which one it has.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from edgetune.config.benchmark import BenchmarkSpec
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class Measurement:
+    """Every metric of one candidate on the target (None where the machine cannot say), and how
+    it was timed (rounds, spreads, the runtime's own description)."""
+
+    metrics: dict[str, Any]
+    timing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Held-out images to score the deployed artefact on (its int8 or fp16 accuracy is its own)
+    and calibration images to quantise it with."""
+
+    calibration: np.ndarray | None = None
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+NO_SCORING = Scoring()
+
+
+class Executor(ABC):
+    """Measures ONNX files on one target, each beside the reference opened last."""
+
+    # True when the target is this machine, so latency tables measured here describe it.
+    local: bool = True
+
+    @abstractmethod
+    def open_reference(self, onnx_path: Path, spec: BenchmarkSpec, module: Any = None,
+                       calibration: np.ndarray | None = None, work_dir: Path | None = None) -> None:
+        """Make `onnx_path` (the unpruned network) what candidates are timed against."""
+
+    @abstractmethod
+    def measure(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+                scoring: Scoring = NO_SCORING, work_dir: Path | None = None,
+                stage: Stage = lambda _: None) -> Measurement:
+        """Convert to the precision, check parity, time beside the reference, score."""
+
+    @abstractmethod
+    def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+               scoring: Scoring = NO_SCORING) -> dict[str, Any]:
+        """Parity (and the deployed accuracy) of new weights in a shape already timed."""
+
+    def close(self) -> None:
+        """Release the reference (sessions, connections)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

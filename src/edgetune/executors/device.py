@@ -1,0 +1,70 @@
+"""Candidates measured on a device worker (`edgetune bench-worker`): each benchmark goes out as a
+JSON request over Celery and Redis, and its metrics come back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.errors import EdgetuneError
+from edgetune.executors.base import NO_SCORING, Executor, Measurement, Scoring, Stage
+from edgetune.profiler import verify_artifact
+from edgetune.worker import app as worker_app
+from edgetune.worker.messages import BenchRequest, encode_array
+
+
+class DeviceWorkerExecutor(Executor):
+    local = False  # the target is elsewhere: nothing here can be timed for it
+
+    def __init__(self, broker: str, queue: str, timeout: float, app: Any = None) -> None:
+        self.broker, self.queue, self.timeout = broker, queue, timeout
+        self.app = app if app is not None else worker_app.make_app(broker)
+        self.reference_onnx: Path | None = None
+
+    def open_reference(self, onnx_path: Path, spec: BenchmarkSpec, module: Any = None,
+                       calibration: np.ndarray | None = None, work_dir: Path | None = None) -> None:
+        self.reference_onnx = onnx_path  # sent with every request; the worker opens it there
+
+    def request(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, scoring: Scoring) -> BenchRequest:
+        """The request for this model, settings and data. Its id is their digest: a producer retrying
+        after a crash asks for the same answer rather than a second benchmark."""
+        model = onnx_path.read_bytes()
+        reference = self.reference_onnx.read_bytes() if self.reference_onnx is not None else None
+        scored = spec.precision != "fp32" and scoring.images is not None and scoring.labels is not None
+        fields = {
+            "calibration": encode_array(scoring.calibration) if spec.precision == "int8"
+            and scoring.calibration is not None else None,
+            "eval_images": encode_array(scoring.images) if scored else None,
+            "eval_labels": encode_array(scoring.labels, np.int64) if scored else None,
+        }
+        digest = hashlib.sha256(model + (reference or b"") + spec.model_dump_json().encode()
+                                + "".join(v or "-" for v in fields.values()).encode()).hexdigest()[:40]
+        return BenchRequest(id=f"bench-{digest}", onnx=base64.b64encode(model).decode(),
+                            reference_onnx=None if reference is None else base64.b64encode(reference).decode(),
+                            sample=encode_array(sample), benchmark=spec, **fields)
+
+    def measure(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+                scoring: Scoring = NO_SCORING, work_dir: Path | None = None,
+                stage: Stage = lambda _: None) -> Measurement:
+        stage(f"benchmarking on the device worker '{self.queue}'")
+        request = self.request(onnx_path, spec, sample, scoring)
+        result = worker_app.submit(self.app, self.queue, request, self.timeout)
+        if result.error is not None:
+            raise EdgetuneError(f"device worker on '{self.queue}' ({result.device or 'unknown device'}): {result.error}")
+        return Measurement(dict(result.metrics), {"description": f"{result.device} via queue {self.queue}",
+                                                  "request": request.id})
+
+    def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+               scoring: Scoring = NO_SCORING) -> dict[str, Any]:
+        if spec.precision != "fp32" and scoring.images is not None:
+            # The deployed model's accuracy needs the device's runtime: ask the worker again (new
+            # weights make a new request; the timing is the same shapes' again).
+            return self.measure(onnx_path, spec, sample, module=module, scoring=scoring).metrics
+        # fp32 parity is checked here on ONNX Runtime: the device's runtime may not be installed on
+        # this machine, and the device checked its own.
+        return verify_artifact(onnx_path, BenchmarkSpec(batch_size=spec.batch_size), sample, module=module)

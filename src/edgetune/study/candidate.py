@@ -1,0 +1,300 @@
+"""One candidate, for real: prune and thin a copy of the baseline, evaluate, fine-tune under
+the recipe's schedule, evaluate again, export ONNX, check it, and time it on the runtime.
+
+The unpruned baseline goes through the same function with an empty recipe, so the table
+compares like with like.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgetune.compress.base import CompressionRecord
+from edgetune.compress.recipe import apply_pruners
+from edgetune.compress.structure import describe_structure
+from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
+from edgetune.config.recipe import Schedule
+from edgetune.data.splits import DataSplits, ImageSplit
+from edgetune.executors.base import Executor, Scoring
+from edgetune.export import export_onnx
+from edgetune.files import atomic_write_json
+from edgetune.hardware.widths import WidthTable
+from edgetune.models.registry import save_checkpoint
+from edgetune.training import EvalResult, evaluate, train_epoch
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Workbench:
+    """What every trial of a study shares and none changes: the data, the unpruned network, the
+    calibration images, and the executor that measures candidates beside the reference."""
+
+    data: DataSplits
+    train: ImageSplit
+    val: ImageSplit
+    baseline: nn.Module
+    executor: Executor
+    calibration: np.ndarray | None = None
+    device: str = "cpu"
+    seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
+
+    def example(self, batch: int = 1) -> torch.Tensor:
+        return self.data.sample_input(batch)
+
+    def sample(self, batch: int = 64) -> np.ndarray:
+        """Real, normalised images: the parity check's inputs and the timed batch's source."""
+        return self.example(batch).numpy()
+
+    def batches(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n labelled training images for methods that sample data; the same images every trial,
+        so candidates differ by their settings, not by their luck."""
+        images = self.train.subset(min(n, len(self.train)), seed=self.seed + 2)
+        return self.data.normalize(images.images), images.labels
+
+    def scoring(self, spec: BenchmarkSpec, score: bool = True) -> Scoring:
+        """Calibration images, and at a reduced precision the validation images the deployed
+        artefact is scored on (its accuracy is its own, not PyTorch's)."""
+        if not score or spec.precision == "fp32":
+            return Scoring(self.calibration)
+        return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy())
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """One trial's target: its benchmark settings (a sweep may search the precision), the width
+    profile measured at that precision, and the reference's milliseconds that turn a ratio into
+    `latency_adj_ms`."""
+
+    benchmark: BenchmarkSpec
+    reference_ms: float | None = None
+    width_table: WidthTable | None = None
+
+    @property
+    def staircases(self) -> dict[str, list[int]] | None:
+        return self.width_table.staircases() if self.width_table is not None else None
+
+
+@dataclass
+class CandidateResult:
+    metrics: dict[str, float]
+    thinning: list[CompressionRecord] = field(default_factory=list)
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        blob = {"metrics": self.metrics, "timing": self.timing, "thinning": [asdict(r) for r in self.thinning]}
+        atomic_write_json(path, blob, indent=2)
+
+
+def _pruning_plan(schedule: Schedule, epochs: int) -> dict[int, list[str]]:
+    """Epoch -> pruners acting then. A pruner whose epoch lies beyond the fine-tuning run acts
+    at its last epoch (or at once with no fine-tuning), so every pruner shapes the candidate."""
+    last = max(epochs - 1, 0)
+    plan: dict[int, list[str]] = {}
+    for name in schedule.pruners:
+        plan.setdefault(min(schedule.pruner_epoch(name), last), []).append(name)
+    return plan
+
+
+def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
+                           nesterov=ft.momentum > 0)
+
+
+class StopTrial(Exception):
+    """Raised by an epoch hook to end a fine-tune early (collapse, or an Optuna pruner)."""
+
+    def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None,
+                 skipped: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.pruned, self.result, self.skipped = reason, pruned, result, skipped
+
+
+@dataclass
+class Hooks:
+    """Where a study steps into a trial: resource constraints are checked on the pruned,
+    exported network before any fine-tuning (its shape, hence its speed and size, is final);
+    accuracy is reported after each epoch so that early stopping can act."""
+
+    resource_violation: Callable[[dict[str, Any]], str | None] = lambda _: None
+    after_epoch: Callable[[int, EvalResult], None] | None = None
+    # From the kept widths, before anything is exported or timed: why the candidate's predicted
+    # latency rules it out, with the prediction to record; None to measure it.
+    predicted_violation: Callable[[list[CompressionRecord]], tuple[str, dict[str, Any]] | None] = lambda _: None
+
+
+def finetune(
+    model: nn.Module, bench: Workbench, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
+    plan: dict[int, list[str]], stage: Stage, thinning: list[CompressionRecord],
+    after_epoch: Callable[[int, EvalResult], None] | None = None,
+) -> tuple[float, float, EvalResult | None]:
+    """Distiller's loop: pruners act at the start of their epoch, LR schedulers step at the end
+    of each epoch their policy covers. Returns the wall time, the final learning rate, and the
+    last epoch's validation result when epochs were evaluated."""
+    if ft.epochs == 0:
+        return 0.0, ft.learning_rate, None
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(bench.seed)
+    model.to(bench.device)
+    optimizer = _optimizer(model, ft, ft.learning_rate)
+    schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}
+    last: EvalResult | None = None
+    for epoch in range(ft.epochs):
+        if epoch > 0 and plan.get(epoch):
+            stage(f"pruning at epoch {epoch}")
+            model.cpu()
+            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch], bench.batches, setup.staircases)
+            model.to(bench.device)
+            # Thinning replaced the parameters: a fresh optimizer at the current learning rate.
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer = _optimizer(model, ft, lr)
+            for sched in schedulers.values():
+                sched.optimizer = optimizer
+        stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
+        train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen,
+                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0)
+        for policy in schedule.policies:
+            if policy.lr_scheduler is not None and policy.active(epoch):
+                schedulers[policy.lr_scheduler.instance_name].step()
+        if after_epoch is not None:
+            last = evaluate(model, bench.data, bench.val, device=bench.device)
+            after_epoch(epoch, last)
+    model.cpu()
+    return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"]), last
+
+
+def measure(model: nn.Module, bench: Workbench, setup: TrialSetup, onnx_path: Path, stage: Stage,
+            score: bool = True) -> tuple[dict[str, Any], dict]:
+    """Export, then measure on the target next to the reference (parity checked first)."""
+    spec = setup.benchmark
+    stage("exporting ONNX")
+    export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    done = bench.executor.measure(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec, score),
+                                  work_dir=onnx_path.parent, stage=stage)
+    ref_ms = setup.reference_ms if setup.reference_ms is not None else done.timing.get("reference_ms")
+    return adjusted(done.metrics, ref_ms), done.timing
+
+
+def adjusted(metrics: dict[str, Any], ref_ms: float | None) -> dict[str, Any]:
+    """`latency_adj_ms`: the ratio to the reference timed in the same rounds, in the reference's
+    milliseconds measured at the study's start (a slow spell of the host does not move it)."""
+    ratio = metrics.get("latency_ratio")
+    metrics["latency_adj_ms"] = ratio * ref_ms if ratio is not None and ref_ms is not None else metrics["latency_ms"]
+    return metrics
+
+
+def run_candidate(
+    bench: Workbench, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec, out_dir: Path,
+    stage: Stage = lambda _: None, hooks: Hooks | None = None,
+) -> CandidateResult:
+    """Raises StopTrial (with the metrics so far in `result.metrics.json`) when a hook stops it."""
+    hooks = hooks or Hooks()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(bench.baseline).cpu()
+    plan = _pruning_plan(schedule, ft.epochs)
+    thinning: list[CompressionRecord] = []
+    if plan.get(0):
+        stage("pruning")
+        thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
+    stage("evaluating after pruning")
+    before = evaluate(model, bench.data, bench.val, device=bench.device)
+    metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
+    onnx_path = out_dir / "model.onnx"
+    shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
+    timing: dict[str, Any] = {}
+    if shape_final:
+        timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage)
+    try:
+        ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
+                                              hooks.after_epoch)
+    except StopTrial as stop:
+        model.cpu()
+        stop.result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
+        stop.result.save(out_dir / "metrics.json")
+        raise
+    after = last or (evaluate(model, bench.data, bench.val, device=bench.device) if ft.epochs else before)
+    model.cpu().eval()
+    metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
+    perf, timing = _final_measurement(model, bench, setup, ft, shape_final, onnx_path, metrics, timing, stage)
+    metrics["sparsity"] = zero_fraction(model)
+    if bench.meta:
+        save_trial_model(model, bench, out_dir / "model.pt")
+    return _finish(metrics, perf, thinning, timing, out_dir)
+
+
+def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
+                               hooks: Hooks, before: EvalResult, metrics: dict[str, Any],
+                               thinning: list[CompressionRecord], out_dir: Path, stage: Stage) -> dict[str, Any]:
+    """With the shape final, its speed is known before fine-tuning: measure it into `metrics` and
+    return the timing, unless StopTrial rules it out first, on a predicted latency over budget
+    (nothing exported or timed) or a measured resource constraint broken."""
+    if (ruled_out := hooks.predicted_violation(thinning)) is not None:
+        reason, predicted = ruled_out
+        metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
+        result = _finish(metrics, {}, thinning, {}, out_dir)
+        raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
+    perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0)
+    metrics.update(perf)
+    reason = hooks.resource_violation(perf)
+    if reason is not None:
+        metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, infeasible=reason)
+        result = _finish(metrics, perf, thinning, timing, out_dir)
+        raise StopTrial(f"infeasible before fine-tuning: {reason}", pruned=False, result=result)
+    return timing
+
+
+def _final_measurement(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, shape_final: bool,
+                       onnx_path: Path, metrics: dict[str, Any], timing: dict[str, Any],
+                       stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """After fine-tuning: a shape that changed during it is measured now; the same shape with new
+    weights is exported again, its parity checked and its deployed accuracy scored."""
+    if not shape_final:
+        perf, timing = measure(model, bench, setup, onnx_path, stage)
+        metrics.update(perf)
+        return perf, timing
+    if not ft.epochs:
+        return metrics, timing
+    spec = setup.benchmark
+    stage("exporting the fine-tuned model")
+    export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    perf = bench.executor.verify(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec))
+    if "latency_ratio" in perf:  # a device worker measured it again to score the deployed model
+        adjusted(perf, setup.reference_ms)
+    metrics.update(perf)
+    return perf, timing
+
+
+def zero_fraction(model: nn.Module) -> float:
+    """Share of convolution and linear weights that are exactly zero (unstructured pruning)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    total = sum(w.numel() for w in weights)
+    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+
+
+def save_trial_model(model: nn.Module, bench: Workbench, path: Path, recipe: dict[str, Any] | None = None) -> None:
+    """Weights plus the compressed structure: `load_checkpoint` rebuilds it with no recipe."""
+    meta = {**bench.meta, "structure": describe_structure(model)}
+    if recipe is not None:
+        meta["recipe"] = recipe
+    save_checkpoint(path, model, meta)
+
+
+def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[CompressionRecord], timing: dict[str, Any],
+            out_dir: Path) -> CandidateResult:
+    if "deployed_top1" in perf and "top1" in metrics:
+        # At int8 or fp16 the deployed network is what users get: its accuracy is the accuracy.
+        metrics.update(top1_torch=metrics["top1"], top5_torch=metrics["top5"],
+                       top1=perf["deployed_top1"], top5=perf["deployed_top5"])
+    result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
+    result.save(out_dir / "metrics.json")
+    return result

@@ -1,0 +1,199 @@
+"""One trial, end to end: the sampler's parameters become a recipe, the recipe a candidate, the
+candidate a measurement, and the measurement a verdict told to Optuna exactly once."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
+from edgetune.config.recipe import Schedule
+from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
+from edgetune.metrics import add_ratios, compression_flags
+from edgetune.objectives import Constraint, violations
+from edgetune.search.base import TrialOutcome, record_constraints
+from edgetune.study.candidate import CandidateResult, Hooks, StopTrial, TrialSetup, Workbench, run_candidate
+from edgetune.study.plan import Plan
+from edgetune.study.profile import TargetProfile
+from edgetune.study.reporter import Reporter
+from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials
+from edgetune.sweep import apply
+from edgetune.training import EvalResult
+
+
+@dataclass
+class Verdict:
+    """How a trial ends: its state, the objective values to tell, and what the reporter shows."""
+
+    state: str  # COMPLETE, PRUNED or FAIL
+    result: CandidateResult | None = None
+    values: list[float] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feasible: bool = False
+    note: str | None = None
+
+
+class Evaluator:
+    """What every strategy calls with a trial and its parameters."""
+
+    def __init__(self, plan: Plan, study: optuna.Study, bench: Workbench, profile: TargetProfile,
+                 constraints: list[Constraint], reporter: Reporter) -> None:
+        self.plan, self.study, self.bench, self.profile = plan, study, bench, profile
+        self.constraints, self.reporter = constraints, reporter
+        self.references = dict(plan.references)
+
+    def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+        reference = trial.user_attrs.get("reference")
+        if reference:
+            params = {}
+        try:
+            result, setup, state = self._run(trial, params, reference)
+        except Exception as exc:  # noqa: BLE001 - a broken candidate must not end the search
+            error = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", error[:2000])
+            verdict = Verdict("FAIL", note=error)
+        else:
+            verdict = self._judge(trial, result, setup, state)
+        return self._tell(trial, params, verdict)
+
+    def _run(self, trial: optuna.Trial, params: dict[str, Any], reference: str | None
+             ) -> tuple[CandidateResult | None, TrialSetup, str]:
+        """Build and measure the candidate; (its result, its target, COMPLETE or PRUNED)."""
+        spec = self.plan.spec
+        if reference:
+            schedule, over = self.references[reference], {}
+        else:
+            schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
+        ft = FinetuneSpec.model_validate({**spec.finetune.model_dump(), **over.get("finetune", {})})
+        setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
+                                                                 **over.get("benchmark", {})}))
+        if setup.benchmark.precision == "int8" and setup.benchmark.runtime == "onnxruntime":
+            trial.set_user_attr("int8_format", setup.benchmark.int8_format)
+        out = self.plan.paths.trial(trial.number)
+        self._save_recipe(out, params, reference, ft, setup, schedule)
+        try:
+            return run_candidate(self.bench, setup, schedule, ft, out, self.reporter.stage,
+                                 self._hooks(trial, setup)), setup, "COMPLETE"
+        except StopTrial as stopped:
+            trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
+            return stopped.result, setup, "PRUNED" if stopped.pruned else "COMPLETE"
+
+    @staticmethod
+    def _save_recipe(out: Any, params: dict[str, Any], reference: str | None, ft: FinetuneSpec, setup: TrialSetup,
+                     schedule: Schedule) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe.yaml").write_text(yaml.safe_dump(
+            {"params": params, "reference": reference, "finetune": ft.model_dump(),
+             "benchmark": setup.benchmark.model_dump(),
+             "schedule": schedule.model_dump(by_alias=True, exclude_none=True)}, sort_keys=False))
+
+    def _record(self, trial: optuna.Trial, result: CandidateResult | None, setup: TrialSetup
+                ) -> tuple[dict[str, Any], list[str]]:
+        """The trial's metrics (with baseline ratios and the predictor's record) as user attributes."""
+        baseline = self.profile.baseline
+        metrics = result.metrics if result is not None else {}
+        add_ratios(metrics, baseline)
+        table = setup.width_table
+        if table is not None and result is not None and metrics.get("latency_ratio"):
+            predicted = table.predict_ratio(kept_widths(result.thinning))
+            if predicted is not None:  # the predictor's record against the measurement, every trial
+                metrics["predicted_latency_ratio"] = predicted
+                metrics["prediction_error"] = predicted / metrics["latency_ratio"] - 1
+        flags = compression_flags(metrics, baseline)
+        if flags:
+            trial.set_user_attr("flags", "; ".join(flags))
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        if result is not None:
+            trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
+        return metrics, flags
+
+    def _judge(self, trial: optuna.Trial, result: CandidateResult | None, setup: TrialSetup, state: str) -> Verdict:
+        metrics, flags = self._record(trial, result, setup)
+        skipped = trial.user_attrs.get("skipped")
+        # A skipped candidate is judged on its prediction (named as such), so constrained samplers
+        # learn where the budget breaks; its measured fields stay empty.
+        scored = ({**metrics, **predicted_metrics(metrics["predicted_latency_ratio"], self.profile.baseline)}
+                  if skipped else metrics)
+        held, reasons = violations(self.constraints, scored)
+        if skipped:
+            reasons = [f"predicted {r}" for r in reasons]
+        record_constraints(trial, [c.metric for c in self.constraints], held)
+        if state == "PRUNED":  # reports count only COMPLETE trials as feasible: a pruned one is never best
+            return Verdict("PRUNED", result, metrics=metrics, note=trial.user_attrs.get("stopped"))
+        if reasons:
+            trial.set_user_attr("infeasible", "; ".join(reasons))
+        values = [scored.get(o.metric) for o in self.plan.objectives]
+        if skipped and any(v is None for v in values):  # an objective the prediction cannot stand for
+            return Verdict("PRUNED", result, metrics=metrics, note=skipped)
+        if any(v is None or not math.isfinite(v) for v in values):
+            trial.set_user_attr("error", f"objective values {values} are not all finite")
+            return Verdict("FAIL", metrics=metrics, note="objective not finite")
+        notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
+        return Verdict("COMPLETE", result, values, metrics, not reasons, "; ".join(notes) or None)
+
+    def _tell(self, trial: optuna.Trial, params: dict[str, Any], verdict: Verdict) -> TrialOutcome:
+        if verdict.state == "COMPLETE":
+            self.study.tell(trial, verdict.values if len(verdict.values) > 1 else verdict.values[0])  # type: ignore
+        else:
+            self.study.tell(trial, state=TrialState[verdict.state])
+        self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best())
+        if verdict.state == "COMPLETE":
+            self.reporter.front(accuracy_latency_front(self.study))
+        return TrialOutcome(trial.number, params, verdict.state, values=verdict.values, metrics=verdict.metrics,
+                            feasible=verdict.feasible)
+
+    def _best(self) -> optuna.trial.FrozenTrial | None:
+        if len(self.plan.objectives) > 1:
+            return None
+        best = best_trials(feasible_trials(self.study), self.plan.objectives)
+        return best[0] if best else None
+
+    def _hooks(self, trial: optuna.Trial, setup: TrialSetup) -> Hooks:
+        """Where the study steps into the candidate: resource constraints before fine-tuning, the
+        predictor before export, collapse detection and Optuna's pruner after each epoch."""
+        stop = self.plan.sweep.early_stop
+        chance = 100.0 / self.bench.data.num_classes
+        use_pruner = stop.method != "none" and len(self.plan.objectives) == 1
+
+        def after_epoch(epoch: int, result: EvalResult) -> None:
+            trial.set_user_attr(f"top1_epoch_{epoch + 1}", result.top1)
+            if stop.collapse and epoch + 1 >= max(stop.warmup_epochs, 1) and result.top1 <= chance + stop.collapse_margin:
+                raise StopTrial(f"collapsed: top-1 {result.top1:.2f} % after epoch {epoch + 1} "
+                                f"(chance is {chance:.1f} %)")
+            if use_pruner:
+                trial.report(result.top1, epoch)
+                if trial.should_prune():
+                    raise StopTrial(f"stopped by the {stop.method} pruner after epoch {epoch + 1} "
+                                    f"(top-1 {result.top1:.2f} %)")
+
+        def resource_violation(metrics: dict[str, Any]) -> str | None:
+            _, reasons = violations(self.constraints, add_ratios(metrics, self.profile.baseline), resources_only=True)
+            return "; ".join(reasons) or None
+
+        return Hooks(resource_violation=resource_violation,
+                     after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
+                     predicted_violation=lambda thinning: self._predicted_violation(setup, thinning))
+
+    def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
+        """Why the width profile of the trial's precision rules the candidate out, if it does."""
+        table = setup.width_table
+        if self.plan.sweep.predictor.skip_margin is None or table is None:
+            return None
+        budget = latency_budget(self.constraints, self.profile.baseline)
+        if budget is None:
+            return None
+        errors = [t.user_attrs["prediction_error"] for t in self.study.get_trials(deepcopy=False)
+                  if t.user_attrs.get("prediction_error") is not None]
+        margin = skip_margin(self.plan.sweep.predictor.skip_margin, errors)  # type: ignore[arg-type]
+        predicted = table.predict_ratio(kept_widths(thinning))
+        if predicted is None or predicted <= budget * (1 + margin):
+            return None
+        reason = (f"predicted latency x{predicted:.3f} of the baseline is over the budget x{budget:.3f} by more than "
+                  f"the {margin:.0%} margin")
+        return reason, {"predicted_latency_ratio": predicted}

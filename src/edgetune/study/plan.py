@@ -1,0 +1,140 @@
+"""The plan: everything validated before the first trial, so a bad file fails here, not an
+hour in. It is frozen; what only the target can tell (measured widths) makes a new plan."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgetune.config.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
+from edgetune.config.recipe import Schedule, load_schedule
+from edgetune.config.sweep import SweepSpec
+from edgetune.errors import ConfigError
+from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
+from edgetune.search.base import get_strategy
+from edgetune.search.space import expand_per_layer
+from edgetune.study.rundir import RunDir
+from edgetune.sweep import Target, check_ranges, resolve_all
+from edgetune.sweep.space import grid_size
+
+# Settings outside the schedule that a sweep may set by `section.field`.
+SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: ExperimentSpec
+    raw_schedule: dict[str, Any]
+    schedule: Schedule
+    sweep: SweepSpec
+    sweep_source: str
+    targets: dict[str, Target]
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    run_dir: Path
+    storage: str
+    references: list[tuple[str, Schedule]]
+    limit: int
+
+    @property
+    def paths(self) -> RunDir:
+        return RunDir(self.run_dir)
+
+    @property
+    def shared(self) -> bool:
+        """A storage the user names may be shared with other producers (see storage.py)."""
+        return self.spec.storage is not None
+
+    @property
+    def objective(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def direction(self) -> str:
+        return self.objectives[0].goal
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two runs the same study: the recipe, the sweep, the data and the model."""
+        blob = json.dumps([self.raw_schedule, self.sweep.model_dump(), self.spec.data.model_dump(mode="json"),
+                           self.spec.model.model_dump(mode="json"), self.spec.finetune.model_dump(),
+                           self.spec.benchmark.model_dump()],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def with_measured_widths(self, sweep: SweepSpec) -> Plan:
+        """The plan once `widths: measured` parameters became categorical ones over the target's
+        fast widths (a grid's size is known only then). The fingerprint stays the first plan's."""
+        limit = min(self.limit, grid_size(sweep)) if sweep.method == "grid" else self.limit
+        return dataclasses.replace(self, sweep=sweep, limit=limit)
+
+    def precisions(self) -> list[str]:
+        """The experiment's precision and every other one a searched `precision` may take."""
+        out = [self.spec.benchmark.precision]
+        for name, target in self.targets.items():
+            if target.section == "benchmark" and target.field == "precision":
+                p = self.sweep.parameters[name]
+                out += [v for v in (p.values or [p.value]) if v not in out]
+        return out
+
+    def needs_width_table(self) -> bool:
+        """Measured rounding and measured width spaces need the profile; so does a predictor the
+        sweep configures explicitly (to skip or warm-start on ratios without rounding)."""
+        return (any(p.round_to == "measured" for p in self.schedule.pruners.values())
+                or measured_widths(self.sweep) or "predictor" in self.sweep.model_fields_set)
+
+
+def measured_widths(sweep: SweepSpec) -> bool:
+    return any(p.widths == "measured" for p in sweep.parameters.values())
+
+
+def plan_study(spec: ExperimentSpec) -> Plan:
+    raw_schedule, schedule, recipe_source = recipe_of(spec)
+    sweep, sweep_source = sweep_of(spec)
+    if sweep.space == "per-layer":
+        raw_schedule, schedule, sweep = expand_per_layer(raw_schedule, schedule, sweep, recipe_source)
+    targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
+    if any(t.instance is not None for t in targets.values()):
+        check_ranges(raw_schedule, targets, sweep, sweep_source)
+    objectives = objectives_of(sweep, sweep_source)
+    _check_search(spec, sweep, sweep_source, objectives)
+    limit = sweep.trials or spec.trials
+    if sweep.method == "grid" and not measured_widths(sweep):  # those are counted once measured
+        limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
+    run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
+    storage = spec.storage or RunDir(run_dir).default_storage
+    return Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
+                constraints_of(sweep, sweep_source), run_dir, storage, _references(spec, sweep, sweep_source), limit)
+
+
+def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective]) -> None:
+    if sweep.early_stop.method != "none" and objectives[0].metric not in ACCURACY:
+        raise ConfigError(
+            f"early_stop '{sweep.early_stop.method}' compares the objective during fine-tuning, but "
+            f"'{objectives[0].metric}' does not change while fine-tuning; make top1 the objective or use "
+            "early_stop: {method: none, collapse: true}", source=source, key="early_stop.method")
+    if spec.model.checkpoint is None:
+        raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint",
+                          key="model.checkpoint")
+    if len(objectives) > 1 and not get_strategy(sweep.method).multi_objective:
+        raise ConfigError(f"method '{sweep.method}' optimises one objective", source=source, key="method")
+
+
+def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[tuple[str, Schedule]]:
+    """The recipes to measure beside the search (`enqueue`): `baseline` or schedule files."""
+    references = []
+    for i, ref in enumerate(sweep.enqueue):
+        if ref == "baseline":
+            references.append(("baseline", Schedule()))
+            continue
+        path = Path(ref) if Path(ref).is_absolute() else Path(spec.sweep).parent / ref if isinstance(
+            spec.sweep, Path) else Path.cwd() / ref
+        if not path.is_file():
+            raise ConfigError(f"reference recipe {path} does not exist; give 'baseline' or a schedule file",
+                              source=source, key=f"enqueue[{i}]")
+        references.append((str(path), load_schedule(path)))
+    return references

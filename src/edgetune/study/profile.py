@@ -1,0 +1,130 @@
+"""The target profile: what a study measures on its target once, before any trial, and never
+changes after: the INT8 format that runs fastest there, the width tables (which channel counts
+pay), and the unpruned baseline every candidate is timed beside."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
+from edgetune.config.experiment import FinetuneSpec
+from edgetune.config.recipe import Schedule
+from edgetune.errors import ConfigError
+from edgetune.executors.base import Scoring
+from edgetune.executors.local import LocalExecutor
+from edgetune.export import export_onnx
+from edgetune.hardware.formats import choose_int8_format, write_choice
+from edgetune.hardware.widths import WidthTable, width_table
+from edgetune.study.candidate import TrialSetup, Workbench, run_candidate
+from edgetune.study.plan import Plan
+from edgetune.study.reporter import Reporter
+
+OTHER_PRECISION_STEP = 4
+PROFILE_CALIBRATION = 32  # images to quantise a profiled width on: its speed, not its accuracy, is measured
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    baseline: dict[str, Any]  # the unpruned network's metrics, measured as every trial's are
+    benchmark: BenchmarkSpec  # the experiment's, with `int8_format: auto` resolved on this target
+    int8_format: str | None = None
+    width_tables: dict[str, WidthTable] = field(default_factory=dict)  # by precision
+
+    @property
+    def reference_ms(self) -> float:
+        return self.baseline["latency_ms"]
+
+    @property
+    def width_table(self) -> WidthTable | None:
+        """The profile at the experiment's precision (what measured width spaces are made of)."""
+        return self.width_tables.get(self.benchmark.precision)
+
+    def setup(self, benchmark: BenchmarkSpec) -> TrialSetup:
+        """A trial's target: its benchmark settings with the resolved INT8 format, and the width
+        profile at its precision (rounding, prediction and skipping use that one)."""
+        if self.int8_format is not None and benchmark.int8_format == "auto":
+            benchmark = benchmark.model_copy(update={"int8_format": self.int8_format})
+        return TrialSetup(benchmark, self.baseline.get("latency_ms"), self.width_tables.get(benchmark.precision))
+
+
+def measure_target(plan: Plan, bench: Workbench, reporter: Reporter) -> TargetProfile:
+    """The INT8 format first (an INT8 width profile is measured in it), then the width tables,
+    then the baseline in the chosen format, opened as the reference for every candidate."""
+    int8 = _int8_format(plan, bench, reporter) if "int8" in plan.precisions() else None
+    benchmark = plan.spec.benchmark
+    if int8 is not None and benchmark.int8_format == "auto":
+        benchmark = benchmark.model_copy(update={"int8_format": int8})
+    tables = _width_tables(plan, bench, benchmark, reporter) if plan.needs_width_table() else {}
+    draft = TargetProfile({}, benchmark, int8, tables)
+    baseline = _baseline(plan, bench, draft.setup(benchmark), reporter)
+    return TargetProfile(baseline, benchmark, int8, tables)
+
+
+def _baseline(plan: Plan, bench: Workbench, setup: TrialSetup, reporter: Reporter) -> dict[str, Any]:
+    """Measured once per run directory, on the same images and runtime as every trial."""
+    paths = plan.paths
+    if not (paths.baseline_metrics.is_file() and paths.baseline_onnx.is_file()):
+        run_candidate(bench, setup, Schedule(), FinetuneSpec(epochs=0), paths.baseline, reporter.stage)
+    bench.executor.open_reference(paths.baseline_onnx, setup.benchmark, bench.baseline, bench.calibration,
+                                  paths.baseline)
+    return json.loads(paths.baseline_metrics.read_text())["metrics"]
+
+
+def _int8_format(plan: Plan, bench: Workbench, reporter: Reporter) -> str | None:
+    """Measure ONNX Runtime's INT8 formats on the baseline, here, once per target (cached), and
+    quantise every candidate in the fastest within the accuracy tolerance."""
+    spec = plan.spec.benchmark
+    if spec.runtime != "onnxruntime":
+        return None  # OpenVINO has one INT8 path (NNCF)
+    if spec.int8_format != "auto":
+        return spec.int8_format
+    if not bench.executor.local:
+        return DEFAULT_INT8  # a device worker quantises on the device, in the default format
+    paths = plan.paths
+    fp32 = paths.int8_formats / "baseline.onnx"
+    export_onnx(bench.baseline, bench.example(spec.batch_size), fp32)
+    images = bench.data.normalize(bench.val.images).numpy()
+    choice = choose_int8_format(fp32, spec, bench.calibration, images, bench.val.labels.numpy(), paths.int8_formats,
+                                progress=reporter.stage)
+    write_choice(choice, paths.int8_formats_csv)
+    reporter.stage(f"int8 format: {choice.chosen} ({choice.reason})")
+    return choice.chosen
+
+
+def _width_tables(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, reporter: Reporter) -> dict[str, WidthTable]:
+    """Each precision's width profile. Every width at the experiment's precision; another a sweep
+    moves trials to is profiled in steps of 4 (each width of an INT8 profile is a quantisation as
+    well as a timing) and scaled by its unpruned time over the experiment precision's."""
+    if not bench.executor.local:  # widths are measured where the candidates run
+        raise ConfigError("measured widths (round_to: measured, widths: measured, predictor) are profiled on this "
+                          "machine; with a device worker use round_to: 8 (or a multiple measured there)",
+                          key="recipe.pruners.round_to")
+    # Every filter/channel pruner's layers, so the predictor sees the whole candidate.
+    pruned = [w for p in plan.schedule.pruners.values() if p.family in ("filters", "channels") for w in p.weights]
+    calibration = bench.calibration[:PROFILE_CALIBRATION] if bench.calibration is not None else None
+    tables = {}
+    for precision in plan.precisions():
+        spec = benchmark.model_copy(update={"precision": precision})
+        step = 1 if precision == benchmark.precision else OTHER_PRECISION_STEP
+        reporter.stage(f"width profile at {precision}")
+        table = width_table(bench.baseline, bench.example(), bench.sample(), spec, pruned,
+                            progress=reporter.stage, calibration=calibration, step=step)
+        if step != 1:
+            table.scale = _precision_scale(plan, bench, benchmark, spec, calibration)
+        tables[precision] = table
+    return tables
+
+
+def _precision_scale(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, spec: BenchmarkSpec,
+                     calibration: Any) -> float:
+    """The unpruned network at `spec.precision` timed beside it at the experiment's precision."""
+    work = plan.paths.width_scale(spec.precision)
+    onnx_path = work / "baseline.onnx"
+    export_onnx(bench.baseline, bench.example(spec.batch_size), onnx_path)
+    with LocalExecutor() as executor:
+        executor.open_reference(onnx_path, benchmark.quick(), bench.baseline, bench.calibration, work / "reference")
+        done = executor.measure(onnx_path, spec.quick(), bench.sample(), module=bench.baseline,
+                                scoring=Scoring(calibration), work_dir=work)
+    return float(done.metrics["latency_ratio"])

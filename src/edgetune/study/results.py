@@ -1,0 +1,153 @@
+"""What a study holds, counted and ranked one way for everyone: the runner's stopping rule, the
+results table, `trials.csv`, reports and `edgetune export` all read it here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from edgetune.errors import EdgetuneError
+from edgetune.files import atomic_write_bytes
+from edgetune.metrics import METRICS
+from edgetune.objectives import Constraint, Objective, pareto_front
+from edgetune.search.base import is_feasible
+from edgetune.study.plan import Plan
+from edgetune.study.rundir import RunDir
+from edgetune.study.storage import load_study, retried_numbers
+
+# Recorded beside the metrics in trials.csv: why a trial ended as it did.
+NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags")
+
+
+def counted(study: optuna.Study | list[FrozenTrial]) -> int:
+    """Search trials that count towards the target: finished, stopped early, or failed for a
+    reason other than a kill (a killed trial's candidate is queued again and that copy counts).
+    Reference trials come on top, and so do candidates skipped on their predicted latency (they
+    cost a pruning and an evaluation, not a measurement)."""
+    trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
+    retried = retried_numbers(trials)
+    n = 0
+    for t in trials:
+        if t.user_attrs.get("reference") or t.user_attrs.get("skipped"):
+            continue
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried):
+            n += 1
+    return n
+
+
+def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed search trials whose every constraint held (references apart)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_feasible(t) and not t.user_attrs.get("reference")]
+
+
+def best_trials(trials: list[FrozenTrial], objectives: list[Objective]) -> list[FrozenTrial]:
+    """Single objective: the trials best first. Several: their Pareto front, by the first."""
+    sign = 1.0 if objectives[0].goal == "minimize" else -1.0
+    if len(objectives) > 1:
+        trials = pareto_front([(t, list(t.values)) for t in trials], objectives)
+    return sorted(trials, key=lambda t: sign * t.values[0])
+
+
+def study_objectives(study: optuna.Study) -> list[Objective]:
+    """The objectives a stored study recorded (their directions when it recorded no names)."""
+    names = study.user_attrs.get("objectives") or [""] * len(study.directions)
+    return [Objective(m, d.name.lower()) for m, d in zip(names, study.directions, strict=False)]
+
+
+def best_trial_number(study: optuna.Study) -> int:
+    """The single best feasible trial, or an error that says why there is none."""
+    goals = study_objectives(study)
+    ranked = best_trials(feasible_trials(study), goals)
+    if not ranked:
+        raise EdgetuneError("no feasible completed trial yet: nothing to call best")
+    if len(goals) > 1:
+        front = sorted(t.number for t in ranked)
+        raise EdgetuneError(f"this study has {len(goals)} objectives and no single best; "
+                            f"give --trial with one of its Pareto front: {', '.join(map(str, front))}")
+    return ranked[0].number
+
+
+def accuracy_latency_front(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """The feasible trials no other beats on both measured latency and top-1, fastest first."""
+    points = []
+    for t in feasible_trials(study):
+        latency = t.user_attrs.get("latency_adj_ms", t.user_attrs.get("latency_ms"))
+        top1 = t.user_attrs.get("top1")
+        if latency is not None and top1 is not None:
+            points.append(((t.number, float(latency), float(top1)), [float(latency), float(top1)]))
+    front = pareto_front(points, [Objective("latency", "minimize"), Objective("top1", "maximize")])
+    return sorted(front, key=lambda p: (p[1], -p[2]))
+
+
+@dataclass
+class StudyOutcome:
+    plan: Plan
+    study: optuna.Study
+    baseline: dict[str, Any]
+    reclaimed: list[int]
+    constraints: list[Constraint]
+
+    def feasible(self) -> list[FrozenTrial]:
+        return feasible_trials(self.study)
+
+    def best(self) -> list[FrozenTrial]:
+        return best_trials(self.feasible(), self.plan.objectives)
+
+    def references(self) -> dict[str, dict[str, tuple[float, float, int]]]:
+        """Each reference recipe's repeats summarised: metric -> (mean, std, n)."""
+        groups: dict[str, list[FrozenTrial]] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("reference"):
+                groups.setdefault(t.user_attrs["reference"], []).append(t)
+        out = {}
+        for name, trials in groups.items():
+            out[name] = {}
+            for key in ("top1", "top1_before_ft", "latency_ms", "latency_ratio", "macs"):
+                vals = [t.user_attrs[key] for t in trials if t.user_attrs.get(key) is not None]
+                if vals:
+                    out[name][key] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
+        return out
+
+
+def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list[Objective]) -> pd.DataFrame:
+    """One row per trial (the baseline first): state, objective values, `param.*`, metrics,
+    feasibility and Pareto membership. What trials.csv holds and what reports analyse."""
+    best = {t.number for t in best_trials(feasible_trials(study), objectives)} if len(objectives) > 1 else set()
+    rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
+    for t in study.get_trials(deepcopy=False):
+        metrics = {k: v for k, v in t.user_attrs.items()
+                   if k in METRICS or k.startswith(("throughput_b", "top1_epoch")) or k in NOTES}
+        values = {f"value_{o.metric}": v for o, v in zip(objectives, t.values or [], strict=False)}
+        rows.append({"trial": t.number, "state": t.state.name, **values,
+                     **{f"param.{k}": v for k, v in t.params.items()}, **metrics,
+                     "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
+                     "pareto": t.number in best,
+                     "interrupted": bool(t.user_attrs.get("interrupted", False))})
+    return pd.DataFrame(rows)
+
+
+def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
+    frame = trials_frame(outcome.study, outcome.baseline, outcome.plan.objectives)
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+
+
+def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
+    """The study a run directory records (its resolved experiment names the storage)."""
+    paths = RunDir(run_dir)
+    if not paths.resolved_experiment.is_file():
+        raise EdgetuneError(f"{run_dir} holds no edgetune study (no experiment.resolved.yaml); give the run directory "
+                            "that `edgetune run` wrote")
+    spec = yaml.safe_load(paths.resolved_experiment.read_text())
+    storage = storage or spec.get("storage") or paths.default_storage
+    if ":***@" in storage:
+        raise EdgetuneError(f"{run_dir} records its study in {storage}, whose password is not kept; give --storage")
+    return load_study(spec["name"], storage)

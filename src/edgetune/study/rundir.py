@@ -1,0 +1,72 @@
+"""Every path of a run directory in one place: the study, the baseline, each trial's files, the
+target's profiles and the outputs made from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def resolved_experiment(self) -> Path:
+        """The experiment as run (flags applied, secrets redacted): what reopens the study."""
+        return self.root / "experiment.resolved.yaml"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "study.db"
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def baseline(self) -> Path:
+        return self.root / "baseline"
+
+    @property
+    def baseline_onnx(self) -> Path:
+        return self.baseline / "model.onnx"
+
+    @property
+    def baseline_metrics(self) -> Path:
+        return self.baseline / "metrics.json"
+
+    def trial(self, number: int | str) -> Path:
+        """A trial's folder (`baseline` for the unpruned network)."""
+        return self.baseline if number == "baseline" else self.root / "trials" / f"{int(number):04d}"
+
+    def onnx(self, number: int | str) -> Path:
+        return self.trial(number) / "model.onnx"
+
+    @property
+    def int8_formats(self) -> Path:
+        """Where the INT8 formats are measured (work files)."""
+        return self.root / "int8-formats"
+
+    @property
+    def int8_formats_csv(self) -> Path:
+        return self.root / "int8-formats.csv"
+
+    def width_scale(self, precision: str) -> Path:
+        """Where the unpruned network is timed at another precision for its width profile's scale."""
+        return self.root / f"widths-{precision}"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    def export(self, trial: int | str) -> Path:
+        return self.root / "export" / f"trial-{trial}"

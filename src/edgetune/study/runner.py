@@ -1,0 +1,246 @@
+"""A search that survives a crash: the Optuna study in a storage under the run directory, the
+target profiled once, each candidate's files kept, and resumption where it stopped.
+
+Only one process works a run directory at a time (a lock file), so a trial still marked
+RUNNING when a run starts belongs to a process that died: it is marked failed with
+`interrupted`, and its parameters are queued again so that candidate is not lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from edgetune.catalog import RUNTIMES, load
+from edgetune.config.experiment import ExperimentSpec
+from edgetune.data.splits import load_dataset
+from edgetune.errors import EdgetuneError
+from edgetune.executors import open_executor
+from edgetune.files import atomic_write_text
+from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
+from edgetune.models.registry import load_checkpoint
+from edgetune.objectives import Constraint, protocol_constraints, reward
+from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
+from edgetune.search.loop import drive_study
+from edgetune.search.space import layer_features
+from edgetune.study.candidate import Workbench
+from edgetune.study.evaluator import Evaluator
+from edgetune.study.plan import Plan, plan_study
+from edgetune.study.profile import TargetProfile, measure_target
+from edgetune.study.reporter import Reporter
+from edgetune.study.results import StudyOutcome, counted, write_trials_csv
+from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
+from edgetune.sweep import fixed_values, suggest
+from edgetune.tracking import Tracker, TrialRecord, open_trackers
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SKIP_LIMIT = 10  # skipped candidates per counted trial before a search gives up
+
+
+def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOutcome:
+    reporter = reporter or Reporter()
+    plan = plan_study(spec)
+    with _run_lock(plan.run_dir):
+        atomic_write_text(plan.paths.resolved_experiment,
+                          yaml.safe_dump(redact_secrets(spec.model_dump(mode="json")), sort_keys=False))
+        strategy = get_strategy(plan.sweep.method)
+        storage = shared_storage(plan.storage, spec.heartbeat_seconds) if plan.shared else plan.storage
+        study, seed = _open_study(plan, strategy, storage)
+        # Alone, a RUNNING trial is one this run directory's producer left behind; shared, it may
+        # be another producer's, and heartbeats decide.
+        reclaimed = [] if plan.shared else reclaim_interrupted(study)
+        bench = _workbench(plan)
+        reporter.start(plan, counted(study), plan.limit, None)
+        profile = measure_target(plan, bench, reporter)
+        plan = _with_measured_widths(plan, study, profile)
+        constraints = plan.constraints + protocol_constraints(plan.sweep.protocol, profile.baseline)
+        ctx = _search_context(plan, seed, bench, profile)
+        study.sampler = strategy.sampler(ctx)  # the space and the layers are known only now
+        reporter.start(plan, counted(study), plan.limit, profile.baseline)
+        if profile.width_table is not None and plan.sweep.predictor.warm_start and not study.user_attrs.get(
+                "warm_started"):
+            _warm_start(plan, study, profile, constraints, seed)
+        evaluator = Evaluator(plan, study, bench, profile, constraints, reporter)
+        _drive(plan, study, strategy, ctx, evaluator, storage)
+        reporter.finish()
+        outcome = StudyOutcome(plan, study, profile.baseline, reclaimed, constraints)
+        write_trials_csv(outcome, plan.paths.trials_csv)
+        bench.executor.close()
+        return outcome
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgetuneError(f"another edgetune process is running in {run_dir}") from None
+        yield
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced: run directories get copied and shared."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_secrets(resolved: dict[str, Any]) -> dict[str, Any]:
+    if resolved.get("storage"):
+        resolved["storage"] = redact_url(resolved["storage"])
+    if resolved.get("remote"):
+        resolved["remote"]["broker"] = redact_url(resolved["remote"]["broker"])
+    return resolved
+
+
+def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.Study, int]:
+    """Create the study or resume it (refusing one of a different experiment); the sampler's seed."""
+    spec = plan.spec
+    directions = [o.goal for o in plan.objectives]
+    seed = producer_seed(spec.seed, plan.run_dir) if plan.shared else spec.seed
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, load_if_exists=True, directions=directions,
+        sampler=strategy.sampler(SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir)),
+        pruner=_pruner(plan))
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None:
+        study.set_user_attr("fingerprint", plan.fingerprint)
+        study.set_user_attr("objectives", [o.metric for o in plan.objectives])
+        for name, _ in plan.references:
+            for _ in range(plan.sweep.reference_repeats):
+                study.enqueue_trial({}, user_attrs={"reference": name})
+    elif stored != plan.fingerprint:
+        raise EdgetuneError(
+            f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
+            "model, fine-tuning or benchmark changed); give a new --run-dir or --name to start another study")
+    if not plan.shared and study.trials:
+        # A resumed run seeded as the first would replay its first draws: the random start-up
+        # trials of TPE and Bayes would be run twice.
+        seed = spec.seed + len(study.trials)
+    return study, seed
+
+
+def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
+    stop = plan.sweep.early_stop
+    if stop.method == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(stop.warmup_epochs - 1, 0))
+    if stop.method == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(plan.spec.finetune.epochs, 1))
+    return optuna.pruners.NopPruner()
+
+
+def _workbench(plan: Plan) -> Workbench:
+    """The data, the unpruned network and the executor, loaded once for every trial."""
+    spec = plan.spec
+    torch.manual_seed(spec.seed)
+    if spec.torch_threads:
+        torch.set_num_threads(spec.torch_threads)
+    if spec.remote is None:  # a missing extra fails before the data and the baseline are loaded
+        load(RUNTIMES, spec.benchmark.runtime, "runtime", "benchmark.runtime")
+    data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
+    model, meta = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
+                                  num_classes=data.num_classes, in_channels=data.in_channels)
+    calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
+    return Workbench(
+        data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
+        val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
+        executor=open_executor(spec.remote), calibration=data.normalize(calibration).numpy(), device=spec.device,
+        seed=spec.seed, meta={k: meta[k] for k in ("model", "num_classes", "in_channels")})
+
+
+def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:
+    """Record what the width profile decided, and the plan whose sweep holds the measured widths."""
+    if not profile.width_tables:
+        return plan
+    # What each precision's profile is scaled by (INT8's unpruned time over FP32's, measured here).
+    study.set_user_attr("width_profile_scales", {k: t.scale for k, t in profile.width_tables.items()})
+    sweep, chosen = resolve_measured_widths(plan.sweep, plan.targets, plan.schedule, profile.width_table,
+                                            plan.sweep_source)
+    if not chosen:
+        return plan
+    study.set_user_attr("measured_widths", chosen)
+    return plan.with_measured_widths(sweep)
+
+
+def _search_context(plan: Plan, seed: int, bench: Workbench, profile: TargetProfile) -> SearchContext:
+    directions = [o.goal for o in plan.objectives]
+    if plan.sweep.method != "rl":
+        return SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir)
+    baseline = profile.baseline
+    layers = layer_features(bench.baseline, bench.example(), plan.schedule, plan.sweep, plan.targets,
+                            set(fixed_values(plan.sweep)))
+    return SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir, layers, baseline,
+                         lambda o: reward(plan.sweep.protocol, plan.objectives, o.metrics, baseline))
+
+
+def _warm_start(plan: Plan, study: optuna.Study, profile: TargetProfile, constraints: list[Constraint],
+                seed: int) -> None:
+    """Queue the predicted front's candidates before the sampler's own (once per study)."""
+    opts, table = plan.sweep.predictor, profile.width_table
+    picks = warm_start(plan.sweep, plan.raw_schedule, plan.targets, table, table.staircases(),  # type: ignore[union-attr]
+                       latency_budget(constraints, profile.baseline), min(opts.warm_start, plan.limit), seed,
+                       opts.candidates)
+    for c in picks:
+        study.enqueue_trial(c.params, user_attrs={"warm_start": f"predicted x{c.predicted_ratio:.3f}, "
+                                                                f"{c.kept:.0%} of channels kept"})
+    study.set_user_attr("warm_started", len(picks))
+
+
+def _drive(plan: Plan, study: optuna.Study, strategy: Strategy, ctx: SearchContext, evaluator: Evaluator,
+           storage: Any) -> None:
+    """Queued trials first (references, retries of killed ones, the warm start), before a strategy
+    that enqueues its own choices can be handed one of them; then the strategy until the target."""
+    spec = plan.spec
+    trackers = open_trackers(spec.tracking, spec.name, plan.run_dir)
+
+    def evaluate(trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+        with heartbeat(storage, trial, spec.heartbeat_seconds):
+            outcome = evaluator(trial, params)
+        track(trackers, outcome, trial, plan)
+        return outcome
+
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial = study.ask()
+        evaluate(trial, suggest(trial, plan.sweep) if not trial.user_attrs.get("reference") else {})
+    if plan.shared:
+        done = lambda: wait_or_done(study, counted, plan.limit, min(1.0, spec.heartbeat_seconds))
+    else:
+        done = lambda: counted(study) >= plan.limit or _skipped_too_often(study, plan)
+    drive_study(study, strategy, ctx, evaluate, done)
+
+
+def _skipped_too_often(study: optuna.Study, plan: Plan) -> bool:
+    """A search whose sampler keeps proposing what the predictor rules out stops rather than
+    spinning: skips are cheap, not free."""
+    skipped = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("skipped"))
+    return skipped >= SKIP_LIMIT * plan.limit
+
+
+def track(trackers: list[Tracker], outcome: TrialOutcome, trial: optuna.Trial, plan: Plan) -> None:
+    """Tell each tracker; a tracker that fails (a W&B server away) is logged, not fatal: the
+    study holds the trial whatever the tracker did."""
+    if not trackers:
+        return
+    record = TrialRecord(outcome.number, outcome.state, dict(trial.params), dict(outcome.metrics or {}),
+                         plan.paths.onnx(outcome.number), trial.user_attrs.get("reference"))
+    for tracker in trackers:
+        try:
+            tracker.log_trial(record)
+        except Exception as exc:  # noqa: BLE001 - tracking is a copy; the study is the record
+            logging.getLogger("edgetune").warning("tracker %s could not log trial %d: %s",
+                                                  type(tracker).__name__, outcome.number, exc)

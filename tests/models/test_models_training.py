@@ -1,0 +1,92 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgetune.data import load_dataset
+from edgetune.errors import ConfigError
+from edgetune.models import build_model, list_models, load_checkpoint, save_checkpoint
+from edgetune.training import evaluate, train_baseline
+
+# Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])
+def test_resnet_depths_have_distiller_names(name):
+    depth = int(name.removeprefix("resnet"))
+    model = build_model(name, num_classes=7, in_channels=1)
+    names = dict(model.named_parameters())
+    n = (depth - 2) // 6
+    assert f"layer1.{n - 1}.conv1.weight" in names and f"layer1.{n}.conv1.weight" not in names
+    assert "layer2.0.downsample.0.weight" in names
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 7)
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(ConfigError, match="resnet56"):
+        build_model("resnet57", num_classes=10, in_channels=3)
+    assert "resnet56" in list_models("resnet*")
+
+
+def test_checkpoint_accepts_module_prefix(tmp_path):
+    model = build_model("resnet20", num_classes=10, in_channels=1)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "distiller.pt")
+    loaded, _meta = load_checkpoint(tmp_path / "distiller.pt", model_name="resnet20", num_classes=10, in_channels=1)
+    assert torch.equal(loaded.conv1.weight, model.conv1.weight)
+    save_checkpoint(tmp_path / "ours.pt", model, {"model": "resnet20", "num_classes": 10, "in_channels": 1})
+    again, _ = load_checkpoint(tmp_path / "ours.pt")
+    assert torch.equal(again.fc.weight, model.fc.weight)
+
+
+def test_training_resumes_to_same_weights(tiny_fmnist, tmp_path):
+    data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
+    meta = {"model": "resnet20", "num_classes": 10, "in_channels": 1}
+
+    def run(out, epochs_first=None):
+        torch.manual_seed(0)
+        model = build_model("resnet20", num_classes=10, in_channels=1)
+        return model, train_baseline(model, data, out=out, meta=meta, epochs=2, batch_size=64, log=lambda s: None)
+
+    full_model, full = run(tmp_path / "full.pt")
+    # interrupted run: train 1 epoch's worth by killing after the first checkpoint
+    part = tmp_path / "part.pt"
+    torch.manual_seed(0)
+    model = build_model("resnet20", num_classes=10, in_channels=1)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(msg):
+        if msg.startswith("epoch 1/"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_baseline(model, data, out=part, meta=meta, epochs=2, batch_size=64, log=stop_after_first)
+    assert part.with_name("part.pt.train-state").is_file()
+    torch.manual_seed(123)  # a resumed run must not depend on the fresh model's init
+    model2 = build_model("resnet20", num_classes=10, in_channels=1)
+    steps: list[tuple[int, int]] = []
+    resumed = train_baseline(model2, data, out=part, meta=meta, epochs=2, batch_size=64, log=lambda s: None,
+                             on_step=lambda done, total: steps.append((done, total)))
+    assert not part.with_name("part.pt.train-state").exists()
+    per_epoch = -(-len(data.train) // 64)
+    # The bar starts where the first run stopped and counts each step of the second epoch.
+    assert steps == [(n, 2 * per_epoch) for n in range(per_epoch, 2 * per_epoch + 1)]
+    for a, b in zip(full_model.state_dict().values(), model2.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+    assert resumed["test_top1"] == pytest.approx(full["test_top1"])
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs dataset-fashion-mnist")
+def test_shipped_resnet20_matches_its_model_card():
+    model, meta = load_checkpoint(REPO / "models/resnet20-fmnist.pt")
+    data = load_dataset("fashion-mnist")
+    data = dataclasses.replace(data, test=data.test.subset(2000))
+    result = evaluate(model, data, data.test)
+    assert result.top1 > 92.0, result
+    assert meta["test_top1"] > 94.0

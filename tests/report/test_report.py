@@ -1,0 +1,108 @@
+"""`edgetune report` on a real (small) study: every format written, and the HTML page opened
+in a real headless Chromium with no network, every section and figure rendered, no script
+errors, and a screenshot saved."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from edgetune.config.experiment import load_experiment
+from edgetune.study import run_study
+from tests.browser import open_page, open_page_url
+from tests.study.test_study import experiment
+
+# Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
+pytestmark = pytest.mark.slow
+
+SECTIONS = ["summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "metric_matrix",
+            "layers", "listing"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report-study")
+    spec, _ = load_experiment(experiment(tmp, trials=6, epochs=0))
+    run_study(spec)
+    return tmp / "run"
+
+
+def _report(run_dir, *args):
+    return subprocess.run([sys.executable, "-m", "edgetune.cli", "report", str(run_dir), *args], check=False,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.browser
+def test_the_html_report_renders_in_a_real_browser(finished_run, tmp_path):
+    done = _report(finished_run, "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = tmp_path / "r" / "report.html"
+    assert html.is_file() and "cdn.plot.ly" not in html.read_text()[:2000]  # plotly.js embedded, not fetched
+    shot = tmp_path / "r" / "screenshot.png"
+    page = open_page(html, shot)
+    assert page.errors == [] and page.failed_requests == []
+    assert page.sections == SECTIONS
+    pngs = {p.stem for p in (tmp_path / "r" / "figures").glob("*.png")}
+    assert set(page.figures) == pngs and len(pngs) >= 8  # the same figures in both renderers
+    assert all(n >= 1 for n in page.figures.values()), page.figures  # each plotly figure drew its SVG
+    assert shot.stat().st_size > 50_000
+
+
+def test_markdown_and_csv_reports(finished_run, tmp_path):
+    done = _report(finished_run, "--out", str(tmp_path / "r"), "--format", "md", "--format", "csv",
+                   "--no-per-layer")
+    assert done.returncode == 0, done.stderr[-3000:]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| unpruned baseline | 1 |" in md and "## Pareto front" in md
+    for link in [line[line.index("(") + 1:-1] for line in md.splitlines() if line.startswith("![")]:
+        assert (tmp_path / "r" / link).is_file(), link
+    with open(tmp_path / "r" / "tables" / "baseline_comparison.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["row"] == "unpruned baseline" and float(rows[0]["latency_ms"]) > 0
+    with open(tmp_path / "r" / "tables" / "correlations.csv") as fh:
+        assert {"param", "metric", "n", "pearson", "spearman"} <= set(next(csv.DictReader(fh)))
+    assert not (tmp_path / "r" / "tables" / "layer_latency.csv").exists()  # --no-per-layer
+
+
+def test_report_errors_name_the_problem(tmp_path):
+    done = _report(tmp_path)
+    assert done.returncode == 2 and "holds no edgetune study" in done.stderr and "Traceback" not in done.stderr
+    done = _report(tmp_path, "--format", "pdf")
+    assert done.returncode == 2 and "'pdf' is not a report format" in done.stderr
+
+
+@pytest.mark.browser
+def test_the_live_dashboard_serves_the_study(finished_run, tmp_path):
+    """`edgetune dashboard` runs optuna-dashboard on the run's study: its API lists the study and
+    its page renders in Chromium without script errors."""
+    import json
+    import time
+    import urllib.request
+
+    from tests.servers import _free_port
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "dashboard", str(finished_run), "--port",
+                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as reply:
+                    studies = json.load(reply)["study_summaries"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stdout.read()
+                time.sleep(0.3)
+        assert [s["study_name"] for s in studies] == ["tiny"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}?after=0",
+                                    timeout=10) as reply:
+            assert len(json.load(reply)["trials"]) >= 6
+        page = open_page_url(f"http://127.0.0.1:{port}/dashboard", tmp_path / "dashboard.png", text="tiny")
+        assert page.errors == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
