@@ -41,3 +41,4 @@ test: setup servers
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/lint-imports

@@ -17,6 +17,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
+from edgetune.runtimes.onnxruntime import OrtSession
 from edgetune.runtimes.timing import throughput, time_repeated, time_runs
 
 
@@ -73,8 +74,6 @@ def _expected(module: Any, onnx_path: Path, x: np.ndarray) -> np.ndarray:
         module.eval()
         with torch.no_grad():
             return module(torch.from_numpy(x)).float().numpy()
-    from edgetune.runtimes.onnxruntime import OrtSession
-
     return OrtSession(onnx_path, SessionOptions()).run(x)
 
 

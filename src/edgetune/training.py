@@ -7,6 +7,7 @@ schedule. Needs only torch, so it also runs on a bare GPU machine.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
+from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
 
 
@@ -120,11 +122,11 @@ def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[s
 def _save_state(state_path: Path, run: dict[str, Any], epoch: int, epochs: int, elapsed: float,
                 history: list[dict[str, float]]) -> None:
     """What resuming needs, written beside the checkpoint and renamed into place."""
-    tmp = state_path.with_name(state_path.name + ".tmp")
+    buf = io.BytesIO()
     torch.save({"model": run["model"].state_dict(), "optimizer": run["optimizer"].state_dict(),
                 "scheduler": run["scheduler"].state_dict(), "generator": run["generator"].get_state(),
-                "epoch": epoch, "epochs": epochs, "elapsed_s": elapsed, "history": history}, tmp)
-    tmp.replace(state_path)
+                "epoch": epoch, "epochs": epochs, "elapsed_s": elapsed, "history": history}, buf)
+    atomic_write_bytes(state_path, buf.getvalue())
 
 
 def train_baseline(

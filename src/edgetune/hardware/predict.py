@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import optuna
 
 from edgetune.compress.base import CompressionContext, PrunerOptions, count_to_remove
 from edgetune.config.recipe import Schedule
@@ -23,7 +24,7 @@ from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
 from edgetune.hardware.widths import WidthTable
 from edgetune.sweep.mapping import Target, apply
-from edgetune.sweep.space import fixed_values, searched
+from edgetune.sweep.space import distribution, fixed_values, grid_values, searched
 
 LATENCY_METRICS = ("latency_ratio", "latency_ms", "latency_adj_ms")
 
@@ -76,7 +77,7 @@ def planned_widths(schedule: Schedule, table: WidthTable, staircases: dict[str, 
     group_of = {w: first for first, members in table.groups.items() for w in members}
     widths: dict[str, int] = {}
     for spec in schedule.pruners.values():
-        if not spec.method_and_scope()[0].startswith("filters"):
+        if spec.family != "filters":
             return None
         options, claimed = PrunerOptions.of(spec), set()
         for weight in spec.weights:
@@ -126,19 +127,19 @@ def random_settings(sweep: SweepSpec, targets: dict[str, Target], n: int, seed: 
     for _ in range(n):
         draw: dict[str, Any] = {}
         for name, s in specs.items():
-            if s.distribution == "categorical":
-                draw[name] = s.values[int(rng.integers(len(s.values)))]  # type: ignore[index]
-            elif s.distribution == "int_uniform":
-                draw[name] = int(rng.integers(int(s.min), int(s.max) + 1))  # type: ignore[arg-type]
-            elif s.distribution == "log_uniform_values":
-                draw[name] = float(math.exp(rng.uniform(math.log(s.min), math.log(s.max))))  # type: ignore[arg-type]
-            elif s.distribution == "q_uniform":
-                q = s.q or 1.0
-                draw[name] = round(float(s.min + q * rng.integers(int((s.max - s.min) / q + 1e-9) + 1)), 12)  # type: ignore[operator]
-            else:
-                draw[name] = float(rng.uniform(s.min, s.max))  # type: ignore[arg-type]
+            draw[name] = _draw(distribution(s), rng)
         out.append(draw)
     return out
+
+
+def _draw(d: optuna.distributions.BaseDistribution, rng: np.random.Generator) -> Any:
+    """One uniform draw from a distribution (log-uniform on its log scale, stepped on its grid)."""
+    values = grid_values(d) if not isinstance(d, optuna.distributions.FloatDistribution) or d.step else None
+    if values is not None:
+        return values[int(rng.integers(len(values)))]
+    if d.log:  # type: ignore[union-attr]
+        return float(math.exp(rng.uniform(math.log(d.low), math.log(d.high))))  # type: ignore[union-attr]
+    return float(rng.uniform(d.low, d.high))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.registry import register_model
+from edgetune.models.zoo import register_model
 
 # expansion t, output channels c, repeats n, first stride s (stage 2's stride 2 -> 1 for small images)
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]

@@ -8,29 +8,30 @@ file alone is enough to rebuild the network, and loading never unpickles code
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+import importlib
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgetune.compress.structure import rebuild_structure
 from edgetune.errors import ConfigError, EdgetuneError, closest
+from edgetune.files import atomic_write_bytes
+from edgetune.models.zoo import MODELS, register_model  # noqa: F401 - re-exported
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
+_REGISTRY = MODELS
 
 
 def _ensure_builtin() -> None:
-    # Importing registers them; torchvision's own module is imported only when one is built.
-    from edgetune.models import mobilenetv2, resnet_cifar, torchvision_models, vgg  # noqa: F401
+    """Importing the definitions registers them (torchvision's own module is imported only when
+    one of its networks is built)."""
+    for name in BUILTIN:
+        importlib.import_module(f"edgetune.models.{name}")
+
+
+BUILTIN = ("mobilenetv2", "resnet_cifar", "torchvision_models", "vgg")
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -56,11 +57,9 @@ def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write weights and metadata atomically (a kill mid-write never leaves a torn file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save({"meta": meta, "state_dict": model.state_dict()}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def load_checkpoint(
@@ -93,8 +92,6 @@ def load_checkpoint(
         raise EdgetuneError(f"{path} does not record {', '.join(missing)}: pass them explicitly")
     model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
     if meta.get("structure"):
-        from edgetune.compress.structure import rebuild_structure
-
         rebuild_structure(model, meta["structure"])
     try:
         model.load_state_dict(strip_module_prefix(state))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.registry import register_model
+from edgetune.models.zoo import register_model
 
 
 class BasicBlock(nn.Module):

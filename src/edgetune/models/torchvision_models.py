@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from edgetune.errors import MissingExtraError
-from edgetune.models.registry import register_model
+from edgetune.models.zoo import register_model
 
 NAMES = {"tv-resnet18": "resnet18", "tv-resnet50": "resnet50", "tv-mobilenetv2": "mobilenet_v2"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.registry import register_model
+from edgetune.models.zoo import register_model
 
 CONFIGS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],

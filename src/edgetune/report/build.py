@@ -13,6 +13,8 @@ from edgetune.catalog import REPORT_RENDERERS, load
 from edgetune.report.analysis import layer_latency
 from edgetune.report.content import Report, build_report
 from edgetune.report.load import RunData, load_run
+from edgetune.runtimes import get_runtime
+from edgetune.runtimes.base import Artifact, SessionOptions
 
 FORMATS = tuple(REPORT_RENDERERS)
 
@@ -26,8 +28,6 @@ def measure_layers(run: RunData, runs: int = 50) -> Callable[[int], pd.DataFrame
 
         if not run.onnx(trial).is_file():  # run by a producer on another machine
             return None
-        from edgetune.runtimes import get_runtime
-        from edgetune.runtimes.base import Artifact, SessionOptions
 
         runtime = get_runtime("onnxruntime")
         out = []

@@ -34,42 +34,56 @@ def searched(sweep: SweepSpec) -> dict[str, ParameterSpec]:
     return {n: s for n, s in sweep.parameters.items() if n not in fixed}
 
 
+def distribution(spec: ParameterSpec) -> optuna.distributions.BaseDistribution:
+    """The one translation of a W&B distribution into Optuna's: every sampler, the grid and the
+    predictor's random draws read a parameter through it."""
+    dist = spec.distribution
+    if dist == "categorical":
+        return optuna.distributions.CategoricalDistribution(spec.values)  # type: ignore[arg-type]
+    if dist == "int_uniform":
+        return optuna.distributions.IntDistribution(int(spec.min), int(spec.max))  # type: ignore[arg-type]
+    step = (spec.q or 1.0) if dist == "q_uniform" else None
+    return optuna.distributions.FloatDistribution(spec.min, spec.max, log=dist == "log_uniform_values",  # type: ignore[arg-type]
+                                                  step=step)
+
+
 def suggest(trial: optuna.Trial, sweep: SweepSpec) -> dict[str, Any]:
     """Sample every parameter of the sweep on `trial`; fixed ones are returned as they are."""
     values = dict(fixed_values(sweep))
     for name, spec in searched(sweep).items():
-        dist = spec.distribution
-        if dist == "categorical":
-            values[name] = trial.suggest_categorical(name, spec.values)  # type: ignore[arg-type]
-        elif dist == "int_uniform":
-            values[name] = trial.suggest_int(name, int(spec.min), int(spec.max))  # type: ignore[arg-type]
-        elif dist == "q_uniform":
-            values[name] = trial.suggest_float(name, spec.min, spec.max, step=spec.q or 1.0)  # type: ignore[arg-type]
-        elif dist == "log_uniform_values":
-            values[name] = trial.suggest_float(name, spec.min, spec.max, log=True)  # type: ignore[arg-type]
+        d = distribution(spec)
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            values[name] = trial.suggest_categorical(name, d.choices)  # type: ignore[arg-type]
+        elif isinstance(d, optuna.distributions.IntDistribution):
+            values[name] = trial.suggest_int(name, d.low, d.high)
         else:
-            values[name] = trial.suggest_float(name, spec.min, spec.max)  # type: ignore[arg-type]
+            values[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
     return values
+
+
+def grid_values(d: optuna.distributions.BaseDistribution) -> list[Any] | None:
+    """Every value of a finite distribution (None for a continuous one)."""
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        return list(d.choices)
+    if isinstance(d, optuna.distributions.IntDistribution):
+        return list(range(d.low, d.high + 1, d.step))
+    if isinstance(d, optuna.distributions.FloatDistribution) and d.step is not None:
+        n = math.floor((d.high - d.low) / d.step + 1e-9) + 1
+        return [round(float(v), 12) for v in d.low + d.step * np.arange(n)]
+    return None
 
 
 def grid_space(sweep: SweepSpec, source: str = "<sweep>") -> dict[str, list[Any]]:
     space: dict[str, list[Any]] = {}
     for name, spec in searched(sweep).items():
-        dist = spec.distribution
-        if dist == "categorical":
-            space[name] = list(spec.values or [])
-        elif dist == "int_uniform":
-            space[name] = list(range(int(spec.min), int(spec.max) + 1))  # type: ignore[arg-type]
-        elif dist == "q_uniform":
-            q = spec.q or 1.0
-            n = math.floor((spec.max - spec.min) / q + 1e-9) + 1  # type: ignore[operator]
-            space[name] = [round(float(v), 12) for v in spec.min + q * np.arange(n)]  # type: ignore[operator]
-        else:
+        values = grid_values(distribution(spec))
+        if values is None:
             raise ConfigError(
-                f"method 'grid' needs a finite set of values, but '{name}' is {dist}; "
+                f"method 'grid' needs a finite set of values, but '{name}' is {spec.distribution}; "
                 "use values, value, int_uniform or q_uniform, or method random/bayes",
                 source=source, key=f"parameters.{name}",
             )
+        space[name] = values
     size = math.prod(len(v) for v in space.values()) if space else 1
     if size > GRID_LIMIT:
         raise ConfigError(f"the grid has {size} points (limit {GRID_LIMIT}); narrow it or use bayes",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetune.errors import EdgetuneError, MissingExtraError
+from edgetune.worker.handler import handle
 from edgetune.worker.messages import BenchRequest, BenchResult
 
 TASK = "edgetune.benchmark"
@@ -47,8 +48,6 @@ def make_app(broker: str, results_dir: Path | None = None, visibility_timeout: f
     if results_dir is not None:
         @app.task(name=TASK)
         def benchmark(payload: dict[str, Any]) -> dict[str, Any]:
-            from edgetune.worker.handler import handle
-
             try:
                 request = BenchRequest.model_validate(payload)
             except Exception as exc:  # noqa: BLE001 - a malformed message gets an answer saying so

@@ -6,12 +6,13 @@ Kept apart from any queue so the same function serves a Celery task, a test, or 
 from __future__ import annotations
 
 import base64
-import json
 import tempfile
 from pathlib import Path
 
 import onnx
 
+from edgetune.files import atomic_write_json
+from edgetune.profiler import open_reference, profile_artifact
 from edgetune.worker.messages import BenchRequest, BenchResult, decode_array
 
 
@@ -29,8 +30,6 @@ def _optional(text: str | None):
 def handle(request: BenchRequest, results: Path) -> BenchResult:
     """Benchmark `request` unless `results` already holds its answer (a redelivery after a
     worker died between benchmarking and acknowledging): exactly one result per id."""
-    from edgetune.profiler import open_reference, profile_artifact
-
     results.mkdir(parents=True, exist_ok=True)
     done = results / f"{request.id}.json"
     if done.is_file():
@@ -60,7 +59,5 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
             result = BenchResult(id=request.id, metrics=report.metrics, device=report.description)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the producer's answer
             result = BenchResult(id=request.id, error=f"{type(exc).__name__}: {exc}"[:2000])
-    tmp_file = done.with_suffix(".tmp")
-    tmp_file.write_text(json.dumps(result.model_dump(), default=float))
-    tmp_file.replace(done)
+    atomic_write_json(done, result.model_dump())
     return result

@@ -8,18 +8,15 @@ import io
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from edgetune.config.base import Strict
 from edgetune.config.benchmark import BenchmarkSpec
 
 MAX_MODEL_BYTES = 512 * 2**20
 MAX_SAMPLE_VALUES = 64 * 3 * 256 * 256
 # Calibration and scoring images for int8/fp16: a few hundred to a few thousand images.
 MAX_IMAGE_VALUES = 2**26
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def encode_array(a: np.ndarray, dtype: type = np.float32) -> str:
@@ -32,7 +29,7 @@ def decode_array(text: str) -> np.ndarray:
     return np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False)
 
 
-class BenchRequest(_Strict):
+class BenchRequest(Strict):
     """One model to benchmark. `id` makes the answer idempotent: a redelivered request gets the
     recorded result, not a second benchmark."""
 
@@ -88,7 +85,7 @@ class BenchRequest(_Strict):
         return base64.b64decode(self.onnx, validate=True)
 
 
-class BenchResult(_Strict):
+class BenchResult(Strict):
     id: str
     metrics: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
