@@ -35,6 +35,10 @@ COMPRESSION_METHODS: dict[str, Plugin] = {
     "tucker": Plugin("edgetune.compress.tucker", "Tucker", "search", ("tensorly",)),
     "svd": Plugin("edgetune.compress.svd", "TruncatedSvd", "search", ("torch",)),
     "magnitude": Plugin("edgetune.compress.magnitude", "Magnitude", "search", ("torch",)),
+    "blocks": Plugin("edgetune.compress.blocks", "BlocksDefault", "search", ("torch",)),
+    "blocks-change": Plugin("edgetune.compress.blocks", "Blocks", "search", ("torch",)),
+    "blocks-bn": Plugin("edgetune.compress.blocks", "BlocksBatchNorm", "search", ("torch",)),
+    "blocks-loss": Plugin("edgetune.compress.blocks", "BlocksLoss", "search", ("torch",)),
 }
 
 SEARCH_STRATEGIES: dict[str, Plugin] = {

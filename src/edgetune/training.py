@@ -66,8 +66,13 @@ def train_epoch(
     step_hook: Callable[[], None] | None = None,
     pad: int = 2,
     split: ImageSplit | None = None,
+    teacher: nn.Module | None = None,
+    alpha: float = 0.0,
+    temperature: float = 1.0,
 ) -> float:
-    """One pass over the training split with crop+flip augmentation; returns mean loss."""
+    """One pass over the training split with crop+flip augmentation; returns mean loss. With a
+    `teacher`, the loss is distilled from its logits on the same augmented batch (a flip changes
+    them, so they are computed per batch rather than once per image)."""
     model.train()
     dev = torch.device(device)
     use_amp = dev.type == "cuda"
@@ -79,7 +84,13 @@ def train_epoch(
     ):
         x = data.normalize(augment(images, pad, generator=generator))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = nn.functional.cross_entropy(model(x).float(), labels)
+            logits = model(x).float()
+            if teacher is None:
+                loss = nn.functional.cross_entropy(logits, labels)
+            else:
+                with torch.no_grad():
+                    target = teacher(x).float()
+                loss = distillation_loss(logits, target, labels, alpha, temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -88,6 +99,17 @@ def train_epoch(
         total += loss.detach() * len(labels)
         seen += len(labels)
     return float(total) / max(seen, 1)
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
+                      temperature: float) -> torch.Tensor:
+    """(1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student), both softened by T
+    (the T^2 keeps the soft term's gradients on the scale of the hard one's)."""
+    hard = nn.functional.cross_entropy(student, labels)
+    soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
+                                nn.functional.log_softmax(teacher / temperature, dim=1),
+                                reduction="batchmean", log_target=True)
+    return (1 - alpha) * hard + alpha * temperature**2 * soft
 
 
 def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):

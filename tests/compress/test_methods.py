@@ -66,6 +66,12 @@ def test_every_method_on_every_architecture(arch, method_name, tmp_path):
     x = torch.randn(2, 1, 28, 28)
     method = get_method(method_name)
     targets = method.targets(model, CompressionContext(x[:1], _batches))
+    if method.unit == "blocks" and not targets:  # no residual block in this family: it must say so
+        top = next(n for n, _ in model.named_children())
+        raw = {"pruners": {"depth": {"class": method_name, "desired_sparsity": RATIO, "weights": [top]}}}
+        with pytest.raises(ConfigError, match=f"'{top}' holds no removable residual block"):
+            apply_pruners(model, parse_schedule(raw), x[:1], batches=_batches)
+        return
     assert targets, f"{method_name} finds nothing to compress in {arch}"
     kernels = {f"{n}.weight": m.kernel_size for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     before_macs = _layer_macs(model, x[:1])

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
+from edgetune.catalog import REPORT_RENDERERS
 from edgetune.config.experiment import load_experiment
+from edgetune.report.build import write_report
 from edgetune.study import run_study
 from tests.browser import open_page, open_page_url
 from tests.study.test_study import experiment
@@ -65,6 +67,15 @@ def test_markdown_and_csv_reports(finished_run, tmp_path):
     with open(tmp_path / "r" / "tables" / "correlations.csv") as fh:
         assert {"param", "metric", "n", "pearson", "spearman"} <= set(next(csv.DictReader(fh)))
     assert not (tmp_path / "r" / "tables" / "layer_latency.csv").exists()  # --no-per-layer
+
+
+@pytest.mark.parametrize("name", list(REPORT_RENDERERS))
+def test_every_registered_renderer_writes_its_files(finished_run, tmp_path, name):
+    """Each renderer of the registry, alone, through the library call the CLI makes."""
+    _, written = write_report(finished_run, tmp_path / "r", [name], per_layer=False)
+    assert written and all(p.is_file() and p.stat().st_size > 0 for p in written)
+    suffixes = {p.suffix for p in written}
+    assert {"html": ".html", "png": ".png", "csv": ".csv", "md": ".md"}[name] in suffixes
 
 
 def test_report_errors_name_the_problem(tmp_path):

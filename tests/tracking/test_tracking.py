@@ -15,6 +15,13 @@ from tests.study.test_study import experiment
 pytestmark = pytest.mark.slow
 
 
+def test_every_registered_tracker_is_tested_here():
+    """A tracker added to the registry without a test of its own fails the suite."""
+    from edgetune.catalog import TRACKERS
+
+    assert set(TRACKERS) == {"mlflow", "wandb"}
+
+
 def test_every_trial_reaches_mlflow_and_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))

@@ -81,12 +81,13 @@ class PrunerOptions:
     n_samples: int = 256  # training images that Taylor ranking and channel reconstruction sample
     round_to: int | str | None = None  # kept widths: a multiple, or "measured" (the device's staircase)
     width: int | None = None  # keep this many per layer (at most the layer's width), whatever the ratio
+    blocks: int | None = None  # depth pruning: keep this many removable blocks per named module
 
     @classmethod
     def of(cls, spec: PrunerSpec) -> PrunerOptions:
         """A recipe pruner's settings."""
         return cls(scope=spec.method_and_scope()[1], n_samples=spec.n_samples or 256, round_to=spec.round_to,
-                   width=spec.width)
+                   width=spec.width, blocks=spec.blocks)
 
     def kept_width(self, weight: str, requested: int, full: int, ctx: CompressionContext) -> int:
         """The width a layer keeps when `requested` is asked for, after rounding (compress/widths.py)."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgetune.compress.base import Batches, CompressionContext, CompressionRecord, PrunerOptions, get_method
+from edgetune.compress.blocks import removed_with_block
 from edgetune.config.recipe import Schedule
 
 
@@ -29,11 +30,16 @@ def apply_pruners(
     for pname, spec in schedule.pruners.items():
         if pname not in wanted:
             continue
-        method_name, _ = spec.method_and_scope()
-        method = get_method(method_name)
-        done = method.apply(model, pname, spec.weights, spec.desired_sparsity, ctx, PrunerOptions.of(spec))
+        method = get_method(spec.method)
+        # Layers of a block an earlier pruner removed went with it (depth before width).
+        gone = {w: b for w in spec.weights if (b := removed_with_block(model, w)) is not None}
+        records += [method.record(pname, w, 0, 0, f"removed with its block {b}") for w, b in gone.items()]
+        weights = [w for w in spec.weights if w not in gone]
+        if not weights:
+            continue
+        done = method.apply(model, pname, weights, spec.desired_sparsity, ctx, PrunerOptions.of(spec))
         for r in done:
-            if r.skipped and not r.skipped.startswith("coupled with"):
+            if r.skipped and not r.skipped.startswith(("coupled with", "removed with")):
                 warnings.warn(f"{pname}: {r.weight} not compressed: {r.skipped}", stacklevel=2)
         records += done
     return records

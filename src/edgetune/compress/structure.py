@@ -17,6 +17,8 @@ from edgetune.errors import EdgetuneError
 
 
 def _spec(module: nn.Module) -> dict[str, Any] | None:
+    if isinstance(module, nn.Identity):  # a residual block removed by depth pruning
+        return {"type": "Identity"}
     if isinstance(module, Factorized):
         return {"type": "Factorized"}
     if isinstance(module, nn.Conv2d):
@@ -43,6 +45,8 @@ def _build(spec: dict[str, Any]) -> nn.Module:
     kind = spec["type"]
     if kind == "Factorized":
         return Factorized()
+    if kind == "Identity":
+        return nn.Identity()
     if kind == "Conv2d":
         return nn.Conv2d(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
     if kind == "Linear":

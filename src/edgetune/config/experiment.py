@@ -44,6 +44,14 @@ class DataSpec(Strict):
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
 
 
+class DistillSpec(Strict):
+    """Knowledge distillation from the unpruned network while fine-tuning (Hinton et al. 2015):
+    loss = (1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student) at temperature T."""
+
+    alpha: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(4.0, gt=0)
+
+
 class FinetuneSpec(Strict):
     epochs: int = Field(0, ge=0)
     learning_rate: float = Field(0.1, gt=0)
@@ -51,6 +59,7 @@ class FinetuneSpec(Strict):
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(5e-4, ge=0)
     augment: bool = True
+    distill: DistillSpec | None = None
 
 
 class RemoteSpec(Strict):

@@ -69,6 +69,9 @@ class PrunerSpec(Strict):
     group_type: Literal["Filters", "Channels"] | None = None
     desired_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     width: int | None = Field(default=None, ge=1)
+    # Depth pruning (`blocks*` classes): the removable residual blocks each named module keeps,
+    # instead of `desired_sparsity` (the fraction of them removed).
+    blocks: int | None = Field(default=None, ge=0)
     weights: list[str] = Field(min_length=1)
     n_samples: int | None = Field(default=None, ge=1, le=100_000)
     # Kept widths rounded down to a multiple (8: a SIMD block) or to the device's measured
@@ -81,8 +84,15 @@ class PrunerSpec(Strict):
         self.method_and_scope()
         if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
             raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
-        if "desired_sparsity" not in self.model_fields_set and self.width is None:
-            raise ValueError("give `desired_sparsity` (the fraction to remove) or `width` (the channels to keep)")
+        if "desired_sparsity" not in self.model_fields_set and self.width is None and self.blocks is None:
+            raise ValueError("give `desired_sparsity` (the fraction to remove), `width` (the channels to keep) or, "
+                             "for depth pruning, `blocks` (the blocks to keep)")
+        if self.blocks is not None and self.family != "blocks":
+            raise ValueError(f"blocks applies to depth pruning (class blocks, blocks-change, blocks-bn, blocks-loss), "
+                             f"not '{self.class_}'")
+        if self.blocks is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
+            raise ValueError(f"give `desired_sparsity` or `blocks`, not both (got {self.desired_sparsity} and "
+                             f"{self.blocks})")
         if self.width is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
             raise ValueError(f"give `desired_sparsity` or `width`, not both (got {self.desired_sparsity} and "
                              f"{self.width})")
@@ -105,7 +115,7 @@ class PrunerSpec(Strict):
         return method_family(self.method)
 
 
-SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor")
+SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor", "blocks", "blocks-change", "blocks-loss")
 
 
 class ExtensionSpec(Strict):

@@ -149,6 +149,10 @@ def finetune(
     optimizer = _optimizer(model, ft, ft.learning_rate)
     schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}
     last: EvalResult | None = None
+    teacher: dict[str, Any] = {}
+    if ft.distill is not None:  # the unpruned network teaches its pruned copy
+        bench.baseline.to(bench.device).eval()
+        teacher = {"teacher": bench.baseline, "alpha": ft.distill.alpha, "temperature": ft.distill.temperature}
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
@@ -162,7 +166,7 @@ def finetune(
                 sched.optimizer = optimizer
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen,
-                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0)
+                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0, **teacher)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
@@ -170,6 +174,7 @@ def finetune(
             last = evaluate(model, bench.data, bench.val, device=bench.device)
             after_epoch(epoch, last)
     model.cpu()
+    bench.baseline.cpu()
     return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"]), last
 
 

@@ -26,6 +26,14 @@ from edgetune.sweep import apply
 from edgetune.training import EvalResult
 
 
+def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `update` written in, nested sections merged rather than replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merged(out[key] or {}, value) if isinstance(value, dict) and key in out else value
+    return out
+
+
 @dataclass
 class Verdict:
     """How a trial ends: its state, the objective values to tell, and what the reporter shows."""
@@ -69,7 +77,7 @@ class Evaluator:
             schedule, over = self.references[reference], {}
         else:
             schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
-        ft = FinetuneSpec.model_validate({**spec.finetune.model_dump(), **over.get("finetune", {})})
+        ft = FinetuneSpec.model_validate(merged(spec.finetune.model_dump(), over.get("finetune", {})))
         setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
                                                                  **over.get("benchmark", {})}))
         if setup.benchmark.precision == "int8" and setup.benchmark.runtime == "onnxruntime":

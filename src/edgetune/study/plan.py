@@ -60,9 +60,11 @@ class Plan:
     @property
     def fingerprint(self) -> str:
         """What makes two runs the same study: the recipe, the sweep, the data and the model."""
+        finetune = self.spec.finetune.model_dump()
+        if finetune["distill"] is None:  # a study written before distillation existed keeps its fingerprint
+            del finetune["distill"]
         blob = json.dumps([self.raw_schedule, self.sweep.model_dump(), self.spec.data.model_dump(mode="json"),
-                           self.spec.model.model_dump(mode="json"), self.spec.finetune.model_dump(),
-                           self.spec.benchmark.model_dump()],
+                           self.spec.model.model_dump(mode="json"), finetune, self.spec.benchmark.model_dump()],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -22,12 +22,15 @@ from edgetune.config.recipe import LRSchedulerSpec, Schedule, parse_schedule
 from edgetune.config.sweep import SweepSpec
 from edgetune.errors import ConfigError
 
-FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate"}
+FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate",
+                    "distill_alpha": "distill.alpha", "distill_temperature": "distill.temperature"}
 # Settings outside the schedule a sweep may search: precision trades against pruning.
 SETTING_ALIASES = {"precision": ("benchmark", "precision")}
-PRUNER_FIELDS = ("desired_sparsity", "width", "group_type", "class", "weights")
-# A pruner says how much to remove or how much to keep, not both.
-EITHER_OR = {"width": "desired_sparsity", "desired_sparsity": "width"}
+PRUNER_FIELDS = ("desired_sparsity", "width", "blocks", "group_type", "class", "weights")
+# A pruner says how much to remove or how much to keep, not both: a sweep's value of one
+# replaces the recipe's other.
+EITHER_OR = {"width": ("desired_sparsity",), "blocks": ("desired_sparsity",),
+             "desired_sparsity": ("width", "blocks")}
 SECTIONS = ("pruners", "lr_schedulers", "extensions")
 
 
@@ -67,7 +70,7 @@ def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], sourc
     if name in schedule.pruners:
         return Target("pruners", name, "desired_sparsity")
     head, _, rest = name.partition(".")
-    if head in settings and rest in settings[head]:
+    if head in settings and rest.split(".")[0] in settings[head]:  # `finetune.distill.alpha` nests
         return Target(head, None, rest)
     if head in SECTIONS and rest:
         for inst in _instances(schedule, head):
@@ -85,7 +88,7 @@ def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], sourc
                 field = name[len(inst) + 1:]
                 if field in _fields(schedule, section, inst):
                     return Target(section, inst, field)
-    accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[1:3]),
+    accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[1:4]),
                 "epochs", "learning_rate", "precision", "pruners.<name>.<field>", "lr_schedulers.<name>.<field>",
                 "finetune.<field>", "benchmark.<field>"]
     raise ConfigError(
@@ -105,12 +108,17 @@ def apply(
     for name, value in values.items():
         target = targets[name]
         if target.instance is None:
-            settings.setdefault(target.section, {})[target.field] = value
+            node = settings.setdefault(target.section, {})
+            *parents, leaf = target.field.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
         else:
             entry = raw[target.section][target.instance]
             entry[target.field] = value
-            if target.section == "pruners" and target.field in EITHER_OR:
-                entry.pop(EITHER_OR[target.field], None)  # the sweep's width replaces the recipe's ratio
+            if target.section == "pruners":
+                for other in EITHER_OR.get(target.field, ()):
+                    entry.pop(other, None)
     try:
         schedule = parse_schedule(raw, source=f"{source} applied to the schedule")
     except ConfigError as exc:

@@ -1,0 +1,52 @@
+"""Distillation from the unpruned network and depth pruning inside a study: both searchable,
+both recorded per trial."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import yaml
+
+from edgetune.config.experiment import load_experiment
+from edgetune.study import run_study
+from edgetune.training import distillation_loss
+from tests.study.test_study import RECIPE, experiment, read_csv
+
+
+def test_distillation_loss_is_the_stated_mix():
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(16, 10, generator=g), torch.randn(16, 10, generator=g)
+    labels = torch.randint(0, 10, (16,), generator=g)
+    ce = torch.nn.functional.cross_entropy(student, labels)
+    assert torch.allclose(distillation_loss(student, teacher, labels, 0.0, 4.0), ce)
+    assert float(distillation_loss(student, student, labels, 1.0, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    t = 3.0  # alpha = 1: T^2 KL(softmax(teacher/T) || softmax(student/T)), by hand
+    p = torch.softmax(teacher / t, 1)
+    kl = (p * (torch.log(p) - torch.log_softmax(student / t, 1))).sum(1).mean()
+    assert torch.allclose(distillation_loss(student, teacher, labels, 1.0, t), t * t * kl, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_study_searches_depth_width_and_distillation(tmp_path):
+    recipe = copy.deepcopy(RECIPE)
+    recipe["pruners"]["depth"] = {"class": "blocks", "desired_sparsity": 0.0, "weights": ["layer1", "layer2"]}
+    recipe["policies"].insert(0, {"pruner": {"instance_name": "depth"}, "epochs": [0]})
+    path = experiment(tmp_path, trials=3, epochs=1, recipe=recipe)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["parameters"] = {"depth_blocks": {"values": [0, 1]}, "stage_3": {"min": 0.3, "max": 0.6},
+                                  "finetune.distill.alpha": {"values": [0.0, 0.7]}}
+    raw["finetune"]["distill"] = {"temperature": 4.0}
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    run_study(spec)
+    rows = read_csv(tmp_path / "run" / "trials.csv")[1:]
+    assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows), [r.get("error") for r in rows]
+    for r in rows:
+        saved = yaml.safe_load((tmp_path / "run" / "trials" / f"{int(r['trial']):04d}" / "recipe.yaml").read_text())
+        assert saved["finetune"]["distill"] == {"alpha": float(r["param.finetune.distill.alpha"]), "temperature": 4.0}
+        assert saved["schedule"]["pruners"]["depth"]["blocks"] == int(float(r["param.depth_blocks"]))
+    by_depth = {int(float(r["param.depth_blocks"])): float(r["macs"]) for r in rows}
+    if len(by_depth) == 2:  # fewer blocks kept, fewer MACs
+        assert by_depth[0] < by_depth[1]
