@@ -12,8 +12,8 @@ SEED = {"latency_ratio": [-0.80726, -0.40775, -0.11259, -0.552583], "top1": [-0.
 
 
 def binned_figure(bins: int = 10) -> None:
-    from edgetune.report.analysis import binned_means
     from edgetune.plotting import pyplot, save
+    from edgetune.report.analysis import binned_means
 
     frame = trials(RUNS / "exp1")
     fig, axes = pyplot().subplots(1, 2, figsize=(11, 3.8), dpi=100)
