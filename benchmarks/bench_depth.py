@@ -35,13 +35,14 @@ TIMING = {"runs_per_round": 50, "min_rounds": 7, "max_rounds": 15, "max_seconds"
           "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False}
 
 
-def _finetune(model: torch.nn.Module, data, train, epochs: int, lr: float) -> None:
+def _finetune(model: torch.nn.Module, data, train, epochs: int, lr: float, teacher=None, alpha: float = 0.0) -> None:
     ft = FinetuneSpec(epochs=epochs, learning_rate=lr)
+    distill = {} if teacher is None else {"teacher": teacher.eval(), "alpha": alpha, "temperature": 4.0}
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
                                 nesterov=True)
     gen = torch.Generator().manual_seed(0)
     for _ in range(epochs):
-        train_epoch(model, data, optimizer, batch_size=ft.batch_size, generator=gen, split=train)
+        train_epoch(model, data, optimizer, batch_size=ft.batch_size, generator=gen, split=train, **distill)
     model.eval()
 
 
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train", type=int, default=4096, help="fine-tuning images")
     parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=CRITERIA)
+    parser.add_argument("--distill", type=float, nargs="+", default=[0.0],
+                        help="distillation weights alpha to compare (0: plain cross-entropy)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     data = fashion_mnist()
@@ -81,18 +85,18 @@ def main() -> None:
     print(f"{'network':34} {'top1 noFT':>9} {'top1 FT':>8} {'MMACs':>7} {'ms':>7} {'x R56':>7} {'s':>7}")
     rows = [measure("resnet56 (unpruned)", base, base_onnx, 0.0),
             measure("resnet20 (trained as usual)", small, small_onnx, 0.0)]
-    for keep in args.keep:
-        for criterion in CRITERIA:
-            model = copy.deepcopy(base).eval()
-            raw = {"pruners": {"d": {"class": criterion, "blocks": keep, "weights": ["layer1", "layer2", "layer3"]}}}
-            t0 = time.perf_counter()
-            apply_pruners(model, parse_schedule(raw), example, batches=batches)
-            before = evaluate(model, data, data.val).top1
-            _finetune(model, data, train, args.epochs, args.lr)
-            path = base_onnx.parent / f"{criterion}-{keep}.onnx"
-            export_onnx(model, example, path)
-            rows.append(measure(f"{criterion}, keep {keep}/stage", model, path, time.perf_counter() - t0,
-                                criterion=criterion, keep=keep, top1_before_ft=before))
+    for keep, criterion, alpha in [(k, c, a) for k in args.keep for c in args.criteria for a in args.distill]:
+        model = copy.deepcopy(base).eval()
+        raw = {"pruners": {"d": {"class": criterion, "blocks": keep, "weights": ["layer1", "layer2", "layer3"]}}}
+        t0 = time.perf_counter()
+        apply_pruners(model, parse_schedule(raw), example, batches=batches)
+        before = evaluate(model, data, data.val).top1
+        _finetune(model, data, train, args.epochs, args.lr, base if alpha else None, alpha)
+        path = base_onnx.parent / f"{criterion}-{keep}-{alpha}.onnx"
+        export_onnx(model, example, path)
+        label = f"{criterion}, keep {keep}/stage" + (f", KD {alpha:g}" if alpha else "")
+        rows.append(measure(label, model, path, time.perf_counter() - t0,
+                            criterion=criterion, keep=keep, distill=alpha, top1_before_ft=before))
     reference.close()
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()},

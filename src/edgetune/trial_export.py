@@ -27,6 +27,9 @@ class ExportedTrial:
 def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:
     study = open_study(run_dir, storage)
     number = best_trial_number(study) if trial == "best" else int(trial)
+    repeat_of = next((t.user_attrs.get("duplicate_of") for t in study.get_trials(deepcopy=False) if t.number == number),
+                     None)
+    number = repeat_of if repeat_of is not None else number  # a repeat's files are the first trial's
     source = RunDir(run_dir).trial(number)
     checkpoint, onnx_path = source / "model.pt", source / "model.onnx"
     missing = [p.name for p in (checkpoint, onnx_path) if not p.is_file()]

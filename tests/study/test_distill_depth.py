@@ -50,3 +50,29 @@ def test_a_study_searches_depth_width_and_distillation(tmp_path):
     by_depth = {int(float(r["param.depth_blocks"])): float(r["macs"]) for r in rows}
     if len(by_depth) == 2:  # fewer blocks kept, fewer MACs
         assert by_depth[0] < by_depth[1]
+
+
+@pytest.mark.slow
+def test_a_repeated_candidate_is_answered_from_the_study(tmp_path):
+    """Two ratios that keep the same widths make the same network: the second trial is not
+    pruned, trained and timed again but answered from the first, and the sampler told the same."""
+    path = experiment(tmp_path, trials=3, epochs=1)
+    raw = yaml.safe_load(path.read_text())
+    # 16 filters: 0.5 and 0.51 both remove 8; 0.25 removes 4.
+    raw["sweep"] = {"method": "grid", "metric": {"name": "Latency", "goal": "minimize"},
+                    "parameters": {"stage_1": {"values": [0.5, 0.51, 0.25]}, "stage_3": {"value": 0.5}},
+                    "early_stop": {"collapse": False}}
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    outcome = run_study(spec)
+    trials = {t.params["stage_1"]: t for t in outcome.study.trials}
+    first, again = trials[0.5], trials[0.51]
+    if first.number > again.number:
+        first, again = again, first
+    assert again.user_attrs["duplicate_of"] == first.number
+    assert again.values == first.values and again.user_attrs["top1"] == first.user_attrs["top1"]
+    assert not (tmp_path / "run" / "trials" / f"{again.number:04d}" / "model.onnx").exists()  # nothing exported
+    assert "duplicate_of" not in trials[0.25].user_attrs
+    assert again.number not in {t.number for t in outcome.feasible()}  # shown once, as the first
+    rows = read_csv(tmp_path / "run" / "trials.csv")
+    assert any(r["duplicate_of"] for r in rows)

@@ -8,6 +8,8 @@ compares like with like.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -115,9 +117,10 @@ class StopTrial(Exception):
     """Raised by an epoch hook to end a fine-tune early (collapse, or an Optuna pruner)."""
 
     def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None,
-                 skipped: bool = False) -> None:
+                 skipped: bool = False, duplicate_of: int | None = None) -> None:
         super().__init__(reason)
         self.reason, self.pruned, self.result, self.skipped = reason, pruned, result, skipped
+        self.duplicate_of = duplicate_of
 
 
 @dataclass
@@ -131,6 +134,9 @@ class Hooks:
     # From the kept widths, before anything is exported or timed: why the candidate's predicted
     # latency rules it out, with the prediction to record; None to measure it.
     predicted_violation: Callable[[list[CompressionRecord]], tuple[str, dict[str, Any]] | None] = lambda _: None
+    # The same network, fine-tuned and measured the same way, as an earlier trial (its number):
+    # answered from that trial instead of being trained and timed again.
+    duplicate_of: Callable[[str], int | None] = lambda _: None
 
 
 def finetune(
@@ -211,11 +217,13 @@ def run_candidate(
     if plan.get(0):
         stage("pruning")
         thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
+    shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
+    if shape_final:
+        _stop_if_duplicate(model, setup, schedule, ft, hooks, out_dir)
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     onnx_path = out_dir / "model.onnx"
-    shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
     timing: dict[str, Any] = {}
     if shape_final:
         timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage)
@@ -235,6 +243,27 @@ def run_candidate(
     if bench.meta:
         save_trial_model(model, bench, out_dir / "model.pt")
     return _finish(metrics, perf, thinning, timing, out_dir)
+
+
+def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec) -> str:
+    """What makes two candidates the same: the pruned network itself (its weights, so the same
+    widths from other ratios or rounding match), how it is fine-tuned, and how it is measured."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    settings = [ft.model_dump(), setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]
+
+
+def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec, hooks: Hooks,
+                       out_dir: Path) -> None:
+    key = candidate_key(model, setup, schedule, ft)
+    (out_dir / "candidate.key").write_text(key)
+    earlier = hooks.duplicate_of(key)
+    if earlier is not None:
+        raise StopTrial(f"duplicate of trial {earlier}", pruned=False, duplicate_of=earlier)
 
 
 def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,

@@ -3,6 +3,7 @@ candidate a measurement, and the measurement a verdict told to Optuna exactly on
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from edgetune.compress.base import CompressionRecord
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
@@ -85,11 +87,30 @@ class Evaluator:
         out = self.plan.paths.trial(trial.number)
         self._save_recipe(out, params, reference, ft, setup, schedule)
         try:
-            return run_candidate(self.bench, setup, schedule, ft, out, self.reporter.stage,
-                                 self._hooks(trial, setup)), setup, "COMPLETE"
+            result = run_candidate(self.bench, setup, schedule, ft, out, self.reporter.stage, self._hooks(trial, setup))
+            state = "COMPLETE"
         except StopTrial as stopped:
-            trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
-            return stopped.result, setup, "PRUNED" if stopped.pruned else "COMPLETE"
+            if stopped.duplicate_of is not None:
+                trial.set_user_attr("duplicate_of", stopped.duplicate_of)
+                result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
+            else:
+                trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
+                result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
+        if (out / "candidate.key").is_file():
+            trial.set_user_attr("candidate_key", (out / "candidate.key").read_text())
+        return result, setup, state
+
+    def _answer_from(self, number: int) -> CandidateResult:
+        """An earlier trial's result, for the same candidate asked again."""
+        saved = json.loads((self.plan.paths.trial(number) / "metrics.json").read_text())
+        return CandidateResult(metrics=dict(saved["metrics"]), thinning=[CompressionRecord(**r)
+                                                                         for r in saved["thinning"]])
+
+    def _duplicate_of(self, key: str) -> int | None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None:
+                return t.number
+        return None
 
     @staticmethod
     def _save_recipe(out: Any, params: dict[str, Any], reference: str | None, ft: FinetuneSpec, setup: TrialSetup,
@@ -143,6 +164,8 @@ class Evaluator:
             trial.set_user_attr("error", f"objective values {values} are not all finite")
             return Verdict("FAIL", metrics=metrics, note="objective not finite")
         notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
+        if trial.user_attrs.get("duplicate_of") is not None:
+            notes.insert(0, f"duplicate of trial {trial.user_attrs['duplicate_of']}: answered from it")
         return Verdict("COMPLETE", result, values, metrics, not reasons, "; ".join(notes) or None)
 
     def _tell(self, trial: optuna.Trial, params: dict[str, Any], verdict: Verdict) -> TrialOutcome:
@@ -186,7 +209,8 @@ class Evaluator:
 
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
-                     predicted_violation=lambda thinning: self._predicted_violation(setup, thinning))
+                     predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
+                     duplicate_of=self._duplicate_of)
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""

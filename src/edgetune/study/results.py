@@ -23,14 +23,16 @@ from edgetune.study.rundir import RunDir
 from edgetune.study.storage import load_study, retried_numbers
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
-NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags")
+NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",
+         "duplicate_of")
 
 
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     """Search trials that count towards the target: finished, stopped early, or failed for a
     reason other than a kill (a killed trial's candidate is queued again and that copy counts).
     Reference trials come on top, and so do candidates skipped on their predicted latency (they
-    cost a pruning and an evaluation, not a measurement)."""
+    cost a pruning and an evaluation, not a measurement). A repeat of an earlier candidate counts:
+    the sampler chose it (a grid's points are its own), though it cost no training."""
     trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
     retried = retried_numbers(trials)
     n = 0
@@ -44,9 +46,10 @@ def counted(study: optuna.Study | list[FrozenTrial]) -> int:
 
 
 def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed search trials whose every constraint held (references apart)."""
+    """Completed search trials whose every constraint held (references and repeats of an
+    earlier candidate apart)."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_feasible(t) and not t.user_attrs.get("reference")]
+            if is_feasible(t) and not t.user_attrs.get("reference") and t.user_attrs.get("duplicate_of") is None]
 
 
 def best_trials(trials: list[FrozenTrial], objectives: list[Objective]) -> list[FrozenTrial]:
