@@ -72,7 +72,24 @@ def test_a_repeated_candidate_is_answered_from_the_study(tmp_path):
     assert again.user_attrs["duplicate_of"] == first.number
     assert again.values == first.values and again.user_attrs["top1"] == first.user_attrs["top1"]
     assert not (tmp_path / "run" / "trials" / f"{again.number:04d}" / "model.onnx").exists()  # nothing exported
+    saved = (tmp_path / "run" / "trials" / f"{again.number:04d}" / "metrics.json").read_text()
+    assert saved == (tmp_path / "run" / "trials" / f"{first.number:04d}" / "metrics.json").read_text()
     assert "duplicate_of" not in trials[0.25].user_attrs
     assert again.number not in {t.number for t in outcome.feasible()}  # shown once, as the first
     rows = read_csv(tmp_path / "run" / "trials.csv")
     assert any(r["duplicate_of"] for r in rows)
+
+
+@pytest.mark.slow
+def test_reference_repeats_are_measured_each_time(tmp_path):
+    """Repeats of a reference recipe measure how much its figures vary: they are the same network
+    on purpose and are never answered from one another."""
+    path = experiment(tmp_path, trials=0, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"].update(enqueue=["baseline"], reference_repeats=2)
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    outcome = run_study(spec)
+    refs = [t for t in outcome.study.trials if t.user_attrs.get("reference")]
+    assert len(refs) == 2 and all("duplicate_of" not in t.user_attrs for t in refs)
+    assert all((tmp_path / "run" / "trials" / f"{t.number:04d}" / "model.onnx").is_file() for t in refs)

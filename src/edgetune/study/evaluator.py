@@ -93,6 +93,7 @@ class Evaluator:
             if stopped.duplicate_of is not None:
                 trial.set_user_attr("duplicate_of", stopped.duplicate_of)
                 result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
+                result.save(out / "metrics.json")  # every trial's folder holds its figures
             else:
                 trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
                 result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
@@ -210,7 +211,8 @@ class Evaluator:
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
-                     duplicate_of=self._duplicate_of)
+                     # A reference recipe's repeats measure how much its figures vary: never merged.
+                     duplicate_of=(lambda _: None) if trial.user_attrs.get("reference") else self._duplicate_of)
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""
