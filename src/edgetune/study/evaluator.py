@@ -104,8 +104,8 @@ class Evaluator:
     def _answer_from(self, number: int) -> CandidateResult:
         """An earlier trial's result, for the same candidate asked again."""
         saved = json.loads((self.plan.paths.trial(number) / "metrics.json").read_text())
-        return CandidateResult(metrics=dict(saved["metrics"]), thinning=[CompressionRecord(**r)
-                                                                         for r in saved["thinning"]])
+        return CandidateResult(metrics=dict(saved["metrics"]), timing=saved.get("timing", {}),
+                               thinning=[CompressionRecord(**r) for r in saved["thinning"]])
 
     def _duplicate_of(self, key: str) -> int | None:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
