@@ -3,6 +3,7 @@ end a table of the best candidates beside the unpruned baseline."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -115,6 +116,10 @@ def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
         table.add_column(short, justify="right", style="cyan")
     table.add_row("base", *(_cell(k, outcome.baseline.get(k)) for k, _ in COLUMNS), *("-" for _ in names),
                   style="bold")
+    for name, figures in outcome.references().items():  # each reference's mean over its repeats
+        label = "ref " + (Path(name).stem if name != "baseline" else "baseline")
+        table.add_row(label, *(_cell(k, figures[k][0] if k in figures else None) for k, _ in COLUMNS),
+                      *("-" for _ in names), style="italic")
     for t in done[:top]:
         table.add_row(str(t.number), *(_cell(k, t.user_attrs.get(k)) for k, _ in COLUMNS),
                       *(_fmt(t.params.get(n, "-")) for n in names))

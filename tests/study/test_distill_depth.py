@@ -93,3 +93,49 @@ def test_reference_repeats_are_measured_each_time(tmp_path):
     refs = [t for t in outcome.study.trials if t.user_attrs.get("reference")]
     assert len(refs) == 2 and all("duplicate_of" not in t.user_attrs for t in refs)
     assert all((tmp_path / "run" / "trials" / f"{t.number:04d}" / "model.onnx").is_file() for t in refs)
+
+
+@pytest.mark.slow
+def test_another_checkpoint_is_measured_beside_the_search(tmp_path):
+    """The smaller (here: larger) sibling of the family, enqueued as a checkpoint, is measured
+    like a trial without fine-tuning, listed in the results table and judged in the report."""
+    from rich.console import Console
+
+    from edgetune.progress import results_table
+    from edgetune.report.build import write_report
+    from tests.study.test_study import ROOT
+
+    other = ROOT / "models" / "resnet56-fmnist.pt"
+    path = experiment(tmp_path, trials=3, epochs=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["enqueue"] = [str(other)]
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    outcome = run_study(spec)
+    ref = next(t for t in outcome.study.trials if t.user_attrs.get("reference"))
+    assert ref.state.name == "COMPLETE" and ref.user_attrs["top1"] == ref.user_attrs["top1_before_ft"]  # not tuned
+    assert ref.user_attrs["macs"] > 2 * outcome.baseline["macs"]  # ResNet-56's, not the baseline's
+    saved = torch.load(tmp_path / "run" / "trials" / f"{ref.number:04d}" / "model.pt", weights_only=True)
+    assert saved["meta"]["model"] == "resnet56"
+    console = Console(width=200, record=True)
+    console.print(results_table(outcome))
+    assert "ref resnet56-fmnist" in console.export_text()
+    report, _ = write_report(tmp_path / "run", tmp_path / "report", ["csv"], per_layer=False)
+    summary = next(s for s in report.sections if s.key == "summary").text
+    assert f"Reference {other}" in summary and "dominated" in summary
+
+
+def test_a_reference_of_other_classes_is_refused_naming_both(tmp_path):
+    from edgetune.errors import ConfigError
+    from edgetune.models import build_model, save_checkpoint
+
+    five = tmp_path / "five-classes.pt"
+    save_checkpoint(five, build_model("resnet20", num_classes=5, in_channels=1),
+                    {"model": "resnet20", "num_classes": 5, "in_channels": 1})
+    path = experiment(tmp_path, trials=0, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["enqueue"] = [str(five)]
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    with pytest.raises(ConfigError, match=r"reference .*five-classes.pt does not fit the baseline's data \(10 classes"):
+        run_study(spec)

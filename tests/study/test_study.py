@@ -182,7 +182,7 @@ def test_example_paths_are_relative_to_the_file_and_flags_override():
         "filter_pruner_layer_1", "filter_pruner_layer_2", "filter_pruner_layer_3.1", "filter_pruner_layer_3.2"}
     # An inline sweep's reference recipes are found beside the experiment file, from any directory.
     plan = plan_study(load_experiment(ROOT / "experiments" / "baselines.experiment.yaml")[0])
-    assert [name for name, _ in plan.references] == [str((EXAMPLES / "resnet56.schedule.yaml").resolve())]
+    assert [ref.name for ref in plan.references] == [str((EXAMPLES / "resnet56.schedule.yaml").resolve())]
     assert plan.limit == 0  # the references only
 
 

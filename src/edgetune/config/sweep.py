@@ -186,7 +186,11 @@ class SweepSpec(Strict):
     protocol: ProtocolSpec | None = None
     early_stop: EarlyStopSpec = Field(default_factory=EarlyStopSpec)
     predictor: PredictorSpec = Field(default_factory=PredictorSpec)
+    # Measured beside the search like any trial: `baseline` (the unpruned network), a schedule
+    # file (a hand-tuned recipe), or a checkpoint (.pt, e.g. the smaller sibling of the family,
+    # measured as it is unless `reference_finetune`).
     enqueue: list[str] = Field(default_factory=list)
+    reference_finetune: bool = False
     reference_repeats: int = Field(1, gt=0)
     space: Literal["grouped", "per-layer"] = "grouped"
     per_layer: PerLayerSpec = Field(default_factory=PerLayerSpec)

@@ -121,7 +121,35 @@ def _summary(s: _Study) -> Section:
     text = (f"{counted} completed trials ({len(s.candidates)} searched, {len(s.feasible)} feasible), "
             f"{int((frame['state'] == 'FAIL').sum())} failed, {int((frame['state'] == 'PRUNED').sum())} stopped early. "
             f"Objectives: {', '.join(f'{o.goal} {o.metric}' for o in s.run.objectives)}.")
+    text += "".join(f" {line}" for line in _dominance(s))
     return Section("summary", "Baseline, reference and best trials", text, {"baseline_comparison": s.comparison})
+
+
+def _dominance(s: _Study) -> list[str]:
+    """For each reference: the feasible trial that beats it on both latency and accuracy, by how
+    much, or that none does (and how close the fastest at its accuracy came)."""
+    refs = s.comparison[s.comparison["row"].str.startswith("reference")]
+    wanted = (s.latency, s.accuracy)
+    if not len(refs) or any(m not in s.feasible or m not in refs for m in wanted):
+        return []
+    trials = s.feasible.assign(_lat=pd.to_numeric(s.feasible[s.latency], errors="coerce"),
+                               _acc=pd.to_numeric(s.feasible[s.accuracy], errors="coerce")).dropna(subset=["_lat", "_acc"])
+    lines = []
+    for _, ref in refs.iterrows():
+        lat, acc = float(ref[s.latency]), float(ref[s.accuracy])
+        name = ref["row"].removeprefix("reference: ")
+        better = trials[(trials["_lat"] <= lat) & (trials["_acc"] >= acc)].sort_values("_lat")
+        if len(better):
+            b = better.iloc[0]
+            lines.append(f"Reference {name} is dominated by trial {b['trial']}: {b['_lat'] / lat:.3f}x its "
+                         f"{s.latency}, {b['_acc'] - acc:+.2f} points {s.accuracy}.")
+            continue
+        close = trials[trials["_acc"] >= acc].sort_values("_lat")
+        gap = (f"the fastest trial at least as accurate (trial {close.iloc[0]['trial']}) runs at "
+               f"{close.iloc[0]['_lat'] / lat:.3f}x its {s.latency}" if len(close)
+               else f"no trial reaches its {s.accuracy} of {acc:.2f}")
+        lines.append(f"Reference {name} is not dominated by any feasible trial: {gap}.")
+    return lines
 
 
 def _pareto(s: _Study) -> tuple[Section, pd.DataFrame]:

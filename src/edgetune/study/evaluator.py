@@ -3,29 +3,52 @@ candidate a measurement, and the measurement a verdict told to Optuna exactly on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+import torch
 import yaml
 from optuna.trial import TrialState
 
 from edgetune.compress.base import CompressionRecord
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
+from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
 from edgetune.metrics import add_ratios, compression_flags
+from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import Constraint, violations
 from edgetune.search.base import TrialOutcome, record_constraints
 from edgetune.study.candidate import CandidateResult, Hooks, StopTrial, TrialSetup, Workbench, run_candidate
-from edgetune.study.plan import Plan
+from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials
 from edgetune.sweep import apply
 from edgetune.training import EvalResult
+
+
+def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
+    """The workbench with another checkpoint's network in place of the baseline; refused when it
+    does not take the data's images or give its classes."""
+    data = bench.data
+    try:
+        model, meta = load_checkpoint(ref.checkpoint, num_classes=data.num_classes,  # type: ignore[arg-type]
+                                      in_channels=data.in_channels)
+        with torch.no_grad():
+            out = model.eval()(bench.example())
+    except (EdgetuneError, RuntimeError) as exc:
+        raise ConfigError(f"reference {ref.checkpoint} does not fit the baseline's data ({data.num_classes} classes, "
+                          f"{data.in_channels}-channel {data.image_size} images): {exc}", key="enqueue") from None
+    if out.shape[-1] != data.num_classes:
+        raise ConfigError(f"reference {ref.checkpoint} gives {out.shape[-1]} outputs, the baseline "
+                          f"{data.num_classes} classes", key="enqueue")
+    return dataclasses.replace(bench, baseline=model, meta={k: meta[k] for k in ("model", "num_classes",
+                                                                                "in_channels")})
 
 
 def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +78,9 @@ class Evaluator:
                  constraints: list[Constraint], reporter: Reporter) -> None:
         self.plan, self.study, self.bench, self.profile = plan, study, bench, profile
         self.constraints, self.reporter = constraints, reporter
-        self.references = dict(plan.references)
+        self.references = {ref.name: ref for ref in plan.references}
+        # Another checkpoint's network, loaded and checked against the data now, not at its trial.
+        self.benches = {ref.name: reference_bench(bench, ref) for ref in plan.references if ref.checkpoint}
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
         reference = trial.user_attrs.get("reference")
@@ -76,10 +101,13 @@ class Evaluator:
         """Build and measure the candidate; (its result, its target, COMPLETE or PRUNED)."""
         spec = self.plan.spec
         if reference:
-            schedule, over = self.references[reference], {}
+            schedule, over = self.references[reference].schedule, {}
         else:
             schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
         ft = FinetuneSpec.model_validate(merged(spec.finetune.model_dump(), over.get("finetune", {})))
+        bench = self.benches.get(reference or "", self.bench)
+        if bench is not self.bench and not self.plan.sweep.reference_finetune:
+            ft = ft.model_copy(update={"epochs": 0})  # another network, measured as it was trained
         setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
                                                                  **over.get("benchmark", {})}))
         if setup.benchmark.precision == "int8" and setup.benchmark.runtime == "onnxruntime":
@@ -87,7 +115,7 @@ class Evaluator:
         out = self.plan.paths.trial(trial.number)
         self._save_recipe(out, params, reference, ft, setup, schedule)
         try:
-            result = run_candidate(self.bench, setup, schedule, ft, out, self.reporter.stage, self._hooks(trial, setup))
+            result = run_candidate(bench, setup, schedule, ft, out, self.reporter.stage, self._hooks(trial, setup))
             state = "COMPLETE"
         except StopTrial as stopped:
             if stopped.duplicate_of is not None:

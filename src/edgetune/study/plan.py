@@ -25,6 +25,19 @@ from edgetune.sweep.space import grid_size
 SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields)}
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A network measured beside the search: a recipe applied to the baseline, or another
+    checkpoint (`checkpoint` set) measured as it is."""
+
+    name: str
+    schedule: Schedule
+    checkpoint: Path | None = None
+
+
 @dataclass(frozen=True)
 class Plan:
     spec: ExperimentSpec
@@ -37,7 +50,7 @@ class Plan:
     constraints: list[Constraint]
     run_dir: Path
     storage: str
-    references: list[tuple[str, Schedule]]
+    references: list[Reference]
     limit: int
 
     @property
@@ -126,17 +139,20 @@ def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objective
         raise ConfigError(f"method '{sweep.method}' optimises one objective", source=source, key="method")
 
 
-def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[tuple[str, Schedule]]:
-    """The recipes to measure beside the search (`enqueue`): `baseline` or schedule files."""
+def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[Reference]:
+    """What to measure beside the search (`enqueue`): `baseline`, schedule files, checkpoints."""
     references = []
     for i, ref in enumerate(sweep.enqueue):
         if ref == "baseline":
-            references.append(("baseline", Schedule()))
+            references.append(Reference("baseline", Schedule()))
             continue
         path = Path(ref) if Path(ref).is_absolute() else Path(spec.sweep).parent / ref if isinstance(
             spec.sweep, Path) else Path.cwd() / ref
         if not path.is_file():
-            raise ConfigError(f"reference recipe {path} does not exist; give 'baseline' or a schedule file",
-                              source=source, key=f"enqueue[{i}]")
-        references.append((str(path), load_schedule(path)))
+            raise ConfigError(f"reference {path} does not exist; give 'baseline', a schedule file or a checkpoint "
+                              f"({', '.join(CHECKPOINT_SUFFIXES)})", source=source, key=f"enqueue[{i}]")
+        if path.suffix in CHECKPOINT_SUFFIXES:
+            references.append(Reference(str(path), Schedule(), path))
+        else:
+            references.append(Reference(str(path), load_schedule(path)))
     return references

@@ -114,7 +114,8 @@ class StudyOutcome:
         out = {}
         for name, trials in groups.items():
             out[name] = {}
-            for key in ("top1", "top1_before_ft", "latency_ms", "latency_ratio", "macs"):
+            for key in ("top1", "top1_before_ft", "latency_ms", "latency_ratio", "latency_adj_ms", "macs", "params",
+                        "throughput"):
                 vals = [t.user_attrs[key] for t in trials if t.user_attrs.get(key) is not None]
                 if vals:
                     out[name][key] = (float(np.mean(vals)), float(np.std(vals)), len(vals))

@@ -121,9 +121,9 @@ def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.St
     if stored is None:
         study.set_user_attr("fingerprint", plan.fingerprint)
         study.set_user_attr("objectives", [o.metric for o in plan.objectives])
-        for name, _ in plan.references:
+        for ref in plan.references:
             for _ in range(plan.sweep.reference_repeats):
-                study.enqueue_trial({}, user_attrs={"reference": name})
+                study.enqueue_trial({}, user_attrs={"reference": ref.name})
     elif stored != plan.fingerprint:
         raise EdgetuneError(
             f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
