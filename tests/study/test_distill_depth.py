@@ -139,3 +139,39 @@ def test_a_reference_of_other_classes_is_refused_naming_both(tmp_path):
     spec, _ = load_experiment(path)
     with pytest.raises(ConfigError, match=r"reference .*five-classes.pt does not fit the baseline's data \(10 classes"):
         run_study(spec)
+
+
+# The fields of the schemas when the first studies were written (commit 9d5be25): a study's
+# fingerprint over them must not change when a setting is added at its default, or every
+# earlier study would be refused on resume as "a different experiment".
+FIRST_FIELDS = {
+    "sweep": ["command", "constraints", "description", "early_stop", "enqueue", "entity", "method", "metric", "name",
+              "objectives", "parameters", "per_layer", "predictor", "program", "project", "protocol",
+              "reference_repeats", "rl", "run_cap", "space", "trials"],
+    "finetune": ["augment", "batch_size", "epochs", "learning_rate", "momentum", "weight_decay"],
+    "data": ["name", "root", "split_seed", "train_subset", "val_size", "val_subset"],
+    "model": ["checkpoint", "name"],
+    "benchmark": ["batch_size", "calibration_images", "device", "energy_seconds", "engine_throughput", "hint",
+                  "int8_format", "int8_tolerance", "interleave_reference", "layer_runs", "max_rounds", "max_seconds",
+                  "max_spread", "min_rounds", "per_layer", "precision", "remeasure", "repeats", "runs_per_round",
+                  "runtime", "threads", "throughput_batches", "throughput_seconds", "warmup"],
+}
+
+
+def test_a_new_setting_at_its_default_keeps_earlier_studies_fingerprints(tmp_path):
+    import hashlib
+    import json
+
+    from edgetune.study import plan_study
+
+    spec, _ = load_experiment(experiment(tmp_path))
+    plan = plan_study(spec)
+
+    def first(section: str, dumped: dict) -> dict:
+        return {k: v for k, v in dumped.items() if k in FIRST_FIELDS[section]}
+
+    blob = json.dumps([plan.raw_schedule, first("sweep", plan.sweep.model_dump()),
+                       first("data", spec.data.model_dump(mode="json")), first("model", spec.model.model_dump(mode="json")),
+                       first("finetune", spec.finetune.model_dump()), first("benchmark", spec.benchmark.model_dump())],
+                      sort_keys=True, default=str)
+    assert plan.fingerprint == hashlib.sha256(blob.encode()).hexdigest()[:16]

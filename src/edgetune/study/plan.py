@@ -73,10 +73,14 @@ class Plan:
     @property
     def fingerprint(self) -> str:
         """What makes two runs the same study: the recipe, the sweep, the data and the model."""
+        # Settings added since a study was written drop out at their defaults: it keeps its fingerprint.
         finetune = self.spec.finetune.model_dump()
-        if finetune["distill"] is None:  # a study written before distillation existed keeps its fingerprint
+        if finetune["distill"] is None:
             del finetune["distill"]
-        blob = json.dumps([self.raw_schedule, self.sweep.model_dump(), self.spec.data.model_dump(mode="json"),
+        sweep = self.sweep.model_dump()
+        if not sweep["reference_finetune"]:
+            del sweep["reference_finetune"]
+        blob = json.dumps([self.raw_schedule, sweep, self.spec.data.model_dump(mode="json"),
                            self.spec.model.model_dump(mode="json"), finetune, self.spec.benchmark.model_dump()],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
