@@ -136,7 +136,10 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
                      "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
                      "pareto": t.number in best,
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if "duplicate_of" in frame:  # a trial number, not a float because other rows are empty
+        frame["duplicate_of"] = frame["duplicate_of"].astype("Int64")
+    return frame
 
 
 def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
