@@ -175,3 +175,24 @@ def test_a_new_setting_at_its_default_keeps_earlier_studies_fingerprints(tmp_pat
                        first("finetune", spec.finetune.model_dump()), first("benchmark", spec.benchmark.model_dump())],
                       sort_keys=True, default=str)
     assert plan.fingerprint == hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@pytest.mark.slow
+def test_a_repeat_of_another_producers_candidate_is_answered_from_the_study(tmp_path):
+    """On a shared storage the first trial's files are in another producer's run directory: the
+    repeat is answered from the figures the study holds."""
+    path = experiment(tmp_path, trials=1, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"] = {"method": "grid", "metric": {"name": "Latency", "goal": "minimize"},
+                    "parameters": {"stage_1": {"values": [0.5, 0.51]}, "stage_3": {"value": 0.5}}}
+    raw["storage"] = f"sqlite:///{tmp_path / 'shared.db'}"
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path, {"run_dir": tmp_path / "p0"})
+    run_study(spec)
+    spec, _ = load_experiment(path, {"run_dir": tmp_path / "p1", "trials": 2})
+    outcome = run_study(spec)
+    first, again = sorted(outcome.study.trials, key=lambda t: t.number)
+    assert again.state.name == "COMPLETE", again.user_attrs.get("error")
+    assert again.user_attrs["duplicate_of"] == first.number and again.values == first.values
+    assert again.user_attrs["top1"] == first.user_attrs["top1"]
+    assert again.user_attrs["pruned_structures"] == first.user_attrs["pruned_structures"]

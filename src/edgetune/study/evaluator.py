@@ -19,7 +19,7 @@ from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
-from edgetune.metrics import add_ratios, compression_flags
+from edgetune.metrics import METRICS, add_ratios, compression_flags
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import Constraint, violations
 from edgetune.search.base import TrialOutcome, record_constraints
@@ -130,10 +130,18 @@ class Evaluator:
         return result, setup, state
 
     def _answer_from(self, number: int) -> CandidateResult:
-        """An earlier trial's result, for the same candidate asked again."""
-        saved = json.loads((self.plan.paths.trial(number) / "metrics.json").read_text())
-        return CandidateResult(metrics=dict(saved["metrics"]), timing=saved.get("timing", {}),
-                               thinning=[CompressionRecord(**r) for r in saved["thinning"]])
+        """An earlier trial's result, for the same candidate asked again: from its files when it
+        ran here, else (another producer's trial, on a shared storage) from what the study holds."""
+        path = self.plan.paths.trial(number) / "metrics.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            return CandidateResult(metrics=dict(saved["metrics"]), timing=saved.get("timing", {}),
+                                   thinning=[CompressionRecord(**r) for r in saved["thinning"]])
+        earlier = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+        return CandidateResult(metrics={k: v for k, v in earlier.user_attrs.items()
+                                        if k in METRICS or k == "pruned_structures"
+                                        or k.startswith(("throughput_b", "top1_"))},
+                               timing={"answered_from": number})
 
     def _duplicate_of(self, key: str) -> int | None:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -167,7 +175,7 @@ class Evaluator:
             trial.set_user_attr("flags", "; ".join(flags))
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        if result is not None:
+        if result is not None and (result.thinning or trial.user_attrs.get("duplicate_of") is None):
             trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
         return metrics, flags
 
