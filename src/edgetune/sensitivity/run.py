@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -123,6 +125,11 @@ class _Bench:
     spec: BenchmarkSpec
     executor: LocalExecutor
 
+    @functools.cached_property
+    def sample(self) -> np.ndarray:
+        """The parity and timing images, the same for every point."""
+        return self.data.sample_input(64).numpy()
+
     def measure(self, layer: str, ratio: float, path: Path) -> dict[str, Any]:
         """One point: the layer's group pruned alone, scored without fine-tuning, timed."""
         pruned = copy.deepcopy(self.model)
@@ -133,7 +140,7 @@ class _Bench:
         work.mkdir(exist_ok=True)
         onnx_path = work / "model.onnx"
         export_onnx(pruned, self.example, onnx_path)
-        metrics = self.executor.measure(onnx_path, self.spec, self.data.sample_input(64).numpy(), module=pruned,
+        metrics = self.executor.measure(onnx_path, self.spec, self.sample, module=pruned,
                                         work_dir=work).metrics
         onnx_path.unlink(missing_ok=True)
         work.rmdir()
@@ -187,7 +194,7 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
         atomic_write_json(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": bench.groups})
         executor.open_reference(base_onnx, bench.spec, bench.model, None, base_dir)
         if not (base_dir / "metrics.json").is_file():
-            metrics = executor.measure(base_onnx, bench.spec, bench.data.sample_input(64).numpy(), module=bench.model,
+            metrics = executor.measure(base_onnx, bench.spec, bench.sample, module=bench.model,
                                        work_dir=base_dir).metrics
             acc = evaluate(bench.model, bench.data, bench.val)
             atomic_write_json(base_dir / "metrics.json", {**metrics, "top1": acc.top1, "top5": acc.top5})

@@ -30,7 +30,7 @@ from edgetune.executors.base import Executor, Scoring
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.hardware.widths import WidthTable
-from edgetune.models.registry import save_checkpoint
+from edgetune.models.registry import load_checkpoint, save_checkpoint
 from edgetune.training import EvalResult, evaluate, train_epoch
 
 Stage = Callable[[str], None]
@@ -70,6 +70,14 @@ class Workbench:
         if not score or spec.precision == "fp32":
             return Scoring(self.calibration)
         return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy())
+
+
+def load_network(checkpoint: Path, data: DataSplits, model_name: str | None = None) -> tuple[nn.Module, dict]:
+    """A checkpoint's network for `data`'s classes and channels, in eval mode, and the build
+    metadata every trial's checkpoint carries so it rebuilds on its own."""
+    model, meta = load_checkpoint(checkpoint, model_name=model_name, num_classes=data.num_classes,
+                                  in_channels=data.in_channels)
+    return model.eval(), {k: meta[k] for k in ("model", "num_classes", "in_channels")}
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,9 @@ class Hooks:
     # From the kept widths, before anything is exported or timed: why the candidate's predicted
     # latency rules it out, with the prediction to record; None to measure it.
     predicted_violation: Callable[[list[CompressionRecord]], tuple[str, dict[str, Any]] | None] = lambda _: None
-    # The same network, fine-tuned and measured the same way, as an earlier trial (its number):
-    # answered from that trial instead of being trained and timed again.
+    # Given the candidate's key (candidate_key): the earlier trial (its number) that built the same
+    # network, fine-tuned and measured the same way, to answer from instead of training and
+    # timing it again; None to go on.
     duplicate_of: Callable[[str], int | None] = lambda _: None
 
 
@@ -219,7 +228,7 @@ def run_candidate(
         thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
     shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
     if shape_final:
-        _stop_if_duplicate(model, setup, schedule, ft, hooks, out_dir)
+        _stop_if_duplicate(model, setup, schedule, ft, hooks)
     stage("evaluating after pruning")
     before = evaluate(model, bench.data, bench.val, device=bench.device)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
@@ -257,11 +266,9 @@ def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: F
     return h.hexdigest()[:24]
 
 
-def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec, hooks: Hooks,
-                       out_dir: Path) -> None:
-    key = candidate_key(model, setup, schedule, ft)
-    (out_dir / "candidate.key").write_text(key)
-    earlier = hooks.duplicate_of(key)
+def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
+                       hooks: Hooks) -> None:
+    earlier = hooks.duplicate_of(candidate_key(model, setup, schedule, ft))
     if earlier is not None:
         raise StopTrial(f"duplicate of trial {earlier}", pruned=False, duplicate_of=earlier)
 

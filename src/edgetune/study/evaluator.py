@@ -19,15 +19,22 @@ from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
-from edgetune.metrics import METRICS, add_ratios, compression_flags
-from edgetune.models.registry import load_checkpoint
+from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
 from edgetune.search.base import TrialOutcome, record_constraints
-from edgetune.study.candidate import CandidateResult, Hooks, StopTrial, TrialSetup, Workbench, run_candidate
+from edgetune.study.candidate import (
+    CandidateResult,
+    Hooks,
+    StopTrial,
+    TrialSetup,
+    Workbench,
+    load_network,
+    run_candidate,
+)
 from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reporter import Reporter
-from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials
+from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials, recorded_metrics
 from edgetune.sweep import apply
 from edgetune.training import EvalResult
 
@@ -37,18 +44,16 @@ def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
     does not take the data's images or give its classes."""
     data = bench.data
     try:
-        model, meta = load_checkpoint(ref.checkpoint, num_classes=data.num_classes,  # type: ignore[arg-type]
-                                      in_channels=data.in_channels)
+        model, meta = load_network(ref.checkpoint, data)  # type: ignore[arg-type]
         with torch.no_grad():
-            out = model.eval()(bench.example())
+            out = model(bench.example())
     except (EdgetuneError, RuntimeError) as exc:
         raise ConfigError(f"reference {ref.checkpoint} does not fit the baseline's data ({data.num_classes} classes, "
                           f"{data.in_channels}-channel {data.image_size} images): {exc}", key="enqueue") from None
     if out.shape[-1] != data.num_classes:
         raise ConfigError(f"reference {ref.checkpoint} gives {out.shape[-1]} outputs, the baseline "
                           f"{data.num_classes} classes", key="enqueue")
-    return dataclasses.replace(bench, baseline=model, meta={k: meta[k] for k in ("model", "num_classes",
-                                                                                "in_channels")})
+    return dataclasses.replace(bench, baseline=model, meta=meta)
 
 
 def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +130,6 @@ class Evaluator:
             else:
                 trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
                 result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
-        if (out / "candidate.key").is_file():
-            trial.set_user_attr("candidate_key", (out / "candidate.key").read_text())
         return result, setup, state
 
     def _answer_from(self, number: int) -> CandidateResult:
@@ -138,12 +141,15 @@ class Evaluator:
             return CandidateResult(metrics=dict(saved["metrics"]), timing=saved.get("timing", {}),
                                    thinning=[CompressionRecord(**r) for r in saved["thinning"]])
         earlier = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-        return CandidateResult(metrics={k: v for k, v in earlier.user_attrs.items()
-                                        if k in METRICS or k == "pruned_structures"
-                                        or k.startswith(("throughput_b", "top1_"))},
+        return CandidateResult(metrics=recorded_metrics(earlier.user_attrs, also=("pruned_structures",)),
                                timing={"answered_from": number})
 
-    def _duplicate_of(self, key: str) -> int | None:
+    def _duplicate_of(self, trial: optuna.Trial, key: str) -> int | None:
+        """Record the candidate's key; the earlier trial with the same one, if any (never for a
+        reference recipe's repeats, which measure how much its figures vary)."""
+        trial.set_user_attr("candidate_key", key)
+        if trial.user_attrs.get("reference"):
+            return None
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None:
                 return t.number
@@ -247,8 +253,7 @@ class Evaluator:
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
-                     # A reference recipe's repeats measure how much its figures vary: never merged.
-                     duplicate_of=(lambda _: None) if trial.user_attrs.get("reference") else self._duplicate_of)
+                     duplicate_of=lambda key: self._duplicate_of(trial, key))
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from edgetune.config.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
 from edgetune.config.recipe import Schedule, load_schedule
 from edgetune.config.sweep import SweepSpec
@@ -73,15 +75,10 @@ class Plan:
     @property
     def fingerprint(self) -> str:
         """What makes two runs the same study: the recipe, the sweep, the data and the model."""
-        # Settings added since a study was written drop out at their defaults: it keeps its fingerprint.
-        finetune = self.spec.finetune.model_dump()
-        if finetune["distill"] is None:
-            del finetune["distill"]
-        sweep = self.sweep.model_dump()
-        if not sweep["reference_finetune"]:
-            del sweep["reference_finetune"]
-        blob = json.dumps([self.raw_schedule, sweep, self.spec.data.model_dump(mode="json"),
-                           self.spec.model.model_dump(mode="json"), finetune, self.spec.benchmark.model_dump()],
+        # The data and model sections hold paths: dumped as JSON, as the first studies did.
+        parts = [(self.sweep, "python"), (self.spec.data, "json"), (self.spec.model, "json"),
+                 (self.spec.finetune, "python"), (self.spec.benchmark, "python")]
+        blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts)],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -105,6 +102,20 @@ class Plan:
         sweep configures explicitly (to skip or warm-start on ratios without rounding)."""
         return (any(p.round_to == "measured" for p in self.schedule.pruners.values())
                 or measured_widths(self.sweep) or "predictor" in self.sweep.model_fields_set)
+
+
+# Settings added since the first studies were written: at their defaults they stay out of the
+# fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
+ADDED_LATER = {"sweep": ("reference_finetune",), "finetune": ("distill",)}
+_SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune"}
+
+
+def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
+    dumped = model.model_dump(mode=mode)
+    for name in ADDED_LATER.get(_SECTIONS.get(type(model), ""), ()):
+        if dumped[name] == type(model).model_fields[name].get_default(call_default_factory=True):
+            del dumped[name]
+    return dumped
 
 
 def measured_widths(sweep: SweepSpec) -> bool:

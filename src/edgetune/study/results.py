@@ -122,14 +122,20 @@ class StudyOutcome:
         return out
 
 
+def recorded_metrics(attrs: dict[str, Any], also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The metrics among a trial's user attributes, and the keys in `also`, in their order (the
+    rest are bookkeeping)."""
+    return {k: v for k, v in attrs.items()
+            if k in METRICS or k.startswith(("throughput_b", "top1_epoch")) or k in also}
+
+
 def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list[Objective]) -> pd.DataFrame:
     """One row per trial (the baseline first): state, objective values, `param.*`, metrics,
     feasibility and Pareto membership. What trials.csv holds and what reports analyse."""
     best = {t.number for t in best_trials(feasible_trials(study), objectives)} if len(objectives) > 1 else set()
     rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
     for t in study.get_trials(deepcopy=False):
-        metrics = {k: v for k, v in t.user_attrs.items()
-                   if k in METRICS or k.startswith(("throughput_b", "top1_epoch")) or k in NOTES}
+        metrics = recorded_metrics(t.user_attrs, also=NOTES)
         values = {f"value_{o.metric}": v for o, v in zip(objectives, t.values or [], strict=False)}
         rows.append({"trial": t.number, "state": t.state.name, **values,
                      **{f"param.{k}": v for k, v in t.params.items()}, **metrics,

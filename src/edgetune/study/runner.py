@@ -28,12 +28,11 @@ from edgetune.errors import EdgetuneError
 from edgetune.executors import open_executor
 from edgetune.files import atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
-from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.candidate import Workbench
+from edgetune.study.candidate import Workbench, load_network
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.plan import Plan, plan_study
 from edgetune.study.profile import TargetProfile, measure_target
@@ -153,14 +152,13 @@ def _workbench(plan: Plan) -> Workbench:
     if spec.remote is None:  # a missing extra fails before the data and the baseline are loaded
         load(RUNTIMES, spec.benchmark.runtime, "runtime", "benchmark.runtime")
     data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
-    model, meta = load_checkpoint(spec.model.checkpoint, model_name=spec.model.name,  # type: ignore[arg-type]
-                                  num_classes=data.num_classes, in_channels=data.in_channels)
+    model, meta = load_network(spec.model.checkpoint, data, spec.model.name)  # type: ignore[arg-type]
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
     return Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
         executor=open_executor(spec.remote), calibration=data.normalize(calibration).numpy(), device=spec.device,
-        seed=spec.seed, meta={k: meta[k] for k in ("model", "num_classes", "in_channels")})
+        seed=spec.seed, meta=meta)
 
 
 def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:
