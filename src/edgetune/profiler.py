@@ -95,6 +95,26 @@ def accuracy(session: Session, images: np.ndarray, labels: np.ndarray, batch: in
     return {"top1": 100.0 * hit1 / len(labels), "top5": 100.0 * hit5 / len(labels)}
 
 
+def deployed_predictions(onnx_path: Path, spec: BenchmarkSpec, images: np.ndarray, *, module: Any = None,
+                         calibration: np.ndarray | None = None, work_dir: Path | None = None,
+                         batch: int = 250) -> np.ndarray:
+    """The class the deployed artefact (converted to `spec.precision`, parity checked against
+    `module`) gives each image: per-image answers, which paired comparisons need."""
+    runtime = get_runtime(spec.runtime)
+    deployed = runtime.convert(onnx_path, spec.precision, work_dir or onnx_path.parent, calibration, spec.int8_format)
+    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
+    session = runtime.open(Artifact(deployed, module), options)
+    try:
+        check = _batch(images, min(len(images), 64))
+        check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
+                     f"{deployed} on {session.description}")
+        answers = [np.argmax(session.run(np.ascontiguousarray(images[i:i + batch])), axis=1)
+                   for i in range(0, len(images), batch)]
+        return np.concatenate(answers)
+    finally:
+        session.close()
+
+
 def profile_artifact(
     onnx_path: Path,
     spec: BenchmarkSpec,

@@ -78,6 +78,21 @@ class RichReporter(Reporter):
             self._front_text = text
             self.console.print(f"  [cyan]front ({len(points)}):[/] {text}")
 
+    def step(self, label: str, done: int, total: int) -> None:
+        """A bar per finalist's training (the trials' bar has stopped by then)."""
+        if getattr(self, "_step_label", None) != label:
+            if getattr(self, "_steps", None) is not None:
+                self._steps.stop()
+            self._step_label = label
+            self._steps = Progress(TextColumn(f"[bold]{escape(label)}"), BarColumn(), MofNCompleteColumn(),
+                                   TimeElapsedColumn(), console=self.console, transient=False)
+            self._steps.start()
+            self._step_task = self._steps.add_task(label, total=total)
+        self._steps.update(self._step_task, completed=done, total=total)
+        if done >= total:
+            self._steps.stop()
+            self._steps = None
+
     def finish(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -134,3 +149,35 @@ def _short_names(names: list[str]) -> list[str]:
 
     prefix = os.path.commonprefix(names)
     return [n[len(prefix):] or n for n in names] if all(n != prefix for n in names) else names
+
+
+def final_table(outcome: StudyOutcome) -> Table | None:
+    """The closing table: the finalists and references re-scored on the whole validation split,
+    the bound on what each loses, and test top-1 where the stage measured it (after the pick)."""
+    final = outcome.final
+    if final is None:
+        return None
+    held = (f"may lose at most {final.max_drop:.2f} pt at {final.confidence:.0%}" if final.max_drop is not None
+            else "no accuracy constraint")
+    table = Table(title=f"final pick ({held}): " + (f"trial {final.picked}" if final.picked is not None
+                                                     else "none") + f" - {final.reason}")
+    for head in ("network", "val top-1 %", "lost pt", f"bound {final.confidence:.0%}", "held", "test top-1 %",
+                 "x base latency", "speed-up"):
+        table.add_column(head, justify="right")
+    base = final.records.get("baseline", {})
+    table.add_row("unpruned", _pct(base.get("final_val_top1")), "-", "-", "-", _pct(final.test_top1.get("baseline")),
+                  "1.000", "1.00x", style="bold")
+    for key, r in final.records.items():
+        if key == "baseline":
+            continue
+        name = ("ref " + Path(r["reference"]).stem) if r.get("reference") else f"trial {key}"
+        ratio = r.get("latency_ratio")
+        table.add_row(name, _pct(r["final_val_top1"]), f"{r['final_drop']:+.2f}", f"{r['final_drop_upper']:.2f}",
+                      "yes" if r["held"] else "no", _pct(final.test_top1.get(key)),
+                      f"{ratio:.3f}" if ratio else "-", f"{1 / ratio:.2f}x" if ratio else "-",
+                      style="green" if str(final.picked) == key else "italic" if r.get("reference") else None)
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -101,6 +101,18 @@ def train_epoch(
     return float(total) / max(seen, 1)
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """A network whose softened logits the student learns from (knowledge distillation)."""
+
+    model: nn.Module
+    alpha: float
+    temperature: float
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"teacher": self.model.eval(), "alpha": self.alpha, "temperature": self.temperature}
+
+
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
                       temperature: float) -> torch.Tensor:
     """(1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student), both softened by T
@@ -165,8 +177,13 @@ def train_baseline(
     device: str = "cpu",
     log: Callable[[str], None] = print,
     on_step: Callable[[int, int], None] = lambda done, total: None,
+    split: ImageSplit | None = None,
+    teacher: Teacher | None = None,
+    score_test: bool = True,
 ) -> dict[str, Any]:
-    """Train from scratch with SGD + cosine schedule, checkpointing and resuming every epoch.
+    """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
+    scratch, or a search's finalist again on `split` (a subset of the training images) with a
+    `teacher`. A finalist passes `score_test=False`: its test figure is taken once, after the pick.
 
     `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
     needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
@@ -174,10 +191,12 @@ def train_baseline(
 
     dev = torch.device(device)
     model.to(dev)
+    if teacher is not None:
+        teacher.model.to(dev)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
     )
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
     scheduler = _cosine_with_warmup(optimizer, epochs * steps_per_epoch, steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
     state_path = out.with_name(out.name + ".train-state")
@@ -194,7 +213,7 @@ def train_baseline(
         t0 = time.perf_counter()
         train_loss = train_epoch(
             model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-            step_hook=step,
+            step_hook=step, split=split, **(teacher.as_kwargs() if teacher is not None else {}),
         )
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
@@ -205,15 +224,17 @@ def train_baseline(
             f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  "
             f"top5 {val.top5:.2f}  ({elapsed:.0f}s)"
         )
-    final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)})
+    final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)},
+                    score_test)
     state_path.unlink(missing_ok=True)
     return {**final, "history": history}
 
 
-def _finish(model: nn.Module, data: DataSplits, dev: torch.device, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """The final checkpoint, with its validation and test figures in its metadata."""
+def _finish(model: nn.Module, data: DataSplits, dev: torch.device, out: Path, meta: dict[str, Any],
+            score_test: bool = True) -> dict[str, Any]:
+    """The final checkpoint, with its validation (and test) figures in its metadata."""
     val = evaluate(model, data, data.val, device=dev)
-    test = evaluate(model, data, data.test, device=dev)
-    final = {**meta, "device": str(dev), **val.as_dict("val_"), **test.as_dict("test_")}
+    test = evaluate(model, data, data.test, device=dev).as_dict("test_") if score_test else {}
+    final = {**meta, "device": str(dev), **val.as_dict("val_"), **test}
     save_checkpoint(out, model.cpu(), final)
     return final

@@ -4,15 +4,19 @@ compressed network on its own, the recipe that made it and its metrics, checked 
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgetune.errors import EdgetuneError
+from edgetune.files import atomic_write_json
 from edgetune.models import load_checkpoint
+from edgetune.study.held import read_final
 from edgetune.study.results import best_trial_number, open_study
 from edgetune.study.rundir import RunDir
 
@@ -22,11 +26,16 @@ class ExportedTrial:
     number: int
     files: list[Path]
     max_abs_diff: float
+    final: dict[str, Any] | None = None  # the final stage's figures (validation, bound, test)
 
 
 def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:
+    """`best`: the final stage's pick when it made one, else the search's best feasible trial.
+    A trial the final stage trained again leaves with those weights and their figures."""
     study = open_study(run_dir, storage)
-    number = best_trial_number(study) if trial == "best" else int(trial)
+    paths = RunDir(run_dir)
+    picked = json.loads(paths.pick.read_text()).get("picked") if paths.pick.is_file() else None
+    number = (picked if picked is not None else best_trial_number(study)) if trial == "best" else int(trial)
     repeat_of = next((t.user_attrs.get("duplicate_of") for t in study.get_trials(deepcopy=False) if t.number == number),
                      None)
     number = repeat_of if repeat_of is not None else number  # a repeat's files are the first trial's
@@ -42,7 +51,15 @@ def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = Non
         if path.is_file() and not path.name.endswith(".tmp"):
             shutil.copy2(path, out / path.name)
             files.append(out / path.name)
-    return ExportedTrial(number, files, reload_difference(out / "model.pt", out / "model.onnx"))
+    final = read_final(paths.final).get(str(number))
+    trained = paths.finalist(number)
+    if final is not None:
+        if (trained / "model.pt").is_file():  # the final training's weights replace the search's
+            for name in ("model.pt", "model.onnx"):
+                shutil.copy2(trained / name, out / name)
+        atomic_write_json(out / "final.json", final, indent=2)
+        files.append(out / "final.json")
+    return ExportedTrial(number, files, reload_difference(out / "model.pt", out / "model.onnx"), final)
 
 
 def reload_difference(checkpoint: Path, onnx_path: Path) -> float:

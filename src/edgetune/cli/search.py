@@ -51,7 +51,7 @@ def run(
       edgetune run --schedule s.yaml --sweep sweep.yaml --checkpoint ck.pt --data fashion-mnist
     """
     from edgetune.config.experiment import load_experiment
-    from edgetune.progress import RichReporter, results_table
+    from edgetune.progress import RichReporter, final_table, results_table
     from edgetune.study.runner import run_study
 
     overrides = {
@@ -69,13 +69,16 @@ def run(
     if outcome.reclaimed:
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")
     out.print(results_table(outcome))
+    if (closing := final_table(outcome)) is not None:
+        out.print(closing)
     out.print(f"every trial: {outcome.plan.run_dir / 'trials.csv'}")
 
 
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by edgetune run.")],
-    trial: Annotated[str, typer.Option(help="Trial number, or 'best' (single objective).")] = "best",
+    trial: Annotated[str, typer.Option(
+        help="Trial number, or 'best': the final stage's pick, else the best feasible trial (single objective).")] = "best",
     out: Annotated[Path | None, typer.Option(help="Where the files go; default RUN_DIR/export/trial-N.")] = None,
     storage: Annotated[str | None, typer.Option(help="The study's storage URL, when it has a password (not kept).")] = None,
 ) -> None:
@@ -95,7 +98,12 @@ def export(
     target = out or run_dir / "export" / f"trial-{trial}"
     done = export_trial(run_dir, trial, target, storage)
     typer.echo(f"trial {done.number} -> {target}: {', '.join(p.name for p in done.files)} "
-                    f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
+               f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
+    if done.final is not None:
+        f = done.final
+        test = f"test top-1 {f['test_top1']:.2f} %" if f.get("test_top1") is not None else "no test figure (not picked)"
+        typer.echo(f"final: validation top-1 {f['final_val_top1']:.2f} % (lost {f['final_drop']:+.2f} pt, at most "
+                   f"{f['final_drop_upper']:.2f}), {test}")
 
 
 @app.command()

@@ -62,6 +62,21 @@ class FinetuneSpec(Strict):
     distill: DistillSpec | None = None
 
 
+class FinalSpec(Strict):
+    """After the search: the feasible front trained again with a larger budget, re-scored on the
+    whole validation split against the unpruned network image by image, and one picked; its
+    test top-1 is measured once, after the pick (docs/search.md, "The final pick")."""
+
+    candidates: int = Field(3, ge=1, description="feasible front members trained again, spread along the front")
+    epochs: int = Field(1, ge=0, description="0: re-scored and picked without training again")
+    train_subset: int | None = Field(None, gt=0, description="training images (default: the whole training split)")
+    learning_rate: float = Field(0.01, gt=0)
+    batch_size: int = Field(128, gt=0)
+    distill: DistillSpec | None = Field(None, description="default: the search's finetune.distill")
+    confidence: float = Field(0.9, ge=0.5, lt=1,
+                              description="one-sided confidence of the bound on the accuracy lost")
+
+
 class RemoteSpec(Strict):
     """Benchmark on a device worker (`edgetune bench-worker`) instead of this machine."""
 
@@ -110,6 +125,7 @@ class ExperimentSpec(Strict):
     recipe: Path | dict[str, Any] | None = None
     sweep: Path | dict[str, Any] | None = None
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    final: FinalSpec | None = None
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0

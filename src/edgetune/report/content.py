@@ -3,6 +3,7 @@ data. Each renderer (html.py, png.py, markdown.py, csv) draws the same content i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -12,6 +13,7 @@ import pandas as pd
 from edgetune.objectives import Objective
 from edgetune.report import analysis
 from edgetune.report.load import RunData
+from edgetune.study.rundir import RunDir
 
 FigureKind = Literal["scatter", "line", "bar", "heatmap"]
 
@@ -107,7 +109,7 @@ def build_report(run: RunData, layer_times: Callable[[int], pd.DataFrame | None]
     s = _Study(run, bins, _latency_metric(run), metrics, analysis.baseline_comparison(run.frame, run.objectives, metrics),
                feasible)
     pareto, front = _pareto(s)
-    sections = [_summary(s), pareto, *_progress(s)]
+    sections = [_summary(s), *_final(s), pareto, *_progress(s)]
     if s.params and s.metrics:
         sections += [_correlations(s), _binned(s), _importance(s)]
     sections += [*_metric_matrix(s), *_layers(s, layer_times), _listing(s, front)]
@@ -123,6 +125,30 @@ def _summary(s: _Study) -> Section:
             f"Objectives: {', '.join(f'{o.goal} {o.metric}' for o in s.run.objectives)}.")
     text += "".join(f" {line}" for line in _dominance(s))
     return Section("summary", "Baseline, reference and best trials", text, {"baseline_comparison": s.comparison})
+
+
+FINAL_SHOWN = ["trial", "reference", "latency_ratio", "final_epochs", "final_val_top1", "final_drop",
+               "final_drop_upper", "held", "picked", "test_top1"]
+
+
+def _final(s: _Study) -> list[Section]:
+    """The final stage's table: finalists trained again and re-scored on the whole validation
+    split, the bound on what each loses, the pick, and test top-1 (taken after the pick)."""
+    frame = s.frame
+    if "final_val_top1" not in frame:
+        return []
+    rows = frame[frame["final_val_top1"].notna()]
+    table = rows[[c for c in FINAL_SHOWN if c in rows]].reset_index(drop=True)
+    pick = RunDir(s.run.run_dir).pick
+    blob = json.loads(pick.read_text()) if pick.is_file() else {}
+    chosen = blob.get("picked")
+    text = ((f"Picked trial {chosen}: " if chosen is not None else "No pick: ") + blob.get("reason", "") + ". "
+            "Validation top-1 is on the whole validation split after the final training; the bound is one-sided, "
+            "paired on the same images against the unpruned network; test top-1 was measured once, after the pick.")
+    if chosen is not None and blob.get("test_top1", {}).get("baseline") is not None:
+        test = blob["test_top1"]
+        text += f" On test: {test[str(chosen)]:.2f} % against the unpruned {test['baseline']:.2f} %."
+    return [Section("final_pick", "Final training and pick", text, {"final_pick": table})]
 
 
 def _dominance(s: _Study) -> list[str]:

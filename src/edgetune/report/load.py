@@ -12,6 +12,7 @@ import pandas as pd
 
 from edgetune.errors import EdgetuneError
 from edgetune.objectives import Objective
+from edgetune.study.held import with_final
 from edgetune.study.results import open_study, study_objectives, trials_frame
 from edgetune.study.rundir import RunDir
 
@@ -47,4 +48,5 @@ def load_run(run_dir: Path, storage: str | None = None) -> RunData:
                             "started its first trial; run the report again later")
     baseline = json.loads(saved.read_text())["metrics"]
     objectives = [o if o.metric else Objective("value", o.goal) for o in study_objectives(study)]
-    return RunData(study.study_name, run_dir, trials_frame(study, baseline, objectives), objectives, baseline)
+    frame = with_final(trials_frame(study, baseline, objectives), RunDir(run_dir).final)
+    return RunData(study.study_name, run_dir, frame, objectives, baseline)

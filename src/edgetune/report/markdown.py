@@ -25,7 +25,7 @@ def markdown_table(table: pd.DataFrame, rows: int = 20) -> str:
     return "\n".join([head, rule, *body, *more])
 
 
-SHOWN = {"baseline_comparison", "pareto_front", "layer_latency", "listing"}
+SHOWN = {"baseline_comparison", "final_pick", "pareto_front", "layer_latency", "listing"}
 
 
 def render_markdown(report: Report, path: Path, figures_dir: Path | None) -> Path:

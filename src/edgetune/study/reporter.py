@@ -20,4 +20,6 @@ class Reporter:
                    note: str | None, best: optuna.trial.FrozenTrial | None) -> None: ...
     def front(self, points: list[tuple[int, float, float]]) -> None:
         """The current accuracy/latency Pareto front: (trial, latency, top-1) by latency."""
+    def step(self, label: str, done: int, total: int) -> None:
+        """Long work after the search (a finalist's training): `done` of `total` steps."""
     def finish(self) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -18,9 +18,13 @@ from edgetune.files import atomic_write_bytes
 from edgetune.metrics import METRICS
 from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
+from edgetune.study.held import with_final
 from edgetune.study.plan import Plan
 from edgetune.study.rundir import RunDir
 from edgetune.study.storage import load_study, retried_numbers
+
+if TYPE_CHECKING:
+    from edgetune.study.final import FinalOutcome
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",
@@ -98,6 +102,7 @@ class StudyOutcome:
     baseline: dict[str, Any]
     reclaimed: list[int]
     constraints: list[Constraint]
+    final: FinalOutcome | None = None
 
     def feasible(self) -> list[FrozenTrial]:
         return feasible_trials(self.study)
@@ -149,7 +154,8 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
 
 
 def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
-    frame = trials_frame(outcome.study, outcome.baseline, outcome.plan.objectives)
+    frame = with_final(trials_frame(outcome.study, outcome.baseline, outcome.plan.objectives),
+                       outcome.plan.paths.final)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 

@@ -65,6 +65,18 @@ class RunDir:
         return self.root / f"widths-{precision}"
 
     @property
+    def final(self) -> Path:
+        """The final stage: each finalist's folder (trained again, re-scored) and pick.json."""
+        return self.root / "final"
+
+    def finalist(self, number: int | str) -> Path:
+        return self.final / ("baseline" if number == "baseline" else f"{int(number):04d}")
+
+    @property
+    def pick(self) -> Path:
+        return self.final / "pick.json"
+
+    @property
     def report(self) -> Path:
         return self.root / "report"
 

@@ -34,6 +34,7 @@ from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
 from edgetune.study.candidate import Workbench, load_network
 from edgetune.study.evaluator import Evaluator
+from edgetune.study.final import run_final
 from edgetune.study.plan import Plan, plan_study
 from edgetune.study.profile import TargetProfile, measure_target
 from edgetune.study.reporter import Reporter
@@ -73,9 +74,12 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOu
         evaluator = Evaluator(plan, study, bench, profile, constraints, reporter)
         _drive(plan, study, strategy, ctx, evaluator, storage)
         reporter.finish()
-        outcome = StudyOutcome(plan, study, profile.baseline, reclaimed, constraints)
-        write_trials_csv(outcome, plan.paths.trials_csv)
+        write_trials_csv(StudyOutcome(plan, study, profile.baseline, reclaimed, constraints), plan.paths.trials_csv)
         bench.executor.close()
+        final = run_final(plan, study, bench, constraints, profile.baseline, reporter)
+        outcome = StudyOutcome(plan, study, profile.baseline, reclaimed, constraints, final)
+        if final is not None:
+            write_trials_csv(outcome, plan.paths.trials_csv)
         return outcome
 
 

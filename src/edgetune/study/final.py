@@ -1,0 +1,268 @@
+"""After the search: train the front again, re-score it, pick one that holds, test it once.
+
+A search scores each candidate cheaply (a short fine-tune, a validation subset) because it
+scores many. The few it ends with deserve more: the members of the feasible accuracy/latency
+front are trained again with a larger budget (`final:`), scored on the whole validation split
+image by image beside the unpruned network, and the pick is the best by the study's objective
+among those whose loss holds at the stated confidence (held.py). The test split is looked at
+once, after the pick, for the pick, the baseline and the references: never to choose.
+
+Everything lands under RUN_DIR/final (one folder per finalist, written when it is done; the
+training itself resumes by epoch), so a killed stage picks up where it stopped and a rerun of
+a finished one redoes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+import yaml
+from optuna.trial import TrialState
+from torch import nn
+
+from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.config.experiment import FinalSpec
+from edgetune.data.splits import ImageSplit
+from edgetune.errors import EdgetuneError, MissingExtraError
+from edgetune.export import export_onnx
+from edgetune.files import atomic_write_json
+from edgetune.models.registry import load_checkpoint
+from edgetune.objectives import ACCURACY, Constraint
+from edgetune.profiler import deployed_predictions
+from edgetune.study.candidate import Workbench
+from edgetune.study.held import PairedDrop, paired_drop
+from edgetune.study.plan import Plan
+from edgetune.study.reporter import Reporter
+from edgetune.study.results import accuracy_latency_front
+from edgetune.training import Teacher, train_baseline
+
+
+@dataclass(frozen=True)
+class Finalist:
+    number: int
+    reference: str | None  # the `enqueue` entry a reference trial measured
+    train_again: bool
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    """What the stage decided, as pick.json records it."""
+
+    records: dict[str, dict[str, Any]]  # by trial number (as text) and "baseline"
+    picked: int | None
+    reason: str
+    max_drop: float | None
+    confidence: float
+    test_top1: dict[str, float]
+
+
+def choose_finalists(study: optuna.Study, candidates: int, train_references: bool) -> list[Finalist]:
+    """Up to `candidates` members of the feasible front, spread from fastest to most accurate,
+    then one trial of each reference (the unpruned `baseline` reference is the baseline row)."""
+    front = [number for number, _, _ in accuracy_latency_front(study)]
+    if len(front) > candidates:
+        front = [front[i] for i in sorted({round(x) for x in np.linspace(0, len(front) - 1, candidates)})]
+    chosen = [Finalist(n, None, True) for n in front]
+    seen: set[str] = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        ref = t.user_attrs.get("reference")
+        if ref and ref != "baseline" and ref not in seen:
+            seen.add(ref)
+            checkpoint = Path(ref).suffix in (".pt", ".pth")
+            chosen.append(Finalist(t.number, ref, train_references or not checkpoint))
+    return chosen
+
+
+def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: list[Constraint],
+              baseline: dict[str, Any], reporter: Reporter) -> FinalOutcome | None:
+    final = plan.spec.final
+    if final is None:
+        return None
+    paths = plan.paths
+    if paths.pick.is_file():  # done before: the test split is looked at once
+        return _read_pick(paths.pick)
+    finalists = choose_finalists(study, final.candidates, plan.sweep.reference_finetune)
+    max_drop = allowed_drop(constraints, baseline)
+    val = bench.data.val
+    images = bench.data.normalize(val.images).numpy()
+    labels = val.labels.numpy()
+    base = _baseline_record(plan, bench, images, labels, final, reporter)
+    records = {"baseline": base}
+    base_correct = np.load(paths.finalist("baseline") / "correct.npy")
+    for f in finalists:
+        records[str(f.number)] = _finalise(plan, study, bench, f, final, images, labels, base_correct, max_drop,
+                                           reporter)
+    picked, reason = _pick(plan, study, finalists, records, max_drop)
+    test = _test_once(plan, bench, picked, finalists, final, reporter)
+    outcome = FinalOutcome(records, picked, reason, max_drop, final.confidence, test)
+    atomic_write_json(paths.pick, {"picked": picked, "reason": reason, "max_drop": max_drop,
+                                   "confidence": final.confidence, "test_top1": test,
+                                   "finalists": [f.number for f in finalists if f.reference is None],
+                                   "references": {str(f.number): f.reference for f in finalists if f.reference}},
+                      indent=2)
+    return outcome
+
+
+def allowed_drop(constraints: list[Constraint], baseline: dict[str, Any]) -> float | None:
+    """The most top-1 a candidate may lose: the tightest floor on top-1 under the baseline's."""
+    floors = [c.min for c in constraints if c.metric == "top1" and c.min is not None]
+    return baseline["top1"] - max(floors) if floors and baseline.get("top1") is not None else None
+
+
+def _read_pick(path: Path) -> FinalOutcome:
+    blob = json.loads(path.read_text())
+    records = {p.parent.name.lstrip("0") or "0": json.loads(p.read_text())
+               for p in sorted(path.parent.glob("*/result.json"))}
+    records["baseline"] = records.pop("baseline", {})
+    return FinalOutcome(records, blob["picked"], blob["reason"], blob["max_drop"], blob["confidence"],
+                        blob["test_top1"])
+
+
+def _trial_benchmark(plan: Plan, number: int) -> BenchmarkSpec:
+    """The benchmark a trial was measured with (a sweep may have searched its precision)."""
+    recipe = plan.paths.trial(number) / "recipe.yaml"
+    if recipe.is_file():
+        return BenchmarkSpec.model_validate(yaml.safe_load(recipe.read_text())["benchmark"])
+    return plan.spec.benchmark
+
+
+def _predict(model: nn.Module, spec: BenchmarkSpec, bench: Workbench, images: np.ndarray, work: Path) -> np.ndarray:
+    """The deployed artefact's answers; PyTorch's when the runtime is not installed here (a
+    study that measured on a device worker) and the precision is fp32, where they agree."""
+    onnx_path = work / "model.onnx"
+    export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    try:
+        return deployed_predictions(onnx_path, spec, images, module=model, calibration=bench.calibration,
+                                    work_dir=work)
+    except MissingExtraError:
+        if spec.precision != "fp32":
+            raise
+        with torch.no_grad():
+            return torch.cat([model(torch.from_numpy(images[i:i + 250])).argmax(1)
+                              for i in range(0, len(images), 250)]).numpy()
+
+
+def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: np.ndarray, final: FinalSpec,
+                     reporter: Reporter) -> dict[str, Any]:
+    work = plan.paths.finalist("baseline")
+    if (work / "result.json").is_file():
+        return json.loads((work / "result.json").read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    reporter.stage(f"final: scoring the unpruned network on {len(labels)} validation images")
+    spec = plan.spec.benchmark.model_copy(update={"precision": "fp32"})
+    correct = _predict(bench.baseline, spec, bench, images, work) == labels
+    np.save(work / "correct.npy", correct)
+    record = {"final_val_top1": 100.0 * float(correct.mean()), "n": len(labels)}
+    atomic_write_json(work / "result.json", record, indent=2)
+    return record
+
+
+def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, final: FinalSpec, images: np.ndarray,
+              labels: np.ndarray, base_correct: np.ndarray, max_drop: float | None, reporter: Reporter
+              ) -> dict[str, Any]:
+    """One finalist trained again (resuming by epoch) and scored; its record once written is final."""
+    work = plan.paths.finalist(f.number)
+    if (work / "result.json").is_file():
+        return json.loads((work / "result.json").read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    checkpoint = plan.paths.trial(f.number) / "model.pt"
+    if not checkpoint.is_file():  # a study written before trials kept their networks
+        raise EdgetuneError(f"trial {f.number} kept no network ({checkpoint} is missing): it cannot be trained "
+                            "again; run the search in a new run directory")
+    model, meta = load_checkpoint(checkpoint)
+    epochs = final.epochs if f.train_again else 0
+    seconds = 0.0
+    if epochs:
+        t0 = time.perf_counter()
+        model = _train_again(plan, bench, model, meta, f, final, work, reporter)
+        seconds = time.perf_counter() - t0
+    model.eval()
+    spec = _trial_benchmark(plan, f.number)
+    reporter.stage(f"final: scoring trial {f.number} on {len(labels)} validation images")
+    correct = _predict(model, spec, bench, images, work) == labels
+    np.save(work / "correct.npy", correct)
+    drop = paired_drop(base_correct, correct, final.confidence)
+    trial = study.get_trials(deepcopy=False)[f.number]
+    record = {"final_epochs": epochs, "final_seconds": round(seconds, 1),
+              "final_val_top1": 100.0 * float(correct.mean()), "final_drop": drop.drop,
+              "final_drop_upper": drop.upper, "held": max_drop is None or drop.holds(max_drop),
+              "paired": drop.as_dict(), "precision": spec.precision, "reference": f.reference,
+              "latency_ratio": trial.user_attrs.get("latency_ratio"), "latency_ms": trial.user_attrs.get("latency_ms"),
+              "search_top1": trial.user_attrs.get("top1")}
+    atomic_write_json(work / "result.json", record, indent=2)
+    reporter.stage(f"final: trial {f.number} {record['final_val_top1']:.2f} % ({_drop_text(drop)})")
+    return record
+
+
+def _drop_text(drop: PairedDrop) -> str:
+    return f"{drop.drop:+.2f} pt lost, at most {drop.upper:.2f} at {drop.confidence:.0%}"
+
+
+def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str, Any], f: Finalist,
+                 final: FinalSpec, work: Path, reporter: Reporter) -> nn.Module:
+    distill = final.distill or plan.spec.finetune.distill
+    teacher = Teacher(bench.baseline, distill.alpha, distill.temperature) if distill is not None else None
+    split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)
+                         if final.train_subset else bench.data.train)
+    label = f"final training of trial {f.number}"
+    train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
+                   lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed, device=bench.device,
+                   log=reporter.stage, on_step=lambda done, total: reporter.step(label, done, total),
+                   split=split, teacher=teacher, score_test=False)
+    bench.baseline.cpu()
+    return model.cpu()
+
+
+def _pick(plan: Plan, study: optuna.Study, finalists: list[Finalist], records: dict[str, dict[str, Any]],
+          max_drop: float | None) -> tuple[int | None, str]:
+    """The best by the study's first objective among finalists whose loss holds."""
+    objective = plan.objectives[0]
+    candidates = [f.number for f in finalists if f.reference is None]
+    if not candidates:
+        return None, "no feasible trial to train again: the search found none (the study is kept)"
+    held = [n for n in candidates if records[str(n)]["held"]]
+    if not held:
+        return None, (f"no finalist's loss holds: each may lose more than {max_drop:.2f} points at "
+                      f"{plan.spec.final.confidence:.0%} confidence (see final_drop_upper)")  # type: ignore[union-attr]
+
+    def value(n: int) -> float:
+        if objective.metric in ACCURACY:
+            return records[str(n)]["final_val_top1"]
+        v = study.get_trials(deepcopy=False)[n].user_attrs.get(objective.metric)
+        return float(v) if v is not None else float("inf") if objective.goal == "minimize" else float("-inf")
+
+    sign = 1.0 if objective.goal == "minimize" else -1.0
+    best = min(held, key=lambda n: sign * value(n))
+    why = (f"best {objective.metric} ({objective.goal}) of {len(held)} finalist(s) whose loss holds"
+           + (f" (at most {max_drop:.2f} points at {plan.spec.final.confidence:.0%})" if max_drop is not None  # type: ignore[union-attr]
+              else " (no accuracy constraint to hold)"))
+    return best, why
+
+
+def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list[Finalist], final: FinalSpec,
+               reporter: Reporter) -> dict[str, float]:
+    """Test top-1 of the pick, the unpruned network and each reference: once, after the pick."""
+    test = bench.data.test
+    images, labels = bench.data.normalize(test.images).numpy(), test.labels.numpy()
+    numbers: list[int | str] = ["baseline", *([picked] if picked is not None else []),
+                                *(f.number for f in finalists if f.reference)]
+    out = {}
+    for number in numbers:
+        reporter.stage(f"final: test top-1 of {'trial ' if number != 'baseline' else ''}{number}")
+        work = plan.paths.finalist(number)
+        if number == "baseline":
+            model, spec = bench.baseline, plan.spec.benchmark.model_copy(update={"precision": "fp32"})
+        else:
+            trained = work / "model.pt"
+            model, _ = load_checkpoint(trained if trained.is_file() else plan.paths.trial(number) / "model.pt")
+            spec = _trial_benchmark(plan, int(number))
+        answers = _predict(model.eval(), spec, bench, images, work / "test")
+        out[str(number)] = 100.0 * float((answers == labels).mean())
+    return out

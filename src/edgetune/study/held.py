@@ -1,0 +1,93 @@
+"""Whether a candidate's accuracy loss holds beyond the luck of the images it was scored on.
+
+A search picks the fastest candidate that cleared an accuracy threshold on a few thousand
+validation images; among many candidates, some clear it by chance. The baseline and the
+candidate are scored on the same images, so the question is paired: on how many images is the
+baseline right and the candidate wrong (b), and the other way round (c)? The drop is (b - c)/n
+and its standard error comes from the discordant pairs alone, the quantity McNemar's test is
+built on. The bound is one-sided (only a larger loss matters) at the user's confidence, with
+half an image added to b and c (Agresti and Min's adjustment) so that a handful of discordant
+images does not give a bound of zero width. A closed form, not a bootstrap: the same images
+give the same bound, and at n in the thousands the two agree to a hundredth of a point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class PairedDrop:
+    """Accuracy lost against the baseline on the same images, in points."""
+
+    drop: float
+    upper: float  # one-sided upper bound at `confidence`
+    confidence: float
+    n: int
+    lost: int  # images the baseline gets right and the candidate wrong
+    gained: int  # the other way round
+
+    def holds(self, max_drop: float) -> bool:
+        return self.upper <= max_drop
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_drop(baseline_correct: np.ndarray, candidate_correct: np.ndarray, confidence: float) -> PairedDrop:
+    base = np.asarray(baseline_correct, dtype=bool)
+    cand = np.asarray(candidate_correct, dtype=bool)
+    if base.shape != cand.shape or base.ndim != 1 or not len(base):
+        raise ValueError(f"paired scores need two equal, non-empty vectors, got {base.shape} and {cand.shape}")
+    n = len(base)
+    lost, gained = int((base & ~cand).sum()), int((~base & cand).sum())
+    mean = (lost - gained) / n
+    b, c = lost + 0.5, gained + 0.5
+    variance = max((b + c) / n - ((b - c) / n) ** 2, 0.0)
+    upper = mean + NormalDist().inv_cdf(confidence) * math.sqrt(variance / n)
+    return PairedDrop(100.0 * mean, 100.0 * upper, confidence, n, lost, gained)
+
+
+# --- what the final stage leaves in the run directory, read back for trials.csv and reports ---
+
+FINAL_COLUMNS = ("final_epochs", "final_val_top1", "final_drop", "final_drop_upper", "held", "picked", "test_top1")
+
+
+def read_final(final_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each finalist's record (by trial number, and `baseline`), as the final stage wrote it."""
+    out: dict[str, dict[str, Any]] = {}
+    if not final_dir.is_dir():
+        return out
+    for path in sorted(final_dir.glob("*/result.json")):
+        out[path.parent.name.lstrip("0") or "0"] = json.loads(path.read_text())
+    pick = final_dir / "pick.json"
+    if pick.is_file():
+        chosen = json.loads(pick.read_text())
+        for key, test in chosen.get("test_top1", {}).items():
+            out.setdefault(key, {})["test_top1"] = test
+        if chosen.get("picked") is not None:
+            out.setdefault(str(chosen["picked"]), {})["picked"] = True
+    return out
+
+
+def with_final(frame: pd.DataFrame, final_dir: Path) -> pd.DataFrame:
+    """trials.csv's rows with the final stage's columns beside the search's own figures."""
+    records = read_final(final_dir)
+    if not records:
+        return frame
+    frame = frame.copy()
+    keys = frame["trial"].astype(str)
+    for column in FINAL_COLUMNS:
+        values = [records.get(k, {}).get(column) for k in keys]
+        if column == "picked":
+            values = [bool(v) for v in values]
+        frame[column] = values
+    return frame
