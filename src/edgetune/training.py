@@ -134,6 +134,11 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warm
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _sgd_cosine(model: nn.Module, lr: float, weight_decay: float, total_steps: int, warmup: int):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    return optimizer, _cosine_with_warmup(optimizer, total_steps, warmup)
+
+
 def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[str], None]
             ) -> tuple[int, float, list[dict[str, float]]]:
     """(first epoch, seconds so far, history): a saved training state restored into `run`'s model,
@@ -188,16 +193,11 @@ def train_baseline(
     `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
     needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
     """
-
     dev = torch.device(device)
-    model.to(dev)
-    if teacher is not None:
-        teacher.model.to(dev)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
-    )
+    for net in (model, *([teacher.model] if teacher is not None else [])):
+        net.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
-    scheduler = _cosine_with_warmup(optimizer, epochs * steps_per_epoch, steps_per_epoch)
+    optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
     state_path = out.with_name(out.name + ".train-state")
     run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}

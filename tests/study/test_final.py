@@ -111,6 +111,20 @@ def test_nothing_feasible_is_said_plainly_and_the_study_kept(tmp_path):
     assert outcome.final.test_top1.keys() == {"baseline"}
 
 
+@pytest.mark.slow
+def test_a_stricter_final_drop_than_the_search_screen_can_leave_no_pick(tmp_path):
+    """The search screens loosely (30 points here); the pick holds the finalists to 0 points
+    lost at any confidence, which a short retraining on 256 images does not meet."""
+    light = {"stage_1": {"min": 0.05, "max": 0.25}, "stage_3": {"min": 0.05, "max": 0.25}}
+    path = _final_experiment(tmp_path, {"protocol": {"name": "accuracy-guaranteed", "max_accuracy_drop": 30},
+                                        "parameters": light}, max_accuracy_drop=0.0)
+    final = run_study(load_experiment(path)[0]).final
+    assert final.max_drop == 0.0 and final.records  # finalists were trained and scored
+    assert final.picked is None and "no finalist's loss holds" in final.reason
+    assert not any(r["held"] for k, r in final.records.items() if k != "baseline")
+    assert final.test_top1.keys() == {"baseline"}
+
+
 def test_final_section_is_validated(tmp_path):
     path = tmp_path / "e.yaml"
     path.write_text(yaml.safe_dump({"final": {"epochs": 1, "confidence": 1.5}}))

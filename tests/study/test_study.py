@@ -171,7 +171,7 @@ def test_experiment_file_errors_name_the_key(tmp_path, raw, key):
 
 
 def test_example_paths_are_relative_to_the_file_and_flags_override():
-    spec, _ = load_experiment(EXAMPLES / "experiment.yaml", {"trials": 3, "finetune.epochs": 0})
+    spec, _ = load_experiment(EXAMPLES / "table3.2.experiment.yaml", {"trials": 3, "finetune.epochs": 0})
     assert spec.model.checkpoint == (ROOT / "models" / "resnet56-fmnist.pt").resolve()
     assert spec.recipe == (EXAMPLES / "resnet56-table3.2.schedule.yaml").resolve()
     assert spec.trials == 3 and spec.finetune.epochs == 0
@@ -184,6 +184,12 @@ def test_example_paths_are_relative_to_the_file_and_flags_override():
     plan = plan_study(load_experiment(ROOT / "experiments" / "baselines.experiment.yaml")[0])
     assert [ref.name for ref in plan.references] == [str((EXAMPLES / "resnet56.schedule.yaml").resolve())]
     assert plan.limit == 0  # the references only
+    # The main job's file: depth + width + precision searched, ResNet-20 beside, a final stage.
+    main = plan_study(load_experiment(EXAMPLES / "experiment.yaml")[0])
+    assert [ref.checkpoint for ref in main.references] == [(ROOT / "models" / "resnet20-fmnist.pt").resolve()]
+    assert {"depth_1_blocks", "width_1", "precision"} <= set(main.targets)
+    assert main.spec.final is not None and main.spec.final.max_accuracy_drop == 0.5
+    assert main.spec.finetune.distill is not None
 
 
 def test_the_seeds_two_files_run_as_is_from_flags(tmp_path):

@@ -75,6 +75,9 @@ class FinalSpec(Strict):
     distill: DistillSpec | None = Field(None, description="default: the search's finetune.distill")
     confidence: float = Field(0.9, ge=0.5, lt=1,
                               description="one-sided confidence of the bound on the accuracy lost")
+    # A search scores candidates after a short fine-tune, so its accuracy constraint is a screen
+    # (say 2 points); the pick holds the finalists, trained again, to the figure that matters.
+    max_accuracy_drop: float | None = Field(None, ge=0, description="default: the search's accuracy constraint")
 
 
 class RemoteSpec(Strict):

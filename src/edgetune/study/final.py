@@ -40,7 +40,7 @@ from edgetune.study.candidate import Workbench
 from edgetune.study.held import PairedDrop, paired_drop
 from edgetune.study.plan import Plan
 from edgetune.study.reporter import Reporter
-from edgetune.study.results import accuracy_latency_front
+from edgetune.study.results import accuracy_latency_front, feasible_trials
 from edgetune.training import Teacher, train_baseline
 
 
@@ -64,11 +64,16 @@ class FinalOutcome:
 
 
 def choose_finalists(study: optuna.Study, candidates: int, train_references: bool) -> list[Finalist]:
-    """Up to `candidates` members of the feasible front, spread from fastest to most accurate,
-    then one trial of each reference (the unpruned `baseline` reference is the baseline row)."""
+    """Up to `candidates` members of the feasible front, spread from fastest to most accurate
+    (filled from the most accurate other feasible trials when the front is shorter), then one
+    trial of each reference (the unpruned `baseline` reference is the baseline row)."""
     front = [number for number, _, _ in accuracy_latency_front(study)]
     if len(front) > candidates:
         front = [front[i] for i in sorted({round(x) for x in np.linspace(0, len(front) - 1, candidates)})]
+    else:  # a front shorter than asked: the most accurate of the other feasible trials fill it
+        rest = sorted((t for t in feasible_trials(study) if t.number not in front and t.user_attrs.get("top1") is not None),
+                      key=lambda t: -float(t.user_attrs["top1"]))
+        front += [t.number for t in rest[:candidates - len(front)]]
     chosen = [Finalist(n, None, True) for n in front]
     seen: set[str] = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -89,7 +94,7 @@ def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: li
     if paths.pick.is_file():  # done before: the test split is looked at once
         return _read_pick(paths.pick)
     finalists = choose_finalists(study, final.candidates, plan.sweep.reference_finetune)
-    max_drop = allowed_drop(constraints, baseline)
+    max_drop = final.max_accuracy_drop if final.max_accuracy_drop is not None else allowed_drop(constraints, baseline)
     val = bench.data.val
     images = bench.data.normalize(val.images).numpy()
     labels = val.labels.numpy()
