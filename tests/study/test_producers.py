@@ -195,3 +195,15 @@ def test_a_database_not_yet_accepting_connections_is_waited_for():
     assert _retryable(refused, read=False) and _retryable(refused, read=True)
     lost = OperationalError("UPDATE trials", {}, Exception("server closed the connection unexpectedly"))
     assert not _retryable(lost, read=False)  # a write may have committed: not repeated
+
+
+def test_a_connection_lost_mid_write_repeats_only_writes_that_leave_the_same_rows():
+    """A restart can land between the pool's ping and a suggest's `set_trial_param`: the write
+    is repeated (setting a value again leaves the same row; it once ended the producer, CI
+    2026-11-30). Creating or finishing a trial is not: done twice it is two trials or an error."""
+    from edgetune.study.storage import repeatable
+
+    assert all(repeatable(m) for m in ("set_trial_param", "set_trial_user_attr", "set_trial_system_attr",
+                                       "record_heartbeat", "get_all_trials", "set_trial_intermediate_value"))
+    assert not any(repeatable(m) for m in ("create_new_trial", "set_trial_state_values", "create_new_study",
+                                           "delete_study"))

@@ -146,12 +146,14 @@ class Evaluator:
 
     def _duplicate_of(self, trial: optuna.Trial, key: str) -> int | None:
         """Record the candidate's key; the earlier trial with the same one, if any (never for a
-        reference recipe's repeats, which measure how much its figures vary)."""
+        reference recipe's repeats, which measure how much its figures vary, nor one skipped on
+        its prediction: it holds no measurement to answer from, and skipping again is cheap)."""
         trial.set_user_attr("candidate_key", key)
         if trial.user_attrs.get("reference"):
             return None
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None:
+            if (t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None
+                    and not t.user_attrs.get("skipped")):
                 return t.number
         return None
 

@@ -40,14 +40,24 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 
 # Errors that mean the request never reached the database: a refused connect, or a pooled
 # connection found dead before use. Safe to repeat any call. A connection lost in the middle of
-# a request is safe to repeat only for reads; a write may have committed, so it is raised and
-# no trial can be recorded twice.
+# a request is safe to repeat only for reads and idempotent writes; another write may have
+# committed, so it is raised and no trial can be recorded twice.
 UNREACHED = ("connection refused", "could not connect", "the database system is starting up",
              "the database system is not yet accepting connections", "the database system is in recovery mode",
              "the database system is shutting down")
 LOST = ("server closed the connection unexpectedly", "terminating connection due to administrator command",
         "connection already closed", "ssl connection has been closed unexpectedly")
 READS = ("get_", "_get_", "check_", "is_")
+# Writes that leave the same rows however often they run (a value set again is the same value):
+# repeated like reads when the connection is lost mid-request. Creating a trial or finishing one
+# is not among them: done twice, it would be two trials or an error.
+IDEMPOTENT = ("set_trial_param", "set_trial_user_attr", "set_trial_system_attr", "set_study_user_attr",
+              "set_study_system_attr", "set_trial_intermediate_value", "record_heartbeat")
+
+
+def repeatable(method: str) -> bool:
+    """Whether a storage call may be sent again after its connection was lost mid-request."""
+    return method.startswith(READS) or method in IDEMPOTENT
 
 
 def _retryable(exc: BaseException, read: bool) -> bool:
@@ -75,7 +85,7 @@ class PatientStorage(optuna.storages.BaseStorage, BaseHeartbeat):
     def __init__(self, inner: optuna.storages.RDBStorage, patience: float) -> None:
         self._inner = inner
         for name in _STORAGE_METHODS:
-            setattr(self, name, _until_reachable(getattr(inner, name), patience, name.startswith(READS)))
+            setattr(self, name, _until_reachable(getattr(inner, name), patience, repeatable(name)))
 
 
 _STORAGE_METHODS = sorted(
