@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from _run import RUNS, edgetune, save, study_seconds, trials
 
@@ -42,10 +43,13 @@ def show(summary: dict) -> None:
     print(f"{'network':32} {'x R56':>7} {'speed-up':>8} {'val %':>7} {'lost':>6} {'bound':>6} {'test %':>7}")
     for r in summary["rows"]:
         ratio = r["latency_ratio"]
-        cell = lambda v, f: "-" if v is None or v != v else f.format(v)  # noqa: E731 - NaN-safe
         print(f"{r['network']:32} {cell(ratio, '{:.3f}'):>7} {cell(1 / ratio if ratio else None, '{:.2f}x'):>8} "
               f"{cell(r['val_top1'], '{:.2f}'):>7} {cell(r['drop'], '{:+.2f}'):>6} {cell(r['bound'], '{:.2f}'):>6} "
               f"{cell(r['test_top1'], '{:.2f}'):>7}" + ("  <- picked" if r["picked"] else ""))
+
+
+def cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None or math.isnan(value) else fmt.format(value)
 
 
 def main() -> None:

@@ -1,4 +1,18 @@
-"""edgetune: search compression settings by latency measured on the target runtime."""
+"""edgetune: search compression settings by latency measured on the target runtime.
+
+`edgetune.tune(...)` is the Python entry point (edgetune.api); importing the package loads
+neither PyTorch nor Optuna until it is called.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = ["__version__", "tune"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "tune":
+        from edgetune.api import tune
+
+        return tune
+    raise AttributeError(f"module 'edgetune' has no attribute {name!r}")

@@ -16,8 +16,9 @@ import torch
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_json
 from edgetune.models import load_checkpoint
+from edgetune.models.factory import ModelFactory
 from edgetune.study.held import read_final
-from edgetune.study.results import best_trial_number, open_study
+from edgetune.study.results import best_trial_number, open_study, run_factory
 from edgetune.study.rundir import RunDir
 
 
@@ -29,7 +30,8 @@ class ExportedTrial:
     final: dict[str, Any] | None = None  # the final stage's figures (validation, bound, test)
 
 
-def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None) -> ExportedTrial:
+def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None,
+                 factory: ModelFactory | None = None) -> ExportedTrial:
     """`best`: the final stage's pick when it made one, else the search's best feasible trial.
     A trial the final stage trained again leaves with those weights and their figures."""
     study = open_study(run_dir, storage)
@@ -59,14 +61,15 @@ def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = Non
                 shutil.copy2(trained / name, out / name)
         atomic_write_json(out / "final.json", final, indent=2)
         files.append(out / "final.json")
-    return ExportedTrial(number, files, reload_difference(out / "model.pt", out / "model.onnx"), final)
+    difference = reload_difference(out / "model.pt", out / "model.onnx", factory or run_factory(run_dir))
+    return ExportedTrial(number, files, difference, final)
 
 
-def reload_difference(checkpoint: Path, onnx_path: Path) -> float:
+def reload_difference(checkpoint: Path, onnx_path: Path, factory: ModelFactory | None = None) -> float:
     """Largest |difference| between the reloaded checkpoint and the ONNX file on one input."""
     import onnxruntime as ort
 
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_checkpoint(checkpoint, factory=factory)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     spec = session.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in spec.shape]

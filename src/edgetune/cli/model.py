@@ -73,18 +73,26 @@ def evaluate(
     data: Annotated[str | None, typer.Option(help="Dataset; defaults to the one the checkpoint records.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    model_factory: Annotated[str | None, typer.Option(
+        help="Your own network's builder (package.module:build or file.py:build), for a checkpoint of it.")] = None,
 ) -> None:
     """Evaluate a checkpoint's top-1/top-5 and loss on the validation or test split."""
     from edgetune.data import load_dataset
+    from edgetune.entrypoints import check_reference
     from edgetune.models import load_checkpoint
+    from edgetune.models.factory import ModelFactory
     from edgetune.training import evaluate as run_eval
 
     if split not in ("val", "test"):
         raise EdgetuneError(f"--split must be 'val' or 'test', not '{split}'")
-    model, meta = load_checkpoint(checkpoint)
+    try:
+        factory = ModelFactory(check_reference(model_factory)) if model_factory else None
+    except ValueError as exc:
+        raise EdgetuneError(f"--model-factory: {exc}") from None
+    model, meta = load_checkpoint(checkpoint, factory=factory)
     splits = load_dataset(data or meta.get("dataset", "fashion-mnist"), data_root)
     result = run_eval(model, splits, getattr(splits, split))
     console.print(
-        f"{meta['model']} on {splits.name} {split} ({result.n} images): top-1 {result.top1:.2f} %, "
+        f"{meta.get('model') or meta.get('factory')} on {splits.name} {split} ({result.n} images): top-1 {result.top1:.2f} %, "
         f"top-5 {result.top5:.2f} %, loss {result.loss:.4f}"
     )

@@ -21,6 +21,8 @@ def run(
     schedule: Annotated[Path | None, typer.Option(help="Distiller-format schedule (the recipe).")] = None,
     sweep: Annotated[Path | None, typer.Option(help="W&B-format sweep file (what to search, what to optimise).")] = None,
     model: Annotated[str | None, typer.Option(help="Architecture; defaults to the one the checkpoint records.")] = None,
+    model_factory: Annotated[str | None, typer.Option(
+        help="Your own network instead: package.module:build or path/to/file.py:build returning an nn.Module.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Trained baseline (edgetune train writes one).")] = None,
     data: Annotated[str | None, typer.Option(help="fashion-mnist, cifar10 or folder.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
@@ -55,7 +57,7 @@ def run(
     from edgetune.study.runner import run_study
 
     overrides = {
-        "recipe": schedule, "sweep": sweep, "model.name": model, "model.checkpoint": checkpoint,
+        "recipe": schedule, "sweep": sweep, "model.name": model, "model.factory": model_factory, "model.checkpoint": checkpoint,
         "data.name": data, "data.root": data_root, "trials": trials, "finetune.epochs": epochs,
         "finetune.learning_rate": learning_rate, "data.train_subset": train_subset,
         "data.val_subset": val_subset, "benchmark.threads": threads, "name": name, "run_dir": run_dir,

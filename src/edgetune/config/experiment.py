@@ -9,20 +9,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgetune.catalog import dataset_name
 from edgetune.config.base import Strict, validate
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.recipe import Schedule, parse_schedule
 from edgetune.config.sweep import SweepSpec, parse_sweep
+from edgetune.entrypoints import check_reference, resolve_reference
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
 
 
 class ModelSpec(Strict):
     name: str | None = Field(None, description="registry name; taken from the checkpoint when omitted")
+    # Or the user's own network: `package.module:build` or `path/to/file.py:build` returning an
+    # nn.Module, called with `kwargs`; `checkpoint` may then be a plain state_dict (torchvision's,
+    # Distiller's, a user's) or edgetune's own, or be left out (the factory's weights as built).
+    factory: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="arguments of model.factory")
     checkpoint: Path | None = None
+
+    @field_validator("factory")
+    @classmethod
+    def _entry_point(cls, ref: str | None) -> str | None:
+        return None if ref is None else check_reference(ref)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if self.factory is not None and self.name is not None:
+            raise ValueError(f"give model.name (a registered network) or model.factory (your own), not both "
+                             f"(got {self.name!r} and {self.factory!r})")
+        if self.kwargs and self.factory is None:
+            raise ValueError("model.kwargs are the arguments of model.factory, which is not given")
+        return self
 
 
 class DataSpec(Strict):
@@ -34,6 +54,25 @@ class DataSpec(Strict):
     # Subsets keep a search short; the same images are used for every trial and the baseline.
     train_subset: int | None = Field(None, gt=0)
     val_subset: int | None = Field(None, gt=0)
+    # Or the user's own data: `package.module:make` or `path/to/file.py:make` returning (train,
+    # val) or (train, val, test) Datasets or DataLoaders (edgetune.data.custom); `name`, `root`,
+    # `val_size` and `split_seed` then do not apply.
+    factory: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="arguments of data.factory")
+
+    @field_validator("factory")
+    @classmethod
+    def _entry_point(cls, ref: str | None) -> str | None:
+        return None if ref is None else check_reference(ref)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if self.factory is not None and "name" in self.model_fields_set:
+            raise ValueError(f"give data.name (a known dataset) or data.factory (your own), not both (got "
+                             f"{self.name!r} and {self.factory!r})")
+        if self.kwargs and self.factory is None:
+            raise ValueError("data.kwargs are the arguments of data.factory, which is not given")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -163,8 +202,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
             raise ConfigError(f"an experiment must be a mapping, got {type(loaded).__name__}", source=source)
         raw = loaded or {}
         base = Path(path).resolve().parent
-    spec = _validate(raw, source)
-    spec = _rebase(spec, base)
+    spec = experiment_from(raw, base, source)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
         data = spec.model_dump()
@@ -176,10 +214,18 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
                     node[p] = {}
                 node = node[p]
             # Flags name files relative to where the user typed them, not to the experiment file.
+            if dotted in ("model.factory", "data.factory"):
+                value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
         flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
         spec = _validate(data, f"{source} with {flags}")
     return spec, base
+
+
+def experiment_from(raw: dict[str, Any], base: Path, source: str = "<python>") -> ExperimentSpec:
+    """An experiment from a mapping (a file's content, or keyword arguments from Python), its
+    relative paths taken against `base`."""
+    return _rebase(_validate(raw, source), base)
 
 
 def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
@@ -187,6 +233,10 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
     spec.model.checkpoint = fix(spec.model.checkpoint)
+    if spec.model.factory is not None:
+        spec.model.factory = resolve_reference(spec.model.factory, base)
+    if spec.data.factory is not None:
+        spec.data.factory = resolve_reference(spec.data.factory, base)
     spec.data.root = fix(spec.data.root)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)

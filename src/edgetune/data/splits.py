@@ -54,7 +54,10 @@ class DataSplits:
         return int(self.train.images.shape[2]), int(self.train.images.shape[3])
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> float batch with the dataset's mean and std removed."""
+        """uint8 batch -> float batch with the dataset's mean and std removed. Float images (a
+        user's data factory, transforms applied) are normalised already and pass as they are."""
+        if images.dtype.is_floating_point:
+            return images.float()
         x = images.float().div_(255.0)
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)

@@ -19,6 +19,7 @@ from torch import nn
 from edgetune.compress.structure import rebuild_structure
 from edgetune.errors import ConfigError, EdgetuneError, closest
 from edgetune.files import atomic_write_bytes
+from edgetune.models.factory import ModelFactory
 from edgetune.models.zoo import MODELS, register_model  # noqa: F401 - re-exported
 
 _REGISTRY = MODELS
@@ -50,6 +51,23 @@ def build_model(name: str, *, num_classes: int, in_channels: int) -> nn.Module:
     return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
 
 
+def _from_factory(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any], factory: ModelFactory | None
+                  ) -> tuple[nn.Module, dict[str, Any]]:
+    if factory is None:
+        raise EdgetuneError(f"{path} holds a network built by {meta['factory']!r}, the user's own code, which edgetune "
+                            "does not import on a checkpoint's word: give that factory (model.factory in an "
+                            "experiment, --model-factory on the command line, factory= from Python)")
+    model = factory.build()
+    meta = {**meta, **factory.describe()}
+    if meta.get("structure"):
+        rebuild_structure(model, meta["structure"])
+    try:
+        model.load_state_dict(strip_module_prefix(state))
+    except RuntimeError as exc:
+        raise EdgetuneError(f"{path} does not fit the network model.factory {factory.ref!r} builds: {exc}") from exc
+    return model, meta
+
+
 def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Distiller's checkpoints come from DataParallel: accept names with or without `module.`."""
     return {k.removeprefix("module."): v for k, v in state.items()}
@@ -64,12 +82,14 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
 def load_checkpoint(
     path: str | Path, *, model_name: str | None = None, num_classes: int | None = None,
-    in_channels: int | None = None,
+    in_channels: int | None = None, factory: ModelFactory | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights.
 
-    Arguments override what the checkpoint's metadata says (a bare Distiller state dict has
-    none); a mismatch between the two is an error, not a silent reshape.
+    Arguments override what the checkpoint's metadata says (a bare Distiller or torchvision
+    state dict has none); a mismatch between the two is an error, not a silent reshape. A
+    network of the user's own code is built by `factory`, which the caller names: a checkpoint
+    that records one is never enough to import it.
     """
     path = Path(path)
     if not path.is_file():
@@ -82,6 +102,8 @@ def load_checkpoint(
     state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise EdgetuneError(f"{path} holds no state dict")
+    if factory is not None or meta.get("factory"):
+        return _from_factory(path, state, meta, factory)
     for key, given in (("model", model_name), ("num_classes", num_classes), ("in_channels", in_channels)):
         if given is not None and meta.get(key) not in (None, given):
             raise EdgetuneError(f"{path} was saved for {key}={meta[key]!r}, not {given!r}")

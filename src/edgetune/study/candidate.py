@@ -26,10 +26,12 @@ from edgetune.compress.structure import describe_structure
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.data.splits import DataSplits, ImageSplit
+from edgetune.errors import ConfigError
 from edgetune.executors.base import Executor, Scoring
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.hardware.widths import WidthTable
+from edgetune.models.factory import ModelFactory
 from edgetune.models.registry import load_checkpoint, save_checkpoint
 from edgetune.training import EvalResult, evaluate, train_epoch
 
@@ -72,12 +74,35 @@ class Workbench:
         return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy())
 
 
-def load_network(checkpoint: Path, data: DataSplits, model_name: str | None = None) -> tuple[nn.Module, dict]:
-    """A checkpoint's network for `data`'s classes and channels, in eval mode, and the build
-    metadata every trial's checkpoint carries so it rebuilds on its own."""
-    model, meta = load_checkpoint(checkpoint, model_name=model_name, num_classes=data.num_classes,
-                                  in_channels=data.in_channels)
+def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | None = None,
+                 factory: ModelFactory | None = None) -> tuple[nn.Module, dict]:
+    """A checkpoint's network for `data`'s classes and channels (or the user's factory's, with
+    or without a checkpoint), in eval mode, and the build metadata every trial's checkpoint
+    carries so it rebuilds."""
+    if checkpoint is None and factory is not None:
+        model, meta = factory.build(), factory.describe()
+    else:
+        model, meta = load_checkpoint(checkpoint, model_name=model_name, num_classes=data.num_classes,  # type: ignore[arg-type]
+                                      in_channels=data.in_channels, factory=factory)
+    if factory is not None:
+        _check_outputs(model.eval(), data, f"model.factory {factory.ref!r}")
+        return model, {**factory.describe(), "num_classes": data.num_classes, "in_channels": data.in_channels}
     return model.eval(), {k: meta[k] for k in ("model", "num_classes", "in_channels")}
+
+
+def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
+    """The user's network must take the data's images and give one score per class."""
+    example = data.sample_input(2)
+    try:
+        with torch.no_grad():
+            out = model(example)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code on the data's images
+        raise ConfigError(f"{what} cannot take the data's images (shape {tuple(example.shape)}): "
+                          f"{type(exc).__name__}: {exc}", key="model.factory") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != data.num_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{what} gives outputs of shape {shape} for {tuple(example.shape)} images; top-1 needs "
+                          f"(batch, {data.num_classes}) for the data's {data.num_classes} classes", key="model.factory")
 
 
 @dataclass(frozen=True)

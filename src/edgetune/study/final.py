@@ -105,7 +105,9 @@ def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: li
         records[str(f.number)] = _finalise(plan, study, bench, f, final, images, labels, base_correct, max_drop,
                                            reporter)
     picked, reason = _pick(plan, study, finalists, records, max_drop)
-    test = _test_once(plan, bench, picked, finalists, final, reporter)
+    test = _test_once(plan, bench, picked, finalists, final, reporter) if len(bench.data.test) else {}
+    if not len(bench.data.test):
+        reason += "; the data gives no test split, so there is no test figure"
     outcome = FinalOutcome(records, picked, reason, max_drop, final.confidence, test)
     atomic_write_json(paths.pick, {"picked": picked, "reason": reason, "max_drop": max_drop,
                                    "confidence": final.confidence, "test_top1": test,
@@ -181,7 +183,7 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     if not checkpoint.is_file():  # a study written before trials kept their networks
         raise EdgetuneError(f"trial {f.number} kept no network ({checkpoint} is missing): it cannot be trained "
                             "again; run the search in a new run directory")
-    model, meta = load_checkpoint(checkpoint)
+    model, meta = load_checkpoint(checkpoint, factory=plan.factory)
     epochs = final.epochs if f.train_again else 0
     seconds = 0.0
     if epochs:
@@ -266,7 +268,8 @@ def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list
             model, spec = bench.baseline, plan.spec.benchmark.model_copy(update={"precision": "fp32"})
         else:
             trained = work / "model.pt"
-            model, _ = load_checkpoint(trained if trained.is_file() else plan.paths.trial(number) / "model.pt")
+            model, _ = load_checkpoint(trained if trained.is_file() else plan.paths.trial(number) / "model.pt",
+                                       factory=plan.factory)
             spec = _trial_benchmark(plan, int(number))
         answers = _predict(model.eval(), spec, bench, images, work / "test")
         out[str(number)] = 100.0 * float((answers == labels).mean())

@@ -12,10 +12,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edgetune.config.experiment import BenchmarkSpec, ExperimentSpec, FinetuneSpec, recipe_of, sweep_of
+from edgetune.config.experiment import (
+    BenchmarkSpec,
+    DataSpec,
+    ExperimentSpec,
+    FinetuneSpec,
+    ModelSpec,
+    recipe_of,
+    sweep_of,
+)
 from edgetune.config.recipe import Schedule, load_schedule
 from edgetune.config.sweep import SweepSpec
 from edgetune.errors import ConfigError
+from edgetune.models.factory import ModelFactory
 from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
 from edgetune.search.base import get_strategy
 from edgetune.search.space import expand_per_layer
@@ -40,6 +49,21 @@ class Reference:
     checkpoint: Path | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class Given:
+    """What Python handed over (`edgetune.tune`) instead of an experiment file naming it: the
+    network (as a factory that copies or builds it) and the data splits."""
+
+    factory: ModelFactory | None = None
+    data: Any = None  # edgetune.data.splits.DataSplits
+
+    def identity(self) -> list[Any]:
+        """What of it makes a study: the network's builder and the data's shapes and size."""
+        data = self.data
+        shape = None if data is None else [data.name, list(data.train.images.shape), len(data.val), data.num_classes]
+        return [self.factory.ref if self.factory else None, shape]
+
+
 @dataclass(frozen=True)
 class Plan:
     spec: ExperimentSpec
@@ -54,10 +78,19 @@ class Plan:
     storage: str
     references: list[Reference]
     limit: int
+    given: Given = Given()
 
     @property
     def paths(self) -> RunDir:
         return RunDir(self.run_dir)
+
+    @property
+    def factory(self) -> ModelFactory | None:
+        """The user's network builder, when the experiment names one (model.factory)."""
+        if self.given.factory is not None:
+            return self.given.factory
+        model = self.spec.model
+        return ModelFactory(model.factory, model.kwargs) if model.factory else None
 
     @property
     def shared(self) -> bool:
@@ -78,7 +111,9 @@ class Plan:
         # The data and model sections hold paths: dumped as JSON, as the first studies did.
         parts = [(self.sweep, "python"), (self.spec.data, "json"), (self.spec.model, "json"),
                  (self.spec.finetune, "python"), (self.spec.benchmark, "python")]
-        blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts)],
+        begun_from_python = self.given.factory is not None or self.given.data is not None
+        given = [self.given.identity()] if begun_from_python else []
+        blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -106,8 +141,9 @@ class Plan:
 
 # Settings added since the first studies were written: at their defaults they stay out of the
 # fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
-ADDED_LATER = {"sweep": ("reference_finetune",), "finetune": ("distill",)}
-_SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune"}
+ADDED_LATER = {"sweep": ("reference_finetune",), "finetune": ("distill",), "data": ("factory", "kwargs"),
+               "model": ("factory", "kwargs")}
+_SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", ModelSpec: "model"}
 
 
 def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
@@ -122,7 +158,8 @@ def measured_widths(sweep: SweepSpec) -> bool:
     return any(p.widths == "measured" for p in sweep.parameters.values())
 
 
-def plan_study(spec: ExperimentSpec) -> Plan:
+def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
+    given = given or Given()
     raw_schedule, schedule, recipe_source = recipe_of(spec)
     sweep, sweep_source = sweep_of(spec)
     if sweep.space == "per-layer":
@@ -131,25 +168,27 @@ def plan_study(spec: ExperimentSpec) -> Plan:
     if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
     objectives = objectives_of(sweep, sweep_source)
-    _check_search(spec, sweep, sweep_source, objectives)
+    _check_search(spec, sweep, sweep_source, objectives, given)
     limit = sweep.trials or spec.trials
     if sweep.method == "grid" and not measured_widths(sweep):  # those are counted once measured
         limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
     storage = spec.storage or RunDir(run_dir).default_storage
     return Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
-                constraints_of(sweep, sweep_source), run_dir, storage, _references(spec, sweep, sweep_source), limit)
+                constraints_of(sweep, sweep_source), run_dir, storage, _references(spec, sweep, sweep_source), limit,
+                given)
 
 
-def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective]) -> None:
+def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective],
+                  given: Given) -> None:
     if sweep.early_stop.method != "none" and objectives[0].metric not in ACCURACY:
         raise ConfigError(
             f"early_stop '{sweep.early_stop.method}' compares the objective during fine-tuning, but "
             f"'{objectives[0].metric}' does not change while fine-tuning; make top1 the objective or use "
             "early_stop: {method: none, collapse: true}", source=source, key="early_stop.method")
-    if spec.model.checkpoint is None:
-        raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint",
-                          key="model.checkpoint")
+    if spec.model.checkpoint is None and spec.model.factory is None and given.factory is None:
+        raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint (or model.factory, "
+                          "your own network)", key="model.checkpoint")
     if len(objectives) > 1 and not get_strategy(sweep.method).multi_objective:
         raise ConfigError(f"method '{sweep.method}' optimises one objective", source=source, key="method")
 

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
 from edgetune.metrics import METRICS
+from edgetune.models.factory import ModelFactory
 from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
 from edgetune.study.held import with_final
@@ -157,6 +158,13 @@ def write_trials_csv(outcome: StudyOutcome, path: Path) -> None:
     frame = with_final(trials_frame(outcome.study, outcome.baseline, outcome.plan.objectives),
                        outcome.plan.paths.final)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
+
+
+def run_factory(run_dir: Path) -> ModelFactory | None:
+    """The user's network builder the run's experiment named (its trials' checkpoints need it)."""
+    resolved = RunDir(run_dir).resolved_experiment
+    model = (yaml.safe_load(resolved.read_text()) or {}).get("model") or {} if resolved.is_file() else {}
+    return ModelFactory(model["factory"], model.get("kwargs") or {}) if model.get("factory") else None
 
 
 def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:

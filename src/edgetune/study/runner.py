@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from edgetune.catalog import RUNTIMES, load
 from edgetune.config.experiment import ExperimentSpec
+from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
 from edgetune.errors import EdgetuneError
 from edgetune.executors import open_executor
@@ -35,7 +36,7 @@ from edgetune.search.space import layer_features
 from edgetune.study.candidate import Workbench, load_network
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
-from edgetune.study.plan import Plan, plan_study
+from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.profile import TargetProfile, measure_target
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome, counted, write_trials_csv
@@ -48,9 +49,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SKIP_LIMIT = 10  # skipped candidates per counted trial before a search gives up
 
 
-def run_study(spec: ExperimentSpec, reporter: Reporter | None = None) -> StudyOutcome:
+def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Given | None = None) -> StudyOutcome:
+    """`given`: a network and data handed over from Python in place of the file's (edgetune.tune)."""
     reporter = reporter or Reporter()
-    plan = plan_study(spec)
+    plan = plan_study(spec, given)
     with _run_lock(plan.run_dir):
         atomic_write_text(plan.paths.resolved_experiment,
                           yaml.safe_dump(redact_secrets(spec.model_dump(mode="json")), sort_keys=False))
@@ -155,8 +157,14 @@ def _workbench(plan: Plan) -> Workbench:
         torch.set_num_threads(spec.torch_threads)
     if spec.remote is None:  # a missing extra fails before the data and the baseline are loaded
         load(RUNTIMES, spec.benchmark.runtime, "runtime", "benchmark.runtime")
-    data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size, split_seed=spec.data.split_seed)
-    model, meta = load_network(spec.model.checkpoint, data, spec.model.name)  # type: ignore[arg-type]
+    if plan.given.data is not None:
+        data = plan.given.data
+    elif spec.data.factory is not None:
+        data = load_factory_data(spec.data.factory, spec.data.kwargs)
+    else:
+        data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size,
+                            split_seed=spec.data.split_seed)
+    model, meta = load_network(spec.model.checkpoint, data, spec.model.name, plan.factory)
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
     return Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),

@@ -1,0 +1,148 @@
+"""edgetune from Python: `tune()` takes the experiment file's sections as keyword arguments, and
+a network and data as objects; it runs the same study `edgetune run` does (resumable: call it
+again with the same arguments and it goes on where it stopped) and returns what it found.
+
+    import edgetune
+    result = edgetune.tune(model=net, train_data=train_set, val_data=val_set,
+                           recipe={"pruners": {...}, "policies": [...]},
+                           sweep={"metric": {"name": "latency_ratio", "goal": "minimize"}, "parameters": {...}},
+                           finetune={"epochs": 1}, trials=20, run_dir="runs/mine")
+    result.trials          # one row per trial (pandas), final-stage columns included
+    result.best            # the final pick, else the best feasible trial
+    result.export("best", "deploy/")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from edgetune.config.experiment import experiment_from, load_experiment
+from edgetune.data.custom import splits_from
+from edgetune.errors import ConfigError
+from edgetune.files import read_yaml
+from edgetune.models.factory import ModelFactory
+from edgetune.study.held import with_final
+from edgetune.study.plan import Given
+from edgetune.study.reporter import Reporter
+from edgetune.study.results import StudyOutcome, accuracy_latency_front, best_trials, trials_frame
+from edgetune.study.runner import run_study
+from edgetune.trial_export import ExportedTrial, export_trial
+
+SECTIONS = ("name", "recipe", "sweep", "finetune", "final", "benchmark", "data", "trials", "seed", "run_dir", "storage",
+            "torch_threads", "tracking", "remote", "device", "heartbeat_seconds")
+
+
+@dataclass
+class TuneResult:
+    """What a study found; every figure is read from the study and the run directory."""
+
+    outcome: StudyOutcome
+    factory: ModelFactory | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.outcome.plan.run_dir
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """trials.csv as a DataFrame: the baseline row first, then every trial."""
+        frame = trials_frame(self.outcome.study, self.outcome.baseline, self.outcome.plan.objectives)
+        return with_final(frame, self.outcome.plan.paths.final)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The final stage's pick (when the experiment has `final:`), else the best feasible
+        trial by the first objective: its number, parameters and metrics. None when none is."""
+        final = self.outcome.final
+        if final is not None:
+            number = final.picked
+        else:
+            ranked = best_trials(self.outcome.feasible(), self.outcome.plan.objectives[:1])
+            number = ranked[0].number if ranked else None
+        if number is None:
+            return None
+        trial = next(t for t in self.outcome.study.get_trials(deepcopy=False) if t.number == number)
+        return {"trial": number, "params": dict(trial.params), **trial.user_attrs}
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The feasible trials no other beats on both measured latency and top-1, fastest first."""
+        return pd.DataFrame(accuracy_latency_front(self.outcome.study), columns=["trial", "latency_ms", "top1"])
+
+    def export(self, trial: int | str = "best", out: str | Path | None = None) -> ExportedTrial:
+        """One trial's ONNX file and rebuildable checkpoint, checked against each other."""
+        target = Path(out) if out is not None else self.run_dir / "export" / f"trial-{trial}"
+        return export_trial(self.run_dir, str(trial), target, self.outcome.plan.spec.storage, self.factory)
+
+
+def tune(experiment: str | Path | Mapping[str, Any] | None = None, *,
+         model: nn.Module | Callable[[], nn.Module] | Mapping[str, Any] | None = None,
+         train_data: Any = None, val_data: Any = None, test_data: Any = None,
+         progress: bool | Reporter = True, **sections: Any) -> TuneResult:
+    """Run (or resume) a study.
+
+    `experiment`: an experiment file, or its content as a dict; keyword sections (`recipe`,
+    `sweep`, `finetune`, `final`, `benchmark`, `data`, `trials`, `run_dir`, ...) are merged over
+    it, as `edgetune run`'s flags are. `model`: a network object (copied for each candidate), a
+    function of no arguments returning one, or the file's `model:` section. `train_data` and
+    `val_data` (and `test_data`): torch Datasets of `(image, label)` or DataLoaders of batches.
+    `progress`: a rich progress display (a notebook shows it in the cell), False for none, or a
+    Reporter of your own.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"tune() has no argument {unknown[0]!r}; the experiment's sections are "
+                          f"{', '.join(SECTIONS)}, with model, train_data, val_data, test_data and progress")
+    raw, base, source = _starting_point(experiment)
+    factory = None
+    if isinstance(model, Mapping):
+        sections["model"] = dict(model)
+    elif model is not None:
+        factory = ModelFactory.of(model)
+    raw = _merged(raw, sections)
+    spec = experiment_from(raw, base, source if not sections else f"{source} with tune() arguments")
+    data = None
+    if train_data is not None or val_data is not None:
+        if train_data is None or val_data is None:
+            raise ConfigError("give both train_data and val_data (test_data is optional)", key="train_data")
+        data = splits_from((train_data, val_data, test_data), "tune() data", name="python")
+    reporter = progress if isinstance(progress, Reporter) else _reporter(progress)
+    outcome = run_study(spec, reporter, Given(factory, data))
+    return TuneResult(outcome, factory)
+
+
+def _starting_point(experiment: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path, str]:
+    if experiment is None:
+        return {}, Path.cwd(), "tune()"
+    if isinstance(experiment, Mapping):
+        return dict(experiment), Path.cwd(), "tune() experiment"
+    path = Path(experiment)
+    load_experiment(path)  # a bad file fails here, with its own name in the error
+    raw = read_yaml(path, "experiment") or {}
+    return raw, path.resolve().parent, str(path)
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in ("recipe", "sweep"):
+            out[key] = _merged(dict(out[key]), dict(value))
+        else:
+            out[key] = value
+    return out
+
+
+def _reporter(show: bool) -> Reporter:
+    if not show:
+        return Reporter()
+    from rich.console import Console
+
+    from edgetune.progress import RichReporter
+
+    return RichReporter(Console())

@@ -1,0 +1,81 @@
+"""A user's own code, named in an experiment file: `package.module:function` or
+`path/to/file.py:function` (relative to the experiment file's folder).
+
+Only what the user names is imported, when it is needed, and nothing a checkpoint or a run
+directory names on its own: a file handed around cannot make edgetune run code. Every failure
+says which key named the entry point, which file it looked in and what it expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import ConfigError
+
+
+def check_reference(ref: str) -> str:
+    """The form `module:attr` or `file.py:attr`, checked without importing anything."""
+    module, sep, attr = ref.rpartition(":")
+    if not sep or not module or not attr.isidentifier():
+        raise ValueError(f"{ref!r} is not an entry point; write 'package.module:function' or 'path/to/file.py:function'")
+    return ref
+
+
+def resolve_reference(ref: str, base: Path) -> str:
+    """A file entry point made absolute against `base` (the experiment file's folder), so the
+    resolved experiment names the same file from any working directory."""
+    module, _, attr = ref.rpartition(":")
+    if module.endswith(".py") and not Path(module).is_absolute():
+        return f"{(base / module).resolve()}:{attr}"
+    return ref
+
+
+def load_entry_point(ref: str, key: str) -> Callable[..., Any]:
+    """The callable `ref` names; `key` (e.g. `model.factory`) is the setting that named it."""
+    module_name, _, attr = ref.rpartition(":")
+    if module_name.endswith(".py"):
+        module = _from_file(Path(module_name), ref, key)
+        where = module_name
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"entry point {ref!r}: cannot import module '{module_name}' ({exc}); give an importable "
+                              "module or a file path ending in .py", key=key) from None
+        where = getattr(module, "__file__", None) or module_name
+    target = getattr(module, attr, None)
+    if target is None:
+        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise ConfigError(f"entry point {ref!r}: {where} defines no '{attr}' (callables there: "
+                          f"{', '.join(public) or 'none'})", key=key)
+    if not callable(target):
+        raise ConfigError(f"entry point {ref!r}: '{attr}' in {where} is a {type(target).__name__}, not a function or "
+                          "class", key=key)
+    return target
+
+
+def _from_file(path: Path, ref: str, key: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"entry point {ref!r}: file {path} does not exist", key=key)
+    # One module per file, under a name of its own, so two experiments' `model.py` never collide.
+    name = f"edgetune_user_{path.stem}_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"entry point {ref!r}: {path} cannot be imported as Python", key=key)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(f"entry point {ref!r}: importing {path} failed: {type(exc).__name__}: {exc}",
+                          key=key) from exc
+    return module

@@ -1,0 +1,219 @@
+"""A network no registry knows, from the user's own file (`model.factory`), on the user's own
+data (`data.factory`: RGB 32 x 32 Datasets), with a plain state_dict for weights: pruned,
+fine-tuned, exported, timed, its trials rebuilt through the same factory; and every way of
+naming either wrongly refused with the key, the file and what was expected."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from edgetune.config.experiment import load_experiment
+from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.models.factory import ModelFactory
+from edgetune.models.registry import load_checkpoint
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "custom-model"
+
+
+def _example(name: str):
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def _weights(tmp_path: Path) -> Path:
+    """The example's network trained briefly on the example's data, saved as a bare state_dict."""
+    torch.manual_seed(0)
+    train, _, _ = _example("data").make(n_train=1000, n_val=10, n_test=10)
+    net = _example("model").build(width=16)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(2):
+        for i in range(0, 1000, 50):
+            loss = torch.nn.functional.cross_entropy(net(train.images[i:i + 50]), train.labels[i:i + 50])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    path = tmp_path / "weights.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def _experiment(tmp_path: Path, weights: Path, **model) -> Path:
+    raw = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())
+    raw["model"] = {"factory": str(EXAMPLE / "model.py") + ":build", "kwargs": {"width": 16},
+                    "checkpoint": str(weights), **model}
+    raw["data"] = {"factory": str(EXAMPLE / "data.py") + ":make", "kwargs": {"n_train": 1000, "n_val": 300,
+                                                                            "n_test": 300}}
+    raw.update(trials=2, run_dir=str(tmp_path / "run"))
+    raw["benchmark"] = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8],
+                        "throughput_seconds": 0.2, "warmup": 2}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_a_users_own_network_is_pruned_measured_and_rebuilt(tmp_path):
+    from edgetune.study import run_study
+    from edgetune.trial_export import export_trial
+
+    weights = _weights(tmp_path)
+    outcome = run_study(load_experiment(_experiment(tmp_path, weights))[0])
+    done = [t for t in outcome.study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and all(t.user_attrs["latency_ms"] > 0 for t in done)
+    assert outcome.baseline["top1"] > 50  # the plain state_dict was loaded, not fresh weights (chance: 25)
+    factory = ModelFactory(str(EXAMPLE / "model.py") + ":build", {"width": 16})
+    for t in done:
+        model, meta = load_checkpoint(tmp_path / "run" / "trials" / f"{t.number:04d}" / "model.pt", factory=factory)
+        kept = model.features[0].out_channels
+        assert kept == 16 - round(16 * t.params["stage_1"]) or kept < 16 or t.params["stage_1"] < 1 / 32
+        assert meta["factory"].endswith("model.py:build")
+    # A trial's checkpoint names the user's code but is not enough to import it.
+    with pytest.raises(EdgetuneError, match=r"built by '.*model.py:build'.*does not import on a checkpoint's word"):
+        load_checkpoint(tmp_path / "run" / "trials" / "0000" / "model.pt")
+    exported = export_trial(tmp_path / "run", "0", tmp_path / "export")
+    assert exported.max_abs_diff < 1e-3
+
+
+@pytest.mark.slow
+def test_the_cli_runs_it_with_a_factory_relative_to_the_experiment_file(tmp_path):
+    weights = _weights(tmp_path)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name in ("model.py", "data.py"):
+        (folder / name).write_text((EXAMPLE / name).read_text())
+    raw = yaml.safe_load(_experiment(tmp_path, weights, factory="model.py:build").read_text())
+    raw["data"]["factory"] = "data.py:make"
+    raw["trials"] = 1
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(raw))
+    run = subprocess.run([sys.executable, "-m", "edgetune.cli", "run", str(folder / "experiment.yaml")],
+                         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    resolved = yaml.safe_load((tmp_path / "run" / "experiment.resolved.yaml").read_text())
+    assert resolved["model"]["factory"] == f"{(folder / 'model.py').resolve()}:build"
+    assert resolved["data"]["factory"] == f"{(folder / 'data.py').resolve()}:make"
+
+
+def _factory_error(tmp_path: Path, ref: str, **model) -> str:
+    weights = tmp_path / "w.pt"
+    if not weights.exists():
+        torch.save(_example("model").build(width=16).state_dict(), weights)
+    from edgetune.study import plan_study
+    from edgetune.study.runner import _workbench
+
+    spec = load_experiment(_experiment(tmp_path, weights, factory=ref, **model))[0]
+    with pytest.raises(EdgetuneError) as err:
+        _workbench(plan_study(spec))
+    return str(err.value)
+
+
+def test_a_factory_named_wrongly_is_refused_with_the_key_the_file_and_what_was_expected(tmp_path):
+    here = str(EXAMPLE / "model.py")
+    assert "cannot import module 'no_such_pkg.models'" in _factory_error(tmp_path, "no_such_pkg.models:build")
+    message = _factory_error(tmp_path, str(tmp_path / "missing.py") + ":build")
+    assert "missing.py does not exist" in message and "model.factory" in message
+    message = _factory_error(tmp_path, here + ":nope")
+    assert "defines no 'nope'" in message and "build" in message  # the callables there are listed
+    (tmp_path / "bad.py").write_text("def build(**kwargs):\n    return 42\n\nVALUE = 3\n")
+    assert "returned a int; it must return a torch.nn.Module" in _factory_error(tmp_path, f"{tmp_path / 'bad.py'}:build")
+    assert "is a int, not a function" in _factory_error(tmp_path, f"{tmp_path / 'bad.py'}:VALUE")
+    (tmp_path / "broken.py").write_text("import torch\nraise RuntimeError('half-written file')\n")
+    assert "importing" in _factory_error(tmp_path, f"{tmp_path / 'broken.py'}:build") and "half-written" in \
+        _factory_error(tmp_path, f"{tmp_path / 'broken.py'}:build")
+    assert "could not be called with model.kwargs {'depth': 3}" in _factory_error(
+        tmp_path, here + ":build", kwargs={"depth": 3})
+    # A checkpoint of another shape; a network whose outputs are not one score per class of the data.
+    assert "w.pt does not fit the network model.factory" in _factory_error(
+        tmp_path, here + ":build", kwargs={"width": 16, "num_classes": 7})
+    assert "gives outputs of shape (2, 7)" in _factory_error(tmp_path, here + ":build",
+                                                             kwargs={"width": 16, "num_classes": 7}, checkpoint=None)
+    assert "cannot take the data's images (shape (2, 3, 32, 32))" in _factory_error(
+        tmp_path, here + ":build", kwargs={"width": 16, "in_channels": 1}, checkpoint=None)
+
+
+def test_model_section_rejects_a_malformed_entry_point_and_two_sources(tmp_path):
+    path = tmp_path / "e.yaml"
+    for model, expected in (({"factory": "model.py"}, r"model\.factory.*not an entry point"),
+                            ({"factory": "m.py:build", "name": "resnet20"}, "not both"),
+                            ({"name": "resnet20", "kwargs": {"width": 2}}, "model.kwargs are the arguments")):
+        path.write_text(yaml.safe_dump({"model": model}))
+        with pytest.raises(ConfigError, match=expected):
+            load_experiment(path)
+
+
+DATA_ERRORS = {
+    "def make(**k):\n    return [1, 2, 3, 4]\n": "returned a list; it must return (train, val) or (train, val, test)",
+    "def make(**k):\n    return 5, 6\n": "train is a int, not a Dataset or DataLoader",
+    "import torch\ndef make(**k):\n    return [torch.zeros(1, 4, 4)], [torch.zeros(1, 4, 4)]\n":
+        "item 0 is a Tensor; expected (image, label)",
+    "import torch\ndef make(**k):\n    return [(torch.zeros(4, 4), 1)], [(torch.zeros(4, 4), 1)]\n":
+        "images of shape (4, 4); expected channels x height x width",
+    "import torch\ndef make(**k):\n    return [(torch.zeros(1, 4, 4), 0.5)], [(torch.zeros(1, 4, 4), 1)]\n":
+        "expected one integer class per image",
+    "import torch\ndef make(**k):\n    return [(torch.zeros(1, 4, 4), 1)], [(torch.zeros(1, 8, 8), 1)]\n":
+        "the splits' images differ in shape",
+    "def make(**k):\n    return [], []\n": "train is empty",
+}
+
+
+def test_a_data_factory_returning_the_wrong_thing_is_refused_with_what_was_expected(tmp_path):
+    from edgetune.data.custom import load_factory_data
+
+    for i, (source, expected) in enumerate(DATA_ERRORS.items()):
+        path = tmp_path / f"data{i}.py"
+        path.write_text(source)
+        with pytest.raises(ConfigError, match="data.factory") as err:
+            load_factory_data(f"{path}:make", {})
+        assert expected in str(err.value), (source, str(err.value))
+    with pytest.raises(ConfigError, match=r"could not be called with data.kwargs \{'colour': 1\}"):
+        load_factory_data(f"{EXAMPLE / 'data.py'}:make", {"colour": 1})
+
+
+def test_the_example_data_is_read_as_given():
+    from edgetune.data.custom import load_factory_data
+
+    data = load_factory_data(f"{EXAMPLE / 'data.py'}:make", {"n_train": 64, "n_val": 32, "n_test": 16})
+    assert (len(data.train), len(data.val), len(data.test)) == (64, 32, 16)
+    assert data.in_channels == 3 and data.image_size == (32, 32) and data.num_classes == 4
+    assert torch.equal(data.normalize(data.val.images[:4]), data.val.images[:4])  # float images: as given
+
+
+QUICK = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8], "throughput_seconds": 0.2,
+         "warmup": 2}
+
+
+@pytest.mark.slow
+def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path):
+    import edgetune
+
+    data = _example("data")
+    train, val, test = data.make(n_train=600, n_val=200, n_test=200)
+    net = _example("model").build(width=16)
+    net.load_state_dict(torch.load(_weights(tmp_path), weights_only=True))
+    recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
+    sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
+             "parameters": {"stage_1": {"min": 0.0, "max": 0.75}, "stage_2": {"min": 0.0, "max": 0.75}}}
+    arguments = {"model": net, "train_data": train, "val_data": val, "test_data": test, "recipe": recipe,
+                 "sweep": sweep, "finetune": {"epochs": 1, "learning_rate": 0.01, "augment": False},
+                 "benchmark": QUICK, "trials": 2, "run_dir": tmp_path / "api", "progress": False}
+    result = edgetune.tune(**arguments)
+    frame = result.trials
+    assert list(frame["trial"]) == ["baseline", 0, 1] and (frame["state"][1:] == "COMPLETE").all()
+    assert result.best is not None and result.best["latency_ratio"] == frame["latency_ratio"][1:].min()
+    done = result.export("best", tmp_path / "deploy")
+    assert done.number == result.best["trial"] and done.max_abs_diff < 1e-3
+    # The network object the user holds is left as it was (each candidate is a copy).
+    assert net.features[0].out_channels == 16
+    again = edgetune.tune(**arguments)  # resumes: the study has its trials, nothing runs again
+    assert len(again.outcome.study.trials) == 2
+    with pytest.raises(ConfigError, match="tune\\(\\) has no argument 'epochs'"):
+        edgetune.tune(model=net, epochs=3)
+    with pytest.raises(ConfigError, match="give both train_data and val_data"):
+        edgetune.tune(model=net, train_data=train, recipe=recipe, run_dir=tmp_path / "x")
