@@ -1,5 +1,5 @@
 """The user's own data, named by the experiment as `data.factory: data.py:make`: four kinds of
-coloured shape on noise, RGB, 32 x 32, drawn here (no download), as a torch Dataset whose
+faint, small coloured shape on strong noise, RGB, 32 x 32, drawn here (no download), as a torch Dataset whose
 items are already-normalised float images and integer labels, the way a user's transforms
 leave them."""
 
@@ -15,7 +15,7 @@ class Shapes(Dataset):
         self.labels = torch.randint(0, len(CLASSES), (n,), generator=g)
         ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
         centre = torch.rand(n, 2, generator=g) * size * 0.5 + size * 0.25
-        radius = (torch.rand(n, generator=g) * 0.15 + 0.15) * size
+        radius = (torch.rand(n, generator=g) * 0.12 + 0.10) * size
         dx = (xs[None] - centre[:, 0, None, None]).abs()
         dy = (ys[None] - centre[:, 1, None, None]).abs()
         r = radius[:, None, None]
@@ -23,8 +23,8 @@ class Shapes(Dataset):
         masks = torch.stack([dist < r, torch.maximum(dx, dy) < r,
                              ((dx < r / 3) & (dy < r)) | ((dy < r / 3) & (dx < r)), (dist < r) & (dist > r / 2)], 1)
         shape = masks[torch.arange(n), self.labels].float()
-        colour = torch.rand(n, 3, 1, 1, generator=g) * 0.7 + 0.3
-        noise = torch.rand(n, 3, size, size, generator=g) * 0.3
+        colour = torch.rand(n, 3, 1, 1, generator=g) * 0.4 + 0.1
+        noise = torch.rand(n, 3, size, size, generator=g) * 0.6
         self.images = ((shape[:, None] * colour + noise).clamp(0, 1) - 0.5) / 0.25
 
     def __len__(self) -> int:

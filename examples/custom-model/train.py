@@ -1,6 +1,6 @@
 """Train the example's network on the example's data the way a user would, in plain PyTorch,
 and save a plain state_dict (no edgetune metadata):
-`python examples/custom-model/train.py [--epochs 3]` (about a minute on two cores)."""
+`python examples/custom-model/train.py [--epochs 4]` (about a minute on two cores)."""
 
 import argparse
 from pathlib import Path
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("weights.pt"))
     args = parser.parse_args()
@@ -21,13 +21,16 @@ def main() -> None:
     train, val, _ = make()
     net = build(width=args.width)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    loader = DataLoader(train, batch_size=64, shuffle=True)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs * len(loader))
     for epoch in range(args.epochs):
         net.train()
-        for images, labels in DataLoader(train, batch_size=64, shuffle=True):
+        for images, labels in loader:
             loss = torch.nn.functional.cross_entropy(net(images), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
         net.eval()
         with torch.no_grad():
             top1 = (net(val.images).argmax(1) == val.labels).float().mean()
