@@ -68,11 +68,15 @@ ALIASES = {
 }
 
 
-def resolve_metric(name: str, source: str = "<sweep>") -> str:
+def resolve_metric(name: str, source: str = "<sweep>", custom: bool = False) -> str:
+    """A built-in metric's canonical name; with `custom` (the experiment names an `evaluate`
+    function), any other identifier is taken as one of its metrics, checked once it has run."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key in METRICS:
         return key
+    if custom and name.strip().isidentifier():
+        return name.strip()
     accepted = sorted({*METRICS, *(a for a in ALIASES if " " not in a)})
     near = closest(key, accepted, n=3)
     raise ConfigError(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgetune.config.sweep import ProtocolSpec, SweepSpec
-from edgetune.metrics import resolve_metric
+from edgetune.metrics import METRICS, resolve_metric
 
 ACCURACY = {"top1", "top5", "top1_before_ft", "top5_before_ft", "deployed_top1", "deployed_top5", "top1_torch",
             "top5_torch", "loss", "loss_before_ft"}
@@ -32,8 +32,9 @@ class Constraint:
 
     @property
     def on_resources(self) -> bool:
-        """Fine-tuning cannot change it: checked on the pruned network before any training."""
-        return self.metric not in ACCURACY
+        """Fine-tuning cannot change it: checked on the pruned network before any training. A
+        metric of the user's `evaluate` function scores the network's outputs, so it can."""
+        return self.metric in METRICS and self.metric not in ACCURACY
 
     def violation(self, metrics: dict[str, Any]) -> float:
         """Optuna's convention: <= 0 holds; > 0 by how much it is broken."""
@@ -50,12 +51,12 @@ class Constraint:
         return f"{self.metric} {metrics.get(self.metric)!r} is not {bound}{self.why}"
 
 
-def objectives_of(sweep: SweepSpec, source: str) -> list[Objective]:
-    return [Objective(resolve_metric(o.metric, source), o.goal) for o in sweep.objective_list()]
+def objectives_of(sweep: SweepSpec, source: str, custom: bool = False) -> list[Objective]:
+    return [Objective(resolve_metric(o.metric, source, custom), o.goal) for o in sweep.objective_list()]
 
 
-def constraints_of(sweep: SweepSpec, source: str) -> list[Constraint]:
-    return [Constraint(resolve_metric(c.metric, source), c.min, c.max) for c in sweep.constraints]
+def constraints_of(sweep: SweepSpec, source: str, custom: bool = False) -> list[Constraint]:
+    return [Constraint(resolve_metric(c.metric, source, custom), c.min, c.max) for c in sweep.constraints]
 
 
 def protocol_constraints(protocol: ProtocolSpec | None, baseline: dict[str, Any]) -> list[Constraint]:

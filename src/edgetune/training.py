@@ -11,7 +11,7 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
+from edgetune.errors import ConfigError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
 
@@ -29,30 +30,65 @@ class EvalResult:
     top5: float
     loss: float
     n: int
+    extra: dict[str, float] = field(default_factory=dict)  # the user's `evaluate` metrics
 
     def as_dict(self, prefix: str = "", suffix: str = "") -> dict[str, float]:
-        return {f"{prefix}{k}{suffix}": v for k, v in (("top1", self.top1), ("top5", self.top5), ("loss", self.loss))}
+        pairs = (("top1", self.top1), ("top5", self.top5), ("loss", self.loss), *self.extra.items())
+        return {f"{prefix}{k}{suffix}": v for k, v in pairs}
+
+
+Metric = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", metric: Metric | None = None,
 ) -> EvalResult:
-    """Top-1/top-5 accuracy (%) and mean cross-entropy on one split."""
+    """Top-1/top-5 accuracy (%) and mean cross-entropy on one split, per image for (batch,
+    classes) outputs and per position for dense ones (a segmentation's pixels); and with
+    `metric`, the user's metrics over the whole split's outputs and targets."""
     model.eval()
-    correct1 = correct5 = 0
+    correct1 = correct5 = positions = 0
     loss_sum = 0.0
     k = min(5, data.num_classes)
+    outputs, targets = [], []
     for images, labels in iterate_batches(split, batch_size, device=device):
         logits = model(data.normalize(images)).float()
         loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        top = logits.topk(k, dim=1).indices
-        hits = top.eq(labels.view(-1, 1))
+        flat = logits.movedim(1, -1).reshape(-1, logits.shape[1])
+        top = flat.topk(k, dim=1).indices
+        hits = top.eq(labels.reshape(-1, 1))
         correct1 += int(hits[:, 0].sum())
         correct5 += int(hits.any(dim=1).sum())
+        positions += flat.shape[0]
+        if metric is not None:
+            outputs.append(logits.cpu())
+            targets.append(labels.cpu())
     n = len(split)
-    return EvalResult(100.0 * correct1 / n, 100.0 * correct5 / n, loss_sum / n, n)
+    extra = user_metrics(metric, torch.cat(outputs), torch.cat(targets)) if metric is not None else {}
+    return EvalResult(100.0 * correct1 / positions, 100.0 * correct5 / positions, loss_sum / positions, n, extra)
+
+
+def user_metrics(metric: Metric, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """The user's `evaluate` function, held to its contract: a dict of names to numbers."""
+    name = getattr(metric, "__qualname__", repr(metric))
+    try:
+        got = metric(outputs, targets)
+    except Exception as exc:
+        raise ConfigError(f"evaluate function {name} failed on outputs {tuple(outputs.shape)} and targets "
+                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="evaluate") from exc
+    if not isinstance(got, dict) or not got:
+        raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return a non-empty "
+                          "dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")
+    out = {}
+    for key, value in got.items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}, not a number",
+                              key="evaluate") from None
+    return out
 
 
 def train_epoch(

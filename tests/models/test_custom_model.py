@@ -42,7 +42,7 @@ def _experiment(tmp_path: Path, weights: Path, **model) -> Path:
                     "checkpoint": str(weights), **model}
     raw["data"] = {"factory": str(EXAMPLE / "data.py") + ":make", "kwargs": {"n_train": 1000, "n_val": 300,
                                                                             "n_test": 300}}
-    raw.update(trials=2, run_dir=str(tmp_path / "run"))
+    raw.update(trials=2, run_dir=str(tmp_path / "run"), evaluate=str(EXAMPLE / "metrics.py") + ":score")
     raw["benchmark"] = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8],
                         "throughput_seconds": 0.2, "warmup": 2}
     path = tmp_path / "experiment.yaml"
@@ -60,6 +60,16 @@ def test_a_users_own_network_is_pruned_measured_and_rebuilt(tmp_path):
     done = [t for t in outcome.study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 2 and all(t.user_attrs["latency_ms"] > 0 for t in done)
     assert outcome.baseline["top1"] > 80  # the plain state_dict was loaded, not fresh weights (chance: 25)
+    # The user's metrics: computed for every network, constrained by the sweep, in trials.csv.
+    assert 0 < outcome.baseline["worst_class_recall"] <= outcome.baseline["balanced_accuracy"] <= 100
+    for t in done:
+        held = t.user_attrs["worst_class_recall"] >= 50
+        assert held == ("worst_class_recall" not in t.user_attrs.get("infeasible", "")), t.user_attrs
+    import csv
+
+    with open(tmp_path / "run" / "trials.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(float(r["balanced_accuracy"]) > 0 for r in rows)
     factory = ModelFactory(str(EXAMPLE / "model.py") + ":build", {"width": 32})
     for t in done:
         model, meta = load_checkpoint(tmp_path / "run" / "trials" / f"{t.number:04d}" / "model.pt", factory=factory)
@@ -78,10 +88,11 @@ def test_the_cli_runs_it_with_a_factory_relative_to_the_experiment_file(tmp_path
     weights = _weights(tmp_path)
     folder = tmp_path / "project"
     folder.mkdir()
-    for name in ("model.py", "data.py"):
+    for name in ("model.py", "data.py", "metrics.py"):
         (folder / name).write_text((EXAMPLE / name).read_text())
     raw = yaml.safe_load(_experiment(tmp_path, weights, factory="model.py:build").read_text())
     raw["data"]["factory"] = "data.py:make"
+    raw["evaluate"] = "metrics.py:score"
     raw["trials"] = 1
     (folder / "experiment.yaml").write_text(yaml.safe_dump(raw))
     run = subprocess.run([sys.executable, "-m", "edgetune.cli", "run", str(folder / "experiment.yaml")],
@@ -208,3 +219,43 @@ def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path
         edgetune.tune(model=net, epochs=3)
     with pytest.raises(ConfigError, match="give both train_data and val_data"):
         edgetune.tune(model=net, train_data=train, recipe=recipe, run_dir=tmp_path / "x")
+
+
+METRIC_ERRORS = {
+    "def score(o, t):\n    raise KeyError('class 9')\n": "failed on outputs (300, 4) and targets (300,): KeyError",
+    "def score(o, t):\n    return 0.5\n": "returned a float; it must return a non-empty dict",
+    "def score(o, t):\n    return {'miou': 'high'}\n": "returned 'miou': 'high', not a number",
+}
+
+
+@pytest.mark.slow
+def test_a_users_metric_that_breaks_its_contract_or_is_missing_is_refused(tmp_path):
+    from edgetune.study import run_study
+
+    weights = _weights(tmp_path)
+    for i, (source, expected) in enumerate(METRIC_ERRORS.items()):
+        (tmp_path / f"m{i}.py").write_text(source)
+        raw = yaml.safe_load(_experiment(tmp_path, weights).read_text())
+        raw.update(evaluate=f"{tmp_path / f'm{i}.py'}:score", run_dir=str(tmp_path / f"run{i}"))
+        (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
+        with pytest.raises(ConfigError, match="evaluate") as err:
+            run_study(load_experiment(tmp_path / "e.yaml")[0])
+        assert expected in str(err.value), str(err.value)
+    raw = yaml.safe_load(_experiment(tmp_path, weights).read_text())
+    raw["sweep"]["constraints"] = [{"metric": "miou", "min": 50}]
+    raw["run_dir"] = str(tmp_path / "run-miou")
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="names metric 'miou'.*it returned balanced_accuracy, worst_class_recall"):
+        run_study(load_experiment(tmp_path / "e.yaml")[0])
+    # Without an evaluate function, an unknown metric is still a typo, refused before any work.
+    del raw["evaluate"]
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
+    from edgetune.study import plan_study
+
+    with pytest.raises(ConfigError, match="unknown metric 'miou'"):
+        plan_study(load_experiment(tmp_path / "e.yaml")[0])
+    raw["evaluate"] = str(EXAMPLE / "metrics.py") + ":score"
+    raw["benchmark"]["precision"] = "int8"
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="at int8 the deployed artefact's outputs differ"):
+        plan_study(load_experiment(tmp_path / "e.yaml")[0])

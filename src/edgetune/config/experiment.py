@@ -161,6 +161,11 @@ class TrackingSpec(Strict):
 
 
 class ExperimentSpec(Strict):
+    @field_validator("evaluate", check_fields=False)
+    @classmethod
+    def _evaluate_entry_point(cls, ref: str | None) -> str | None:
+        return None if ref is None else check_reference(ref)
+
     name: str = "edgetune"
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -168,6 +173,10 @@ class ExperimentSpec(Strict):
     sweep: Path | dict[str, Any] | None = None
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     final: FinalSpec | None = None
+    # A metric of your own: `fn(outputs, targets)` over the whole validation split (the model's
+    # outputs concatenated over batches, the targets as the data gives them) returning a dict of
+    # numbers, each usable by name as the sweep's metric, an objective or a constraint.
+    evaluate: str | None = Field(None, description="package.module:function or path/to/file.py:function")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0
@@ -214,7 +223,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
                     node[p] = {}
                 node = node[p]
             # Flags name files relative to where the user typed them, not to the experiment file.
-            if dotted in ("model.factory", "data.factory"):
+            if dotted in ("model.factory", "data.factory", "evaluate"):
                 value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
         flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
@@ -237,6 +246,8 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         spec.model.factory = resolve_reference(spec.model.factory, base)
     if spec.data.factory is not None:
         spec.data.factory = resolve_reference(spec.data.factory, base)
+    if spec.evaluate is not None:
+        spec.evaluate = resolve_reference(spec.evaluate, base)
     spec.data.root = fix(spec.data.root)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)

@@ -33,7 +33,7 @@ from edgetune.files import atomic_write_json
 from edgetune.hardware.widths import WidthTable
 from edgetune.models.factory import ModelFactory
 from edgetune.models.registry import load_checkpoint, save_checkpoint
-from edgetune.training import EvalResult, evaluate, train_epoch
+from edgetune.training import EvalResult, Metric, evaluate, train_epoch
 
 Stage = Callable[[str], None]
 
@@ -52,6 +52,11 @@ class Workbench:
     device: str = "cpu"
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
+    metric: Metric | None = None  # the user's `evaluate` function, scored beside top-1
+
+    def evaluate(self, model: nn.Module) -> EvalResult:
+        """The validation subset's figures, the user's metrics among them."""
+        return evaluate(model, self.data, self.val, device=self.device, metric=self.metric)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
@@ -211,7 +216,7 @@ def finetune(
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
         if after_epoch is not None:
-            last = evaluate(model, bench.data, bench.val, device=bench.device)
+            last = bench.evaluate(model)
             after_epoch(epoch, last)
     model.cpu()
     bench.baseline.cpu()
@@ -255,7 +260,7 @@ def run_candidate(
     if shape_final:
         _stop_if_duplicate(model, setup, schedule, ft, hooks)
     stage("evaluating after pruning")
-    before = evaluate(model, bench.data, bench.val, device=bench.device)
+    before = bench.evaluate(model)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     onnx_path = out_dir / "model.onnx"
     timing: dict[str, Any] = {}
@@ -269,7 +274,7 @@ def run_candidate(
         stop.result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
         stop.result.save(out_dir / "metrics.json")
         raise
-    after = last or (evaluate(model, bench.data, bench.val, device=bench.device) if ft.epochs else before)
+    after = last or (bench.evaluate(model) if ft.epochs else before)
     model.cpu().eval()
     metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
     perf, timing = _final_measurement(model, bench, setup, ft, shape_final, onnx_path, metrics, timing, stage)

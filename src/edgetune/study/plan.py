@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from edgetune.config.experiment import (
 )
 from edgetune.config.recipe import Schedule, load_schedule
 from edgetune.config.sweep import SweepSpec
+from edgetune.entrypoints import load_entry_point
 from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
@@ -93,6 +95,11 @@ class Plan:
         return ModelFactory(model.factory, model.kwargs) if model.factory else None
 
     @property
+    def metric(self) -> Callable[..., Any] | None:
+        """The user's `evaluate` function, imported when a study needs it."""
+        return load_entry_point(self.spec.evaluate, "evaluate") if self.spec.evaluate else None
+
+    @property
     def shared(self) -> bool:
         """A storage the user names may be shared with other producers (see storage.py)."""
         return self.spec.storage is not None
@@ -113,6 +120,8 @@ class Plan:
                  (self.spec.finetune, "python"), (self.spec.benchmark, "python")]
         begun_from_python = self.given.factory is not None or self.given.data is not None
         given = [self.given.identity()] if begun_from_python else []
+        if self.spec.evaluate is not None:  # added later: only studies that name one include it
+            given.append({"evaluate": self.spec.evaluate})
         blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -167,16 +176,22 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
     if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
-    objectives = objectives_of(sweep, sweep_source)
+    custom = spec.evaluate is not None
+    objectives = objectives_of(sweep, sweep_source, custom)
     _check_search(spec, sweep, sweep_source, objectives, given)
     limit = sweep.trials or spec.trials
     if sweep.method == "grid" and not measured_widths(sweep):  # those are counted once measured
         limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
     storage = spec.storage or RunDir(run_dir).default_storage
-    return Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
-                constraints_of(sweep, sweep_source), run_dir, storage, _references(spec, sweep, sweep_source), limit,
+    plan = Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
+                constraints_of(sweep, sweep_source, custom), run_dir, storage, _references(spec, sweep, sweep_source), limit,
                 given)
+    if spec.evaluate is not None and (reduced := [p for p in plan.precisions() if p != "fp32"]):
+        raise ConfigError(f"evaluate scores the PyTorch network, and at {reduced[0]} the deployed artefact's outputs "
+                          "differ from it; they are not passed to the function yet (issue #18): use fp32",
+                          key="evaluate")
+    return plan
 
 
 def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective],

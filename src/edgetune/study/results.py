@@ -140,8 +140,9 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
     feasibility and Pareto membership. What trials.csv holds and what reports analyse."""
     best = {t.number for t in best_trials(feasible_trials(study), objectives)} if len(objectives) > 1 else set()
     rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
+    also = (*NOTES, *study.user_attrs.get("user_metrics", []))  # the user's `evaluate` metrics too
     for t in study.get_trials(deepcopy=False):
-        metrics = recorded_metrics(t.user_attrs, also=NOTES)
+        metrics = recorded_metrics(t.user_attrs, also=also)
         values = {f"value_{o.metric}": v for o, v in zip(objectives, t.values or [], strict=False)}
         rows.append({"trial": t.number, "state": t.state.name, **values,
                      **{f"param.{k}": v for k, v in t.params.items()}, **metrics,

@@ -25,10 +25,11 @@ from edgetune.catalog import RUNTIMES, load
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
-from edgetune.errors import EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors import open_executor
 from edgetune.files import atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
+from edgetune.metrics import METRICS
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
@@ -65,6 +66,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         bench = _workbench(plan)
         reporter.start(plan, counted(study), plan.limit, None)
         profile = measure_target(plan, bench, reporter)
+        _check_user_metrics(plan, study, profile.baseline)
         plan = _with_measured_widths(plan, study, profile)
         constraints = plan.constraints + protocol_constraints(plan.sweep.protocol, profile.baseline)
         ctx = _search_context(plan, seed, bench, profile)
@@ -170,7 +172,23 @@ def _workbench(plan: Plan) -> Workbench:
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
         executor=open_executor(spec.remote), calibration=data.normalize(calibration).numpy(), device=spec.device,
-        seed=spec.seed, meta=meta)
+        seed=spec.seed, meta=meta, metric=plan.metric)
+
+
+def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:
+    """The sweep's metrics that are the user's `evaluate` function's must be among what it
+    returned for the baseline; those it returns are kept beside the built-in ones."""
+    if plan.spec.evaluate is None:
+        return
+    theirs = sorted(k for k in baseline if k not in METRICS and not k.endswith("_before_ft")
+                    and not k.startswith(("throughput_b", "top1_epoch")))
+    named = [o.metric for o in plan.objectives] + [c.metric for c in plan.constraints]
+    missing = [m for m in named if m not in baseline]
+    if missing:
+        raise ConfigError(f"the sweep names metric {missing[0]!r}, which neither edgetune nor the evaluate function "
+                          f"{plan.spec.evaluate!r} gives; it returned {', '.join(theirs) or 'nothing'}",
+                          key="sweep.metric")
+    study.set_user_attr("user_metrics", [*theirs, *(f"{k}_before_ft" for k in theirs)])
 
 
 def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:
