@@ -88,11 +88,13 @@ def accuracy(session: Session, images: np.ndarray, labels: np.ndarray, batch: in
     hit1 = hit5 = 0
     for i in range(0, len(labels), batch):
         logits = session.run(np.ascontiguousarray(images[i:i + batch]))
-        top = np.argsort(-logits, axis=1)[:, :5]
-        y = labels[i:i + batch, None]
+        flat = np.moveaxis(logits, 1, -1).reshape(-1, logits.shape[1])  # per image, or per pixel of a mask
+        top = np.argsort(-flat, axis=1)[:, :5]
+        y = labels[i:i + batch].reshape(-1, 1)
         hit1 += int((top[:, :1] == y).sum())
         hit5 += int((top == y).any(axis=1).sum())
-    return {"top1": 100.0 * hit1 / len(labels), "top5": 100.0 * hit5 / len(labels)}
+    positions = labels.size
+    return {"top1": 100.0 * hit1 / positions, "top5": 100.0 * hit5 / positions}
 
 
 def deployed_predictions(onnx_path: Path, spec: BenchmarkSpec, images: np.ndarray, *, module: Any = None,

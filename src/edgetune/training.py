@@ -118,7 +118,8 @@ def train_epoch(
     for images, labels in iterate_batches(
         split or data.train, batch_size, shuffle=True, generator=generator, device=dev
     ):
-        x = data.normalize(augment(images, pad, generator=generator))
+        # Dense targets (masks) would have to be cropped and flipped with their images: not augmented.
+        x = data.normalize(augment(images, pad, generator=generator) if labels.ndim == 1 else images)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x).float()
             if teacher is None:

@@ -134,7 +134,7 @@ def test_a_factory_named_wrongly_is_refused_with_the_key_the_file_and_what_was_e
     # A checkpoint of another shape; a network whose outputs are not one score per class of the data.
     assert "w.pt does not fit the network model.factory" in _factory_error(
         tmp_path, here + ":build", kwargs={"width": 32, "num_classes": 7})
-    assert "gives outputs of shape (2, 7)" in _factory_error(tmp_path, here + ":build",
+    assert "gives outputs of shape (2, 7) for (2, 3, 32, 32) images; the data's 4 classes need (2, 4)" in _factory_error(tmp_path, here + ":build",
                                                              kwargs={"width": 32, "num_classes": 7}, checkpoint=None)
     assert "cannot take the data's images (shape (2, 3, 32, 32))" in _factory_error(
         tmp_path, here + ":build", kwargs={"width": 32, "in_channels": 1}, checkpoint=None)
@@ -158,7 +158,7 @@ DATA_ERRORS = {
     "import torch\ndef make(**k):\n    return [(torch.zeros(4, 4), 1)], [(torch.zeros(4, 4), 1)]\n":
         "images of shape (4, 4); expected channels x height x width",
     "import torch\ndef make(**k):\n    return [(torch.zeros(1, 4, 4), 0.5)], [(torch.zeros(1, 4, 4), 1)]\n":
-        "expected one integer class per image",
+        "expected integer classes: one per image, or one per pixel",
     "import torch\ndef make(**k):\n    return [(torch.zeros(1, 4, 4), 1)], [(torch.zeros(1, 8, 8), 1)]\n":
         "the splits' images differ in shape",
     "def make(**k):\n    return [], []\n": "train is empty",

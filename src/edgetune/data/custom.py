@@ -1,6 +1,7 @@
 """The user's own data (`data.factory`): a function returning `(train, val)` or
 `(train, val, test)`, each a torch Dataset of `(image, label)` pairs or a DataLoader of
-`(images, labels)` batches, with any image size, channel count and number of classes.
+`(images, labels)` batches, with any image size, channel count and number of classes; a label
+is a class per image, or a class per pixel (a mask) for dense tasks such as segmentation.
 
 The splits are read once into memory (edgetune's batching slices tensors: faster than a
 DataLoader on a small CPU, and every trial sees the same images). Images that come as uint8 are
@@ -62,21 +63,24 @@ def _materialise(part: Any, what: str) -> ImageSplit:
                               key=KEY)
         x, y = torch.as_tensor(item[0]), torch.as_tensor(item[1])
         if not is_loader:
-            x, y = x.unsqueeze(0), y.reshape(1)
+            x, y = x.unsqueeze(0), y.unsqueeze(0)  # a class (shape ()), or a mask (H x W)
         if x.ndim != 4:
             raise ConfigError(f"{what}: images of shape {tuple(x.shape[1:])}; expected channels x "
                               "height x width (a grey image needs its channel: 1 x H x W)", key=KEY)
-        if y.dtype.is_floating_point or y.ndim != 1:
-            raise ConfigError(f"{what}: labels {tuple(y.shape)} of {y.dtype}; expected one integer "
-                              "class per image", key=KEY)
+        if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim < 1 or (y.ndim == 1 and len(y) != len(x)):
+            raise ConfigError(f"{what}: labels {tuple(y.shape)} of {y.dtype}; expected integer classes: one per "
+                              "image, or one per pixel (a mask) for dense tasks", key=KEY)
         images.append(x)
         labels.append(y.long())
     if not images:
         raise ConfigError(f"{what} is empty", key=KEY)
-    stacked = torch.cat(images)
+    try:
+        stacked, targets = torch.cat(images), torch.cat(labels)
+    except RuntimeError as exc:
+        raise ConfigError(f"{what}: items differ in shape ({exc})", key=KEY) from None
     if stacked.dtype != torch.uint8:
         stacked = stacked.float()
-    return ImageSplit(stacked, torch.cat(labels))
+    return ImageSplit(stacked, targets)
 
 
 def _statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -104,10 +104,12 @@ def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure of user code on the data's images
         raise ConfigError(f"{what} cannot take the data's images (shape {tuple(example.shape)}): "
                           f"{type(exc).__name__}: {exc}", key="model.factory") from None
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != data.num_classes:
+    dense = tuple(data.val.labels.shape[1:])  # () for a class per image, (H, W) for a mask
+    wanted = (2, data.num_classes, *dense)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != wanted:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"{what} gives outputs of shape {shape} for {tuple(example.shape)} images; top-1 needs "
-                          f"(batch, {data.num_classes}) for the data's {data.num_classes} classes", key="model.factory")
+        raise ConfigError(f"{what} gives outputs of shape {shape} for {tuple(example.shape)} images; the data's "
+                          f"{data.num_classes} classes{' per pixel' if dense else ''} need {wanted}", key="model.factory")
 
 
 @dataclass(frozen=True)

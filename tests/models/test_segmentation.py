@@ -1,0 +1,55 @@
+"""A task that is not classification: the segmentation example (dense outputs, masks as
+targets, mean IoU from the user's function) pruned for latency with its mIoU constrained."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from edgetune.config.experiment import load_experiment
+from edgetune.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "segmentation"
+
+
+def _experiment(tmp_path: Path, **extra) -> Path:
+    raw = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())
+    raw["model"] = {"factory": f"{EXAMPLE / 'model.py'}:build", "checkpoint": str(EXAMPLE / "weights.pt")}
+    raw["data"] = {"factory": f"{EXAMPLE / 'data.py'}:make", "kwargs": {"n_train": 300, "n_val": 150, "n_test": 50}}
+    raw["evaluate"] = f"{EXAMPLE / 'metrics.py'}:miou"
+    raw["benchmark"] = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8],
+                        "throughput_seconds": 0.2, "warmup": 2}
+    raw.update(trials=2, run_dir=str(tmp_path / "run"), **extra)
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_a_segmentation_network_is_pruned_for_latency_with_its_miou_held(tmp_path):
+    from edgetune.models.factory import ModelFactory
+    from edgetune.models.registry import load_checkpoint
+    from edgetune.study import run_study
+
+    outcome = run_study(load_experiment(_experiment(tmp_path))[0])
+    base = outcome.baseline
+    assert 50 < base["miou"] < 100 and base["top1"] > base["miou"]  # per-pixel top-1 beside it
+    for t in outcome.study.trials:
+        assert t.state.name == "COMPLETE" and 0 < t.user_attrs["miou"] <= 100
+        assert ("miou" in t.user_attrs.get("infeasible", "")) == (t.user_attrs["miou"] < 55)
+        model, _ = load_checkpoint(tmp_path / "run" / "trials" / f"{t.number:04d}" / "model.pt",
+                                   factory=ModelFactory(f"{EXAMPLE / 'model.py'}:build"))
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(1, 3, 32, 32))
+        assert out.shape == (1, 3, 32, 32)  # still a class score per pixel after pruning
+        if t.params["block_1"] >= 1 / 24:
+            assert model[0][0].out_channels < 24
+
+
+def test_dense_targets_with_a_final_stage_are_refused_before_any_search(tmp_path):
+    from edgetune.study import run_study
+
+    with pytest.raises(ConfigError, match="final: the paired bound .* dense targets"):
+        run_study(load_experiment(_experiment(tmp_path, final={"epochs": 0}))[0])
+    assert not (tmp_path / "run" / "trials").exists()
