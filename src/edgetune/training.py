@@ -38,6 +38,22 @@ class EvalResult:
 
 
 Metric = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def checked_loss(loss: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The user's loss on the first batch, held to its contract: a scalar tensor with a gradient."""
+    name = getattr(loss, "__qualname__", repr(loss))
+    try:
+        value = loss(outputs, targets)
+    except Exception as exc:
+        raise ConfigError(f"loss function {name} failed on outputs {tuple(outputs.shape)} and targets "
+                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="loss") from exc
+    if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.requires_grad:
+        got = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ConfigError(f"loss function {name} returned {got}; it must return a scalar tensor computed from the "
+                          "outputs (one number, with a gradient)", key="loss")
+    return value
 
 
 @torch.no_grad()
@@ -105,6 +121,7 @@ def train_epoch(
     teacher: nn.Module | None = None,
     alpha: float = 0.0,
     temperature: float = 1.0,
+    loss: Loss | None = None,
 ) -> float:
     """One pass over the training split with crop+flip augmentation; returns mean loss. With a
     `teacher`, the loss is distilled from its logits on the same augmented batch (a flip changes
@@ -115,6 +132,7 @@ def train_epoch(
     # Summed on the device: a per-step .item() would stall the GPU queue every step.
     total = torch.zeros((), device=dev)
     seen = 0
+    criterion = loss or nn.functional.cross_entropy
     for images, labels in iterate_batches(
         split or data.train, batch_size, shuffle=True, generator=generator, device=dev
     ):
@@ -122,18 +140,19 @@ def train_epoch(
         x = data.normalize(augment(images, pad, generator=generator) if labels.ndim == 1 else images)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x).float()
+            hard = criterion(logits, labels) if seen else checked_loss(criterion, logits, labels)
             if teacher is None:
-                loss = nn.functional.cross_entropy(logits, labels)
+                value = hard
             else:
                 with torch.no_grad():
                     target = teacher(x).float()
-                loss = distillation_loss(logits, target, labels, alpha, temperature)
+                value = distillation_loss(logits, target, labels, alpha, temperature, hard=hard)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         if step_hook is not None:
             step_hook()
-        total += loss.detach() * len(labels)
+        total += value.detach() * len(labels)
         seen += len(labels)
     return float(total) / max(seen, 1)
 
@@ -151,10 +170,11 @@ class Teacher:
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
-                      temperature: float) -> torch.Tensor:
-    """(1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student), both softened by T
-    (the T^2 keeps the soft term's gradients on the scale of the hard one's)."""
-    hard = nn.functional.cross_entropy(student, labels)
+                      temperature: float, hard: torch.Tensor | None = None) -> torch.Tensor:
+    """(1 - alpha) * cross-entropy (or the user's `hard` loss) + alpha * T^2 * KL(teacher ||
+    student), both softened by T (the T^2 keeps the soft term's gradients on the scale of the
+    hard one's)."""
+    hard = nn.functional.cross_entropy(student, labels) if hard is None else hard
     soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
                                 nn.functional.log_softmax(teacher / temperature, dim=1),
                                 reduction="batchmean", log_target=True)
@@ -222,6 +242,7 @@ def train_baseline(
     split: ImageSplit | None = None,
     teacher: Teacher | None = None,
     score_test: bool = True,
+    loss: Loss | None = None,
 ) -> dict[str, Any]:
     """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
     scratch, or a search's finalist again on `split` (a subset of the training images) with a
@@ -250,17 +271,15 @@ def train_baseline(
         t0 = time.perf_counter()
         train_loss = train_epoch(
             model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-            step_hook=step, split=split, **(teacher.as_kwargs() if teacher is not None else {}),
+            step_hook=step, split=split, loss=loss, **(teacher.as_kwargs() if teacher is not None else {}),
         )
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": train_loss, **val.as_dict("val_")})
         save_checkpoint(out, model, {**meta, "epochs_done": epoch + 1, **val.as_dict("val_")})
         _save_state(state_path, run, epoch + 1, epochs, elapsed, history)
-        log(
-            f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  "
-            f"top5 {val.top5:.2f}  ({elapsed:.0f}s)"
-        )
+        log(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  top5 {val.top5:.2f}  "
+            f"({elapsed:.0f}s)")
     final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)},
                     score_test)
     state_path.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ def _experiment(tmp_path: Path, **extra) -> Path:
     raw["model"] = {"factory": f"{EXAMPLE / 'model.py'}:build", "checkpoint": str(EXAMPLE / "weights.pt")}
     raw["data"] = {"factory": f"{EXAMPLE / 'data.py'}:make", "kwargs": {"n_train": 300, "n_val": 150, "n_test": 50}}
     raw["evaluate"] = f"{EXAMPLE / 'metrics.py'}:miou"
+    raw["loss"] = f"{EXAMPLE / 'loss.py'}:ce_dice"
     raw["benchmark"] = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8],
                         "throughput_seconds": 0.2, "warmup": 2}
     raw.update(trials=2, run_dir=str(tmp_path / "run"), **extra)
@@ -53,3 +54,15 @@ def test_dense_targets_with_a_final_stage_are_refused_before_any_search(tmp_path
     with pytest.raises(ConfigError, match="final: the paired bound .* dense targets"):
         run_study(load_experiment(_experiment(tmp_path, final={"epochs": 0}))[0])
     assert not (tmp_path / "run" / "trials").exists()
+
+
+@pytest.mark.slow
+def test_a_loss_that_breaks_its_contract_is_refused_with_its_name(tmp_path):
+    from edgetune.study import run_study
+
+    (tmp_path / "bad.py").write_text("import torch\ndef per_pixel(o, t):\n"
+                                     "    return torch.nn.functional.cross_entropy(o, t, reduction='none')\n")
+    with pytest.raises(ConfigError, match=r"loss function per_pixel returned a tensor of shape \(8, 32, 32\); it must "
+                                          r"return a scalar"):
+        run_study(load_experiment(_experiment(tmp_path, loss=f"{tmp_path / 'bad.py'}:per_pixel",
+                                              finetune={"epochs": 1, "batch_size": 8}))[0])

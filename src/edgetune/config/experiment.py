@@ -161,7 +161,7 @@ class TrackingSpec(Strict):
 
 
 class ExperimentSpec(Strict):
-    @field_validator("evaluate", check_fields=False)
+    @field_validator("evaluate", "loss", check_fields=False)
     @classmethod
     def _evaluate_entry_point(cls, ref: str | None) -> str | None:
         return None if ref is None else check_reference(ref)
@@ -177,6 +177,9 @@ class ExperimentSpec(Strict):
     # outputs concatenated over batches, the targets as the data gives them) returning a dict of
     # numbers, each usable by name as the sweep's metric, an objective or a constraint.
     evaluate: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    # A fine-tuning loss of your own: `fn(outputs, targets)` returning a scalar tensor (default:
+    # cross-entropy); distillation adds its soft term to it.
+    loss: str | None = Field(None, description="package.module:function or path/to/file.py:function")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0
@@ -223,7 +226,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
                     node[p] = {}
                 node = node[p]
             # Flags name files relative to where the user typed them, not to the experiment file.
-            if dotted in ("model.factory", "data.factory", "evaluate"):
+            if dotted in ("model.factory", "data.factory", "evaluate", "loss"):
                 value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
         flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
@@ -248,6 +251,8 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         spec.data.factory = resolve_reference(spec.data.factory, base)
     if spec.evaluate is not None:
         spec.evaluate = resolve_reference(spec.evaluate, base)
+    if spec.loss is not None:
+        spec.loss = resolve_reference(spec.loss, base)
     spec.data.root = fix(spec.data.root)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)

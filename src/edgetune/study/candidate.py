@@ -33,7 +33,7 @@ from edgetune.files import atomic_write_json
 from edgetune.hardware.widths import WidthTable
 from edgetune.models.factory import ModelFactory
 from edgetune.models.registry import load_checkpoint, save_checkpoint
-from edgetune.training import EvalResult, Metric, evaluate, train_epoch
+from edgetune.training import EvalResult, Loss, Metric, evaluate, train_epoch
 
 Stage = Callable[[str], None]
 
@@ -53,6 +53,7 @@ class Workbench:
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
     metric: Metric | None = None  # the user's `evaluate` function, scored beside top-1
+    loss: Loss | None = None  # the user's fine-tuning loss (default: cross-entropy)
 
     def evaluate(self, model: nn.Module) -> EvalResult:
         """The validation subset's figures, the user's metrics among them."""
@@ -213,7 +214,7 @@ def finetune(
                 sched.optimizer = optimizer
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen,
-                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0, **teacher)
+                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0, loss=bench.loss, **teacher)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()

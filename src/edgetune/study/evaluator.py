@@ -38,6 +38,9 @@ from edgetune.study.results import accuracy_latency_front, best_trials, feasible
 from edgetune.sweep import apply
 from edgetune.training import EvalResult
 
+# Settings naming the user's code: when it breaks its contract in a trial, it would in every trial.
+USER_CODE = ("loss", "evaluate")
+
 
 def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
     """The workbench with another checkpoint's network in place of the baseline; refused when it
@@ -93,10 +96,13 @@ class Evaluator:
             params = {}
         try:
             result, setup, state = self._run(trial, params, reference)
-        except Exception as exc:  # noqa: BLE001 - a broken candidate must not end the search
+        except Exception as exc:  # a broken candidate must not end the search, a broken user function must
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
             verdict = Verdict("FAIL", note=error)
+            if isinstance(exc, ConfigError) and exc.key in USER_CODE:  # every candidate would break on it
+                self._tell(trial, params, verdict)
+                raise
         else:
             verdict = self._judge(trial, result, setup, state)
         return self._tell(trial, params, verdict)

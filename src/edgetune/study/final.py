@@ -222,7 +222,7 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
     train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
                    lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed, device=bench.device,
                    log=reporter.stage, on_step=lambda done, total: reporter.step(label, done, total),
-                   split=split, teacher=teacher, score_test=False)
+                   split=split, teacher=teacher, score_test=False, loss=bench.loss)
     bench.baseline.cpu()
     return model.cpu()
 

@@ -100,6 +100,11 @@ class Plan:
         return load_entry_point(self.spec.evaluate, "evaluate") if self.spec.evaluate else None
 
     @property
+    def loss(self) -> Callable[..., Any] | None:
+        """The user's fine-tuning loss, imported when a study needs it."""
+        return load_entry_point(self.spec.loss, "loss") if self.spec.loss else None
+
+    @property
     def shared(self) -> bool:
         """A storage the user names may be shared with other producers (see storage.py)."""
         return self.spec.storage is not None
@@ -120,8 +125,9 @@ class Plan:
                  (self.spec.finetune, "python"), (self.spec.benchmark, "python")]
         begun_from_python = self.given.factory is not None or self.given.data is not None
         given = [self.given.identity()] if begun_from_python else []
-        if self.spec.evaluate is not None:  # added later: only studies that name one include it
-            given.append({"evaluate": self.spec.evaluate})
+        for added in ("evaluate", "loss"):  # added later: only studies that name one include it
+            if getattr(self.spec, added) is not None:
+                given.append({added: getattr(self.spec, added)})
         blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -176,7 +176,7 @@ def _workbench(plan: Plan) -> Workbench:
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
         executor=open_executor(spec.remote), calibration=data.normalize(calibration).numpy(), device=spec.device,
-        seed=spec.seed, meta=meta, metric=plan.metric)
+        seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss)
 
 
 def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:
