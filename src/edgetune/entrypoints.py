@@ -79,3 +79,25 @@ def _from_file(path: Path, ref: str, key: str) -> Any:
         raise ConfigError(f"entry point {ref!r}: importing {path} failed: {type(exc).__name__}: {exc}",
                           key=key) from exc
     return module
+
+
+def user_metrics(metric: Callable[[Any, Any], Any], outputs: Any, targets: Any) -> dict[str, float]:
+    """The user's `evaluate` function on the whole split's outputs (PyTorch's, or the deployed
+    artefact's, as tensors), held to its contract: a dict of names to numbers."""
+    name = getattr(metric, "__qualname__", repr(metric))
+    try:
+        got = metric(outputs, targets)
+    except Exception as exc:
+        raise ConfigError(f"evaluate function {name} failed on outputs {tuple(outputs.shape)} and targets "
+                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="evaluate") from exc
+    if not isinstance(got, dict) or not got:
+        raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return a non-empty "
+                          "dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")
+    out = {}
+    for key, value in got.items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}, not a number",
+                              key="evaluate") from None
+    return out

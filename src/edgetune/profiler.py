@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.entrypoints import user_metrics
 from edgetune.errors import EdgetuneError
 from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
@@ -83,18 +84,28 @@ def _model_bytes(path: Path) -> int:
     return size + (weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0)
 
 
-def accuracy(session: Session, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> dict[str, float]:
-    """Top-1/top-5 (%) of the deployed artefact itself, so int8 accuracy is int8's."""
+def accuracy(session: Session, images: np.ndarray, labels: np.ndarray, batch: int = 250,
+             metric: Any = None) -> dict[str, float]:
+    """Top-1/top-5 (%) of the deployed artefact itself, so int8 accuracy is int8's; with
+    `metric` (the user's `evaluate` function), its metrics on the artefact's outputs too."""
     hit1 = hit5 = 0
+    outputs = []
     for i in range(0, len(labels), batch):
         logits = session.run(np.ascontiguousarray(images[i:i + batch]))
+        if metric is not None:
+            outputs.append(logits)
         flat = np.moveaxis(logits, 1, -1).reshape(-1, logits.shape[1])  # per image, or per pixel of a mask
         top = np.argsort(-flat, axis=1)[:, :5]
         y = labels[i:i + batch].reshape(-1, 1)
         hit1 += int((top[:, :1] == y).sum())
         hit5 += int((top == y).any(axis=1).sum())
     positions = labels.size
-    return {"top1": 100.0 * hit1 / positions, "top5": 100.0 * hit5 / positions}
+    scores = {"top1": 100.0 * hit1 / positions, "top5": 100.0 * hit5 / positions}
+    if metric is not None:
+        import torch
+
+        scores.update(user_metrics(metric, torch.from_numpy(np.concatenate(outputs)).float(), torch.from_numpy(labels)))
+    return scores
 
 
 def deployed_predictions(onnx_path: Path, spec: BenchmarkSpec, images: np.ndarray, *, module: Any = None,
@@ -126,6 +137,7 @@ def profile_artifact(
     calibration: np.ndarray | None = None,
     eval_images: np.ndarray | None = None,
     eval_labels: np.ndarray | None = None,
+    eval_metric: Any = None,
     reference: Session | None = None,
     work_dir: Path | None = None,
     stage: Any = lambda _: None,
@@ -140,8 +152,8 @@ def profile_artifact(
     rss0 = rss_bytes()
     session = runtime.open(Artifact(deployed, module), options)
     try:
-        return _measure(session, deployed, onnx_path, spec, sample, module, eval_images, eval_labels, reference,
-                        rss0, stage)
+        return _measure(session, deployed, onnx_path, spec, sample, module, (eval_images, eval_labels, eval_metric),
+                        reference, rss0, stage)
     finally:
         session.close()
 
@@ -151,8 +163,9 @@ def _batch(sample: np.ndarray, n: int) -> np.ndarray:
 
 
 def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
-             module: Any, eval_images: np.ndarray | None, eval_labels: np.ndarray | None,
+             module: Any, scored: tuple[np.ndarray | None, np.ndarray | None, Any],
              reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
+    eval_images, eval_labels, eval_metric = scored
     check = _batch(sample, min(len(sample), 64))
     parity = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
                            f"{deployed} on {session.description}")
@@ -203,7 +216,8 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
     metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9
     if eval_images is not None and eval_labels is not None:
         stage("scoring the deployed model")
-        metrics.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels).items()})
+        metrics.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels,
+                                                                 metric=eval_metric).items()})
     layers: list[LayerTime] = []
     if spec.per_layer:
         stage("profiling layers")
@@ -215,7 +229,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
 def verify_artifact(
     onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
     calibration: np.ndarray | None = None, eval_images: np.ndarray | None = None,
-    eval_labels: np.ndarray | None = None, work_dir: Path | None = None,
+    eval_labels: np.ndarray | None = None, work_dir: Path | None = None, eval_metric: Any = None,
 ) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
@@ -228,7 +242,8 @@ def verify_artifact(
         out = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
                            f"{deployed} on {session.description}")
         if eval_images is not None and eval_labels is not None:
-            out.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels).items()})
+            out.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels,
+                                                                 metric=eval_metric).items()})
         out["model_bytes"] = _model_bytes(deployed)
         return out
     finally:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
+from edgetune.entrypoints import user_metrics
 from edgetune.errors import ConfigError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
@@ -84,27 +85,6 @@ def evaluate(
     n = len(split)
     extra = user_metrics(metric, torch.cat(outputs), torch.cat(targets)) if metric is not None else {}
     return EvalResult(100.0 * correct1 / positions, 100.0 * correct5 / positions, loss_sum / positions, n, extra)
-
-
-def user_metrics(metric: Metric, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """The user's `evaluate` function, held to its contract: a dict of names to numbers."""
-    name = getattr(metric, "__qualname__", repr(metric))
-    try:
-        got = metric(outputs, targets)
-    except Exception as exc:
-        raise ConfigError(f"evaluate function {name} failed on outputs {tuple(outputs.shape)} and targets "
-                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="evaluate") from exc
-    if not isinstance(got, dict) or not got:
-        raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return a non-empty "
-                          "dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")
-    out = {}
-    for key, value in got.items():
-        try:
-            out[str(key)] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}, not a number",
-                              key="evaluate") from None
-    return out
 
 
 def train_epoch(

@@ -256,6 +256,24 @@ def test_a_users_metric_that_breaks_its_contract_or_is_missing_is_refused(tmp_pa
         plan_study(load_experiment(tmp_path / "e.yaml")[0])
     raw["evaluate"] = str(EXAMPLE / "metrics.py") + ":score"
     raw["benchmark"]["precision"] = "int8"
+    raw["remote"] = {"broker": "redis://127.0.0.1:1/0", "queue": "device"}
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match="at int8 the deployed artefact's outputs differ"):
+    with pytest.raises(ConfigError, match="at int8 with your function, which runs in this process; a device worker"):
         plan_study(load_experiment(tmp_path / "e.yaml")[0])
+
+
+@pytest.mark.slow
+def test_at_int8_the_users_metric_scores_the_deployed_network(tmp_path):
+    """The INT8 artefact is what users get: its outputs go to the user's function, and PyTorch's
+    figure is kept beside it as `<name>_torch`."""
+    from edgetune.study import run_study
+
+    raw = yaml.safe_load(_experiment(tmp_path, _weights(tmp_path)).read_text())
+    raw["benchmark"].update(precision="int8", int8_format="qdq-u8-channel", calibration_images=64)
+    raw["trials"] = 1
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
+    outcome = run_study(load_experiment(tmp_path / "e.yaml")[0])
+    for attrs in (outcome.baseline, outcome.study.trials[0].user_attrs):
+        assert attrs["worst_class_recall"] == attrs["deployed_worst_class_recall"]
+        assert attrs["balanced_accuracy"] == attrs["deployed_balanced_accuracy"]
+        assert "balanced_accuracy_torch" in attrs and attrs["top1"] == attrs["deployed_top1"]

@@ -39,6 +39,9 @@ class Scoring:
     calibration: np.ndarray | None = None
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
+    # The user's `evaluate` function, called on the deployed artefact's outputs: code of this
+    # process, so only an executor on this machine can (a device worker is refused it at planning).
+    metric: Any = None
 
 
 NO_SCORING = Scoring()

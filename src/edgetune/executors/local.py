@@ -29,14 +29,15 @@ class LocalExecutor(Executor):
                 scoring: Scoring = NO_SCORING, work_dir: Path | None = None,
                 stage: Stage = lambda _: None) -> Measurement:
         report = profile_artifact(onnx_path, spec, sample, module=module, calibration=scoring.calibration,
-                                  eval_images=scoring.images, eval_labels=scoring.labels, reference=self.reference,
+                                  eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric,
+                                  reference=self.reference,
                                   work_dir=work_dir, stage=stage)
         return Measurement(dict(report.metrics), {**report.timing, "description": report.description})
 
     def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
                scoring: Scoring = NO_SCORING) -> dict[str, Any]:
         return verify_artifact(onnx_path, spec, sample, module=module, calibration=scoring.calibration,
-                               eval_images=scoring.images, eval_labels=scoring.labels)
+                               eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric)
 
     def close(self) -> None:
         if self.reference is not None:

@@ -77,7 +77,8 @@ class Workbench:
         artefact is scored on (its accuracy is its own, not PyTorch's)."""
         if not score or spec.precision == "fp32":
             return Scoring(self.calibration)
-        return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy())
+        return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy(),
+                       self.metric)
 
 
 def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | None = None,
@@ -366,9 +367,11 @@ def save_trial_model(model: nn.Module, bench: Workbench, path: Path, recipe: dic
 def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[CompressionRecord], timing: dict[str, Any],
             out_dir: Path) -> CandidateResult:
     if "deployed_top1" in perf and "top1" in metrics:
-        # At int8 or fp16 the deployed network is what users get: its accuracy is the accuracy.
-        metrics.update(top1_torch=metrics["top1"], top5_torch=metrics["top5"],
-                       top1=perf["deployed_top1"], top5=perf["deployed_top5"])
+        # At int8 or fp16 the deployed network is what users get: its figures are the figures
+        # (top-1, top-5 and the user's own metrics), PyTorch's kept beside them as `<name>_torch`.
+        for key in [k.removeprefix("deployed_") for k in perf if k.startswith("deployed_")]:
+            if key in metrics:
+                metrics.update({f"{key}_torch": metrics[key], key: perf[f"deployed_{key}"]})
     result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
     result.save(out_dir / "metrics.json")
     return result

@@ -193,9 +193,10 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     plan = Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
                 constraints_of(sweep, sweep_source, custom), run_dir, storage, _references(spec, sweep, sweep_source), limit,
                 given)
-    if spec.evaluate is not None and (reduced := [p for p in plan.precisions() if p != "fp32"]):
-        raise ConfigError(f"evaluate scores the PyTorch network, and at {reduced[0]} the deployed artefact's outputs "
-                          "differ from it; they are not passed to the function yet (issue #18): use fp32",
+    if spec.evaluate is not None and spec.remote is not None and (
+            reduced := [p for p in plan.precisions() if p != "fp32"]):
+        raise ConfigError(f"evaluate scores the deployed artefact at {reduced[0]} with your function, which runs in "
+                          "this process; a device worker cannot call it: benchmark at fp32 there, or here",
                           key="evaluate")
     return plan
 

@@ -192,7 +192,7 @@ def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any
         raise ConfigError(f"the sweep names metric {missing[0]!r}, which neither edgetune nor the evaluate function "
                           f"{plan.spec.evaluate!r} gives; it returned {', '.join(theirs) or 'nothing'}",
                           key="sweep.metric")
-    study.set_user_attr("user_metrics", [*theirs, *(f"{k}_before_ft" for k in theirs)])
+    study.set_user_attr("user_metrics", [*theirs, *(f"{k}{s}" for k in theirs for s in ("_before_ft", "_torch"))])
 
 
 def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:
