@@ -57,14 +57,19 @@ def _from_factory(path: Path, state: dict[str, torch.Tensor], meta: dict[str, An
         raise EdgetuneError(f"{path} holds a network built by {meta['factory']!r}, the user's own code, which edgetune "
                             "does not import on a checkpoint's word: give that factory (model.factory in an "
                             "experiment, --model-factory on the command line, factory= from Python)")
-    model = factory.build()
     meta = {**meta, **factory.describe()}
+    return _with_weights(factory.build(), state, meta, path, f"the network model.factory {factory.ref!r} builds")
+
+
+def _with_weights(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[str, Any], path: Path,
+                  what: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The network with its compressed structure rebuilt and the checkpoint's weights in it."""
     if meta.get("structure"):
         rebuild_structure(model, meta["structure"])
     try:
         model.load_state_dict(strip_module_prefix(state))
     except RuntimeError as exc:
-        raise EdgetuneError(f"{path} does not fit the network model.factory {factory.ref!r} builds: {exc}") from exc
+        raise EdgetuneError(f"{path} does not fit {what}: {exc}") from exc
     return model, meta
 
 
@@ -113,10 +118,4 @@ def load_checkpoint(
     if missing:
         raise EdgetuneError(f"{path} does not record {', '.join(missing)}: pass them explicitly")
     model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
-    if meta.get("structure"):
-        rebuild_structure(model, meta["structure"])
-    try:
-        model.load_state_dict(strip_module_prefix(state))
-    except RuntimeError as exc:
-        raise EdgetuneError(f"{path} does not fit model '{meta['model']}': {exc}") from exc
-    return model, meta
+    return _with_weights(model, state, meta, path, f"model '{meta['model']}'")
