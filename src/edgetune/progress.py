@@ -52,7 +52,7 @@ class RichReporter(Reporter):
             self.progress.update(self.task, description=text)
 
     def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
-                   note: str | None, best: optuna.trial.FrozenTrial | None) -> None:
+                   note: str | None, best: optuna.trial.FrozenTrial | None, counts: bool = True) -> None:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         if result is None:
             self.console.print(f"trial {number} [red]failed[/] ({shown}): {escape(note or '')}")
@@ -68,7 +68,7 @@ class RichReporter(Reporter):
         if self.progress is not None:
             obj = self.plan.objective if self.plan else "value"
             best_text = f"best {obj} {best.value:.4g} (trial {best.number})" if best else ""
-            self.progress.update(self.task, advance=1, description=best_text)
+            self.progress.update(self.task, advance=1 if counts else 0, description=best_text)
 
     def front(self, points: list[tuple[int, float, float]]) -> None:
         """Printed when it changes: the trade-offs found so far, fastest first (at most six)."""

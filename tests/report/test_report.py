@@ -117,3 +117,22 @@ def test_the_live_dashboard_serves_the_study(finished_run, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_trials_bar_counts_only_the_trials_asked_for():
+    """A reference or a skipped candidate is run beside the trials asked for: the bar, like the
+    stopping rule, does not count it (make run's bar once ended at 13/12)."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from edgetune.progress import RichReporter
+
+    reporter = RichReporter(Console(file=io.StringIO()))
+    reporter.progress = Progress(console=reporter.console)
+    reporter.task = reporter.progress.add_task("trials", total=2)
+    reporter.trial_done(0, {}, None, "a reference", None, counts=False)
+    assert reporter.progress.tasks[0].completed == 0
+    reporter.trial_done(1, {"x": 1}, None, "broken", None)
+    assert reporter.progress.tasks[0].completed == 1

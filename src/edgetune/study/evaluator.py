@@ -224,7 +224,8 @@ class Evaluator:
             self.study.tell(trial, verdict.values if len(verdict.values) > 1 else verdict.values[0])  # type: ignore
         else:
             self.study.tell(trial, state=TrialState[verdict.state])
-        self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best())
+        counts = not trial.user_attrs.get("reference") and not trial.user_attrs.get("skipped")  # as results.counted
+        self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best(), counts=counts)
         if verdict.state == "COMPLETE":
             self.reporter.front(accuracy_latency_front(self.study))
         return TrialOutcome(trial.number, params, verdict.state, values=verdict.values, metrics=verdict.metrics,

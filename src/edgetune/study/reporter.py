@@ -17,7 +17,8 @@ class Reporter:
     def start(self, plan: Plan, done: int, total: int, baseline: dict[str, Any] | None) -> None: ...
     def stage(self, text: str) -> None: ...
     def trial_done(self, number: int, params: dict[str, Any], result: CandidateResult | None,
-                   note: str | None, best: optuna.trial.FrozenTrial | None) -> None: ...
+                   note: str | None, best: optuna.trial.FrozenTrial | None, counts: bool = True) -> None:
+        """`counts`: the trial is one of those asked for (not a reference, not skipped on its prediction)."""
     def front(self, points: list[tuple[int, float, float]]) -> None:
         """The current accuracy/latency Pareto front: (trial, latency, top-1) by latency."""
     def step(self, label: str, done: int, total: int) -> None:
