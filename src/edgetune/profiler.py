@@ -162,10 +162,19 @@ def _batch(sample: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.resize(sample, (n, *sample.shape[1:])).astype(np.float32))
 
 
+def _deployed_scores(session: Session, scored: tuple[np.ndarray | None, np.ndarray | None, Any],
+                     stage: Any = lambda _: None) -> dict[str, float]:
+    """`deployed_top1`, `deployed_top5` and the user's metrics, from the artefact's own outputs."""
+    images, labels, metric = scored
+    if images is None or labels is None:
+        return {}
+    stage("scoring the deployed model")
+    return {f"deployed_{k}": v for k, v in accuracy(session, images, labels, metric=metric).items()}
+
+
 def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
              module: Any, scored: tuple[np.ndarray | None, np.ndarray | None, Any],
              reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
-    eval_images, eval_labels, eval_metric = scored
     check = _batch(sample, min(len(sample), 64))
     parity = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
                            f"{deployed} on {session.description}")
@@ -214,10 +223,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
     metrics.update(params=int(params), macs=int(macs), flops=2 * int(macs), model_bytes=_model_bytes(deployed),
                    onnx_bytes=onnx_path.stat().st_size)
     metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9
-    if eval_images is not None and eval_labels is not None:
-        stage("scoring the deployed model")
-        metrics.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels,
-                                                                 metric=eval_metric).items()})
+    metrics.update(_deployed_scores(session, scored, stage))
     layers: list[LayerTime] = []
     if spec.per_layer:
         stage("profiling layers")
@@ -241,9 +247,7 @@ def verify_artifact(
         check = _batch(sample, min(len(sample), 64))
         out = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
                            f"{deployed} on {session.description}")
-        if eval_images is not None and eval_labels is not None:
-            out.update({f"deployed_{k}": v for k, v in accuracy(session, eval_images, eval_labels,
-                                                                 metric=eval_metric).items()})
+        out.update(_deployed_scores(session, (eval_images, eval_labels, eval_metric)))
         out["model_bytes"] = _model_bytes(deployed)
         return out
     finally:
