@@ -81,15 +81,25 @@ def _from_file(path: Path, ref: str, key: str) -> Any:
     return module
 
 
+def function_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", repr(fn))
+
+
+def call_user(fn: Callable[[Any, Any], Any], key: str, outputs: Any, targets: Any) -> Any:
+    """The user's `fn(outputs, targets)` (an `evaluate` or `loss` function); what it raises comes
+    back as a ConfigError naming the setting, the function and the shapes it was given."""
+    try:
+        return fn(outputs, targets)
+    except Exception as exc:
+        raise ConfigError(f"{key} function {function_name(fn)} failed on outputs {tuple(outputs.shape)} and targets "
+                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key=key) from exc
+
+
 def user_metrics(metric: Callable[[Any, Any], Any], outputs: Any, targets: Any) -> dict[str, float]:
     """The user's `evaluate` function on the whole split's outputs (PyTorch's, or the deployed
     artefact's, as tensors), held to its contract: a dict of names to numbers."""
-    name = getattr(metric, "__qualname__", repr(metric))
-    try:
-        got = metric(outputs, targets)
-    except Exception as exc:
-        raise ConfigError(f"evaluate function {name} failed on outputs {tuple(outputs.shape)} and targets "
-                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="evaluate") from exc
+    name = function_name(metric)
+    got = call_user(metric, "evaluate", outputs, targets)
     if not isinstance(got, dict) or not got:
         raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return a non-empty "
                           "dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
-from edgetune.entrypoints import user_metrics
+from edgetune.entrypoints import call_user, function_name, user_metrics
 from edgetune.errors import ConfigError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
@@ -44,15 +44,10 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def checked_loss(loss: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The user's loss on the first batch, held to its contract: a scalar tensor with a gradient."""
-    name = getattr(loss, "__qualname__", repr(loss))
-    try:
-        value = loss(outputs, targets)
-    except Exception as exc:
-        raise ConfigError(f"loss function {name} failed on outputs {tuple(outputs.shape)} and targets "
-                          f"{tuple(targets.shape)}: {type(exc).__name__}: {exc}", key="loss") from exc
+    value = call_user(loss, "loss", outputs, targets)
     if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.requires_grad:
         got = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ConfigError(f"loss function {name} returned {got}; it must return a scalar tensor computed from the "
+        raise ConfigError(f"loss function {function_name(loss)} returned {got}; it must return a scalar tensor computed from the "
                           "outputs (one number, with a gradient)", key="loss")
     return value
 

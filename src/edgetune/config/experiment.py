@@ -7,9 +7,9 @@ paths are read from the experiment file's folder, so an example folder can move 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from edgetune.catalog import dataset_name
 from edgetune.config.base import Strict, validate
@@ -20,20 +20,21 @@ from edgetune.entrypoints import check_reference, resolve_reference
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
 
+# The user's own code by name, its form checked here and imported only where it is used.
+EntryPoint = Annotated[str, AfterValidator(check_reference)]
+# Every setting that names one: made absolute against the experiment file's folder (or, given
+# as a flag, the working directory), so the resolved experiment names the same files anywhere.
+ENTRY_POINTS = ("model.factory", "data.factory", "evaluate", "loss")
+
 
 class ModelSpec(Strict):
     name: str | None = Field(None, description="registry name; taken from the checkpoint when omitted")
     # Or the user's own network: `package.module:build` or `path/to/file.py:build` returning an
     # nn.Module, called with `kwargs`; `checkpoint` may then be a plain state_dict (torchvision's,
     # Distiller's, a user's) or edgetune's own, or be left out (the factory's weights as built).
-    factory: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    factory: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="arguments of model.factory")
     checkpoint: Path | None = None
-
-    @field_validator("factory")
-    @classmethod
-    def _entry_point(cls, ref: str | None) -> str | None:
-        return None if ref is None else check_reference(ref)
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -57,13 +58,8 @@ class DataSpec(Strict):
     # Or the user's own data: `package.module:make` or `path/to/file.py:make` returning (train,
     # val) or (train, val, test) Datasets or DataLoaders (edgetune.data.custom); `name`, `root`,
     # `val_size` and `split_seed` then do not apply.
-    factory: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    factory: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="arguments of data.factory")
-
-    @field_validator("factory")
-    @classmethod
-    def _entry_point(cls, ref: str | None) -> str | None:
-        return None if ref is None else check_reference(ref)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -161,10 +157,6 @@ class TrackingSpec(Strict):
 
 
 class ExperimentSpec(Strict):
-    @field_validator("evaluate", "loss", check_fields=False)
-    @classmethod
-    def _evaluate_entry_point(cls, ref: str | None) -> str | None:
-        return None if ref is None else check_reference(ref)
 
     name: str = "edgetune"
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -176,10 +168,10 @@ class ExperimentSpec(Strict):
     # A metric of your own: `fn(outputs, targets)` over the whole validation split (the model's
     # outputs concatenated over batches, the targets as the data gives them) returning a dict of
     # numbers, each usable by name as the sweep's metric, an objective or a constraint.
-    evaluate: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    evaluate: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     # A fine-tuning loss of your own: `fn(outputs, targets)` returning a scalar tensor (default:
     # cross-entropy); distillation adds its soft term to it.
-    loss: str | None = Field(None, description="package.module:function or path/to/file.py:function")
+    loss: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0
@@ -226,7 +218,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
                     node[p] = {}
                 node = node[p]
             # Flags name files relative to where the user typed them, not to the experiment file.
-            if dotted in ("model.factory", "data.factory", "evaluate", "loss"):
+            if dotted in ENTRY_POINTS:
                 value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
         flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
@@ -245,14 +237,11 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
     spec.model.checkpoint = fix(spec.model.checkpoint)
-    if spec.model.factory is not None:
-        spec.model.factory = resolve_reference(spec.model.factory, base)
-    if spec.data.factory is not None:
-        spec.data.factory = resolve_reference(spec.data.factory, base)
-    if spec.evaluate is not None:
-        spec.evaluate = resolve_reference(spec.evaluate, base)
-    if spec.loss is not None:
-        spec.loss = resolve_reference(spec.loss, base)
+    for dotted in ENTRY_POINTS:
+        *section, field = dotted.split(".")
+        owner = getattr(spec, section[0]) if section else spec
+        if getattr(owner, field) is not None:
+            setattr(owner, field, resolve_reference(getattr(owner, field), base))
     spec.data.root = fix(spec.data.root)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)

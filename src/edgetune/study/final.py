@@ -37,7 +37,7 @@ from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import ACCURACY, Constraint
 from edgetune.profiler import deployed_predictions
 from edgetune.study.candidate import Workbench
-from edgetune.study.held import PairedDrop, paired_drop
+from edgetune.study.held import PairedDrop, finalist_records, paired_drop
 from edgetune.study.plan import Plan
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
@@ -98,14 +98,14 @@ def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: li
     val = bench.data.val
     images = bench.data.normalize(val.images).numpy()
     labels = val.labels.numpy()
-    base = _baseline_record(plan, bench, images, labels, final, reporter)
+    base = _baseline_record(plan, bench, images, labels, reporter)
     records = {"baseline": base}
     base_correct = np.load(paths.finalist("baseline") / "correct.npy")
     for f in finalists:
         records[str(f.number)] = _finalise(plan, study, bench, f, final, images, labels, base_correct, max_drop,
                                            reporter)
     picked, reason = _pick(plan, study, finalists, records, max_drop)
-    test = _test_once(plan, bench, picked, finalists, final, reporter) if len(bench.data.test) else {}
+    test = _test_once(plan, bench, picked, finalists, reporter) if len(bench.data.test) else {}
     if not len(bench.data.test):
         reason += "; the data gives no test split, so there is no test figure"
     outcome = FinalOutcome(records, picked, reason, max_drop, final.confidence, test)
@@ -125,8 +125,7 @@ def allowed_drop(constraints: list[Constraint], baseline: dict[str, Any]) -> flo
 
 def _read_pick(path: Path) -> FinalOutcome:
     blob = json.loads(path.read_text())
-    records = {p.parent.name.lstrip("0") or "0": json.loads(p.read_text())
-               for p in sorted(path.parent.glob("*/result.json"))}
+    records = finalist_records(path.parent)
     records["baseline"] = records.pop("baseline", {})
     return FinalOutcome(records, blob["picked"], blob["reason"], blob["max_drop"], blob["confidence"],
                         blob["test_top1"])
@@ -156,7 +155,7 @@ def _predict(model: nn.Module, spec: BenchmarkSpec, bench: Workbench, images: np
                               for i in range(0, len(images), 250)]).numpy()
 
 
-def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: np.ndarray, final: FinalSpec,
+def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: np.ndarray,
                      reporter: Reporter) -> dict[str, Any]:
     work = plan.paths.finalist("baseline")
     if (work / "result.json").is_file():
@@ -253,7 +252,7 @@ def _pick(plan: Plan, study: optuna.Study, finalists: list[Finalist], records: d
     return best, why
 
 
-def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list[Finalist], final: FinalSpec,
+def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list[Finalist],
                reporter: Reporter) -> dict[str, float]:
     """Test top-1 of the pick, the unpruned network and each reference: once, after the pick."""
     test = bench.data.test

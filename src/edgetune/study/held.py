@@ -61,13 +61,17 @@ def paired_drop(baseline_correct: np.ndarray, candidate_correct: np.ndarray, con
 FINAL_COLUMNS = ("final_epochs", "final_val_top1", "final_drop", "final_drop_upper", "held", "picked", "test_top1")
 
 
+def finalist_records(final_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each finalist's record (by trial number as text, and `baseline`), as the final stage wrote it."""
+    return {path.parent.name.lstrip("0") or "0": json.loads(path.read_text())
+            for path in sorted(final_dir.glob("*/result.json"))}
+
+
 def read_final(final_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each finalist's record (by trial number, and `baseline`), as the final stage wrote it."""
-    out: dict[str, dict[str, Any]] = {}
+    """The finalists' records with the pick and the test figures taken after it."""
     if not final_dir.is_dir():
-        return out
-    for path in sorted(final_dir.glob("*/result.json")):
-        out[path.parent.name.lstrip("0") or "0"] = json.loads(path.read_text())
+        return {}
+    out = finalist_records(final_dir)
     pick = final_dir / "pick.json"
     if pick.is_file():
         chosen = json.loads(pick.read_text())
