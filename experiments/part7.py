@@ -16,7 +16,7 @@ import argparse
 import json
 import math
 
-from _run import RUNS, edgetune, save, study_seconds, trials
+from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
 
 
 def summarise(precision: str, seconds: float) -> dict:
@@ -63,7 +63,15 @@ def main() -> None:
         summaries.append(summarise(precision, seconds))
     for s in summaries:
         show(s)
-    save("part7", {"runs": summaries})
+    save("part7", {"runs": merged(summaries)})
+
+
+def merged(summaries: list[dict]) -> list[dict]:
+    """Keep the runs of other precisions already summarised, so each can be made on its own."""
+    path = SUMMARIES / "part7.json"
+    earlier = json.loads(path.read_text())["runs"] if path.exists() else []
+    fresh = {s["precision"] for s in summaries}
+    return [r for r in earlier if r["precision"] not in fresh] + summaries
 
 
 if __name__ == "__main__":

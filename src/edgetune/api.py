@@ -14,15 +14,16 @@ again with the same arguments and it goes on where it stopped) and returns what 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from torch import nn
 
-from edgetune.config.experiment import experiment_from, load_experiment
+from edgetune.config.experiment import ExperimentSpec, experiment_from, load_experiment
 from edgetune.data.custom import splits_from
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
@@ -81,17 +82,21 @@ class TuneResult:
         return export_trial(self.run_dir, str(trial), target, self.outcome.plan.spec.storage, self.factory)
 
 
-def tune(experiment: str | Path | Mapping[str, Any] | None = None, *,
+def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = None, *,
          model: nn.Module | Callable[[], nn.Module] | Mapping[str, Any] | None = None,
          train_data: Any = None, val_data: Any = None, test_data: Any = None,
+         example_input: torch.Tensor | Sequence[int] | None = None,
          progress: bool | Reporter = True, **sections: Any) -> TuneResult:
     """Run (or resume) a study.
 
-    `experiment`: an experiment file, or its content as a dict; keyword sections (`recipe`,
+    `experiment`: an experiment file, its content as a dict, or one already validated (what
+    `edgetune run` passes, its flags applied); keyword sections (`recipe`,
     `sweep`, `finetune`, `final`, `benchmark`, `data`, `trials`, `run_dir`, ...) are merged over
     it, as `edgetune run`'s flags are. `model`: a network object (copied for each candidate), a
     function of no arguments returning one, or the file's `model:` section. `train_data` and
     `val_data` (and `test_data`): torch Datasets of `(image, label)` or DataLoaders of batches.
+    `example_input`: a batch the network takes, or its shape (channels, height, width), checked
+    against the data before any work (the file's `model.input_shape`); the data's by default.
     `progress`: a rich progress display (a notebook shows it in the cell), False for none, or a
     Reporter of your own.
     """
@@ -99,14 +104,19 @@ def tune(experiment: str | Path | Mapping[str, Any] | None = None, *,
     if unknown:
         raise ConfigError(f"tune() has no argument {unknown[0]!r}; the experiment's sections are "
                           f"{', '.join(SECTIONS)}, with model, train_data, val_data, test_data and progress")
-    raw, base, source = _starting_point(experiment)
-    factory = None
-    if isinstance(model, Mapping):
-        sections["model"] = dict(model)
-    elif model is not None:
-        factory = ModelFactory.of(model)
-    raw = _merged(raw, sections)
-    spec = experiment_from(raw, base, source if not sections else f"{source} with tune() arguments")
+    factory = None if model is None or isinstance(model, Mapping) else ModelFactory.of(model)
+    if isinstance(experiment, ExperimentSpec):  # validated, flags applied: `edgetune run`
+        if sections or model is not None or example_input is not None:
+            raise ConfigError("tune(): a validated experiment comes on its own; give a file or a dict to put "
+                              "arguments over", key="experiment")
+        spec = experiment
+    else:
+        if isinstance(model, Mapping):
+            sections["model"] = dict(model)
+        if example_input is not None:
+            sections["model"] = {**sections.get("model", {}), "input_shape": _input_shape(example_input)}
+        raw, base, source = _starting_point(experiment)
+        spec = experiment_from(_merged(raw, sections), base, source if not sections else f"{source} with tune() arguments")
     data = None
     if train_data is not None or val_data is not None:
         if train_data is None or val_data is None:
@@ -115,6 +125,17 @@ def tune(experiment: str | Path | Mapping[str, Any] | None = None, *,
     reporter = progress if isinstance(progress, Reporter) else _reporter(progress)
     outcome = run_study(spec, reporter, Given(factory, data))
     return TuneResult(outcome, factory)
+
+
+def _input_shape(example: torch.Tensor | Sequence[int]) -> list[int]:
+    shape = list(example.shape) if isinstance(example, torch.Tensor) else list(example)
+    if len(shape) == 4:  # a batch, or a shape given with its batch
+        shape = shape[1:]
+    if len(shape) != 3:
+        raise ConfigError(f"example_input: a batch of images (N, C, H, W) or their shape (C, H, W), got "
+                          f"{tuple(example.shape) if isinstance(example, torch.Tensor) else tuple(example)}",
+                          key="example_input")
+    return [int(d) for d in shape]
 
 
 def _starting_point(experiment: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path, str]:

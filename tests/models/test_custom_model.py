@@ -203,6 +203,7 @@ def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path
     sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
              "parameters": {"stage_1": {"min": 0.0, "max": 0.75}, "stage_2": {"min": 0.0, "max": 0.75}}}
     arguments = {"model": net, "train_data": train, "val_data": val, "test_data": test, "recipe": recipe,
+                 "example_input": torch.zeros(1, 3, 32, 32),
                  "sweep": sweep, "finetune": {"epochs": 1, "learning_rate": 0.01, "augment": False},
                  "benchmark": QUICK, "trials": 2, "run_dir": tmp_path / "api", "progress": False}
     result = edgetune.tune(**arguments)
@@ -219,6 +220,25 @@ def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path
         edgetune.tune(model=net, epochs=3)
     with pytest.raises(ConfigError, match="give both train_data and val_data"):
         edgetune.tune(model=net, train_data=train, recipe=recipe, run_dir=tmp_path / "x")
+
+
+def test_an_input_shape_the_data_does_not_have_is_refused_naming_both_before_any_trial(tmp_path):
+    import edgetune
+    from edgetune.study import run_study
+
+    weights = _weights(tmp_path)
+    with pytest.raises(ConfigError, match=r"model.input_shape is \[3, 224, 224\] .* the data's images are \[3, 32, 32\]"):
+        run_study(load_experiment(_experiment(tmp_path, weights, input_shape=[3, 224, 224]))[0])
+    assert not (tmp_path / "run" / "trials").exists()
+    train, val, _ = _example("data").make(n_train=64, n_val=32, n_test=0)
+    net = _example("model").build(width=32)
+    with pytest.raises(ConfigError, match=r"model.input_shape is \[1, 32, 32\]"):
+        edgetune.tune(model=net, train_data=train, val_data=val, example_input=torch.zeros(2, 1, 32, 32),
+                      run_dir=tmp_path / "api", progress=False, benchmark=QUICK)
+    with pytest.raises(ConfigError, match=r"example_input: a batch of images \(N, C, H, W\) or their shape"):
+        edgetune.tune(model=net, train_data=train, val_data=val, example_input=(32, 32), run_dir=tmp_path / "b")
+    with pytest.raises(ConfigError, match="input_shape"):
+        load_experiment(_experiment(tmp_path, weights, input_shape=[3, 0, 32]))
 
 
 METRIC_ERRORS = {

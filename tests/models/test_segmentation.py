@@ -48,12 +48,30 @@ def test_a_segmentation_network_is_pruned_for_latency_with_its_miou_held(tmp_pat
             assert model[0][0].out_channels < 24
 
 
-def test_dense_targets_with_a_final_stage_are_refused_before_any_search(tmp_path):
-    from edgetune.study import run_study
+@pytest.mark.slow
+def test_the_final_stage_bounds_pixel_accuracy_image_by_image_and_measures_test_once(tmp_path):
+    import json
 
-    with pytest.raises(ConfigError, match="final: the paired bound .* dense targets"):
-        run_study(load_experiment(_experiment(tmp_path, final={"epochs": 0}))[0])
-    assert not (tmp_path / "run" / "trials").exists()
+    import numpy as np
+
+    from edgetune.study import run_study
+    from edgetune.study.held import paired_drop
+
+    final = {"candidates": 1, "epochs": 1, "train_subset": 100, "max_accuracy_drop": 5.0, "confidence": 0.9}
+    outcome = run_study(load_experiment(_experiment(tmp_path, final=final))[0])
+    root = tmp_path / "run" / "final"
+    base = np.load(root / "baseline" / "correct.npy")
+    assert base.shape == (150, 32, 32)  # every validation pixel, kept per image
+    (number,) = [k for k in outcome.final.records if k != "baseline"]
+    record = outcome.final.records[number]
+    cand = np.load(root / f"{int(number):04d}" / "correct.npy")
+    assert record["final_val_top1"] == pytest.approx(100 * cand.mean())
+    again = paired_drop(base, cand, 0.9)
+    assert record["paired"]["n"] == 150 and record["final_drop_upper"] == pytest.approx(again.upper)
+    assert record["held"] == (again.upper <= 5.0)
+    pick = json.loads((root / "pick.json").read_text())
+    assert pick["picked"] == (int(number) if record["held"] else None)
+    assert 50 < pick["test_top1"]["baseline"] <= 100  # 50 test images, scored after the pick
 
 
 @pytest.mark.slow

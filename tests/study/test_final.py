@@ -39,6 +39,24 @@ def test_paired_bound_matches_its_formula_and_a_bootstrap():
         paired_drop(base, cand[:10], 0.9)
 
 
+def test_paired_bound_on_masks_counts_images_not_pixels_and_matches_a_bootstrap():
+    rng = np.random.default_rng(1)
+    base = rng.random((800, 8, 8)) < 0.9  # a mask of right/wrong pixels per image
+    cand = base.copy()
+    cand[:300, 0, :3] = False  # 300 images lose up to three pixels each
+    drop = paired_drop(base, cand, 0.9)
+    diff = base.reshape(800, -1).mean(1) - cand.reshape(800, -1).mean(1)
+    assert drop.n == 800 and drop.lost == int((diff > 0).sum()) and drop.gained == 0
+    assert drop.drop == pytest.approx(100 * (base.mean() - cand.mean()))  # the pixel accuracy lost
+    assert drop.upper == pytest.approx(100 * (diff.mean() + 1.2815516 * diff.std(ddof=1) / np.sqrt(800)))
+    idx = rng.integers(0, 800, size=(4000, 800))
+    assert drop.upper == pytest.approx(np.quantile(100 * diff[idx].mean(1), 0.9), abs=0.05)
+    pixels_as_images = paired_drop(base.reshape(-1), cand.reshape(-1), 0.9)  # what a per-pixel count would say
+    assert pixels_as_images.upper - pixels_as_images.drop < drop.upper - drop.drop
+    same = paired_drop(base, base, 0.9)
+    assert same.drop == 0.0 and 0 < same.upper < 0.1
+
+
 FINAL = {"candidates": 2, "epochs": 1, "train_subset": 256, "confidence": 0.9}
 
 

@@ -52,9 +52,9 @@ def run(
       edgetune run examples/resnet56-fmnist/experiment.yaml
       edgetune run --schedule s.yaml --sweep sweep.yaml --checkpoint ck.pt --data fashion-mnist
     """
+    from edgetune.api import tune
     from edgetune.config.experiment import load_experiment
     from edgetune.progress import RichReporter, final_table, results_table
-    from edgetune.study.runner import run_study
 
     overrides = {
         "recipe": schedule, "sweep": sweep, "model.name": model, "model.factory": model_factory, "model.checkpoint": checkpoint,
@@ -67,7 +67,7 @@ def run(
     spec, _ = load_experiment(experiment, overrides)
     # Piped output (CI logs, `tee`) gets a width that fits the results table.
     out = Console() if sys.stdout.isatty() else Console(width=140)
-    outcome = run_study(spec, RichReporter(out))
+    outcome = tune(spec, progress=RichReporter(out)).outcome
     if outcome.reclaimed:
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")
     out.print(results_table(outcome))

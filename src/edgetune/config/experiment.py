@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from edgetune.catalog import dataset_name
 from edgetune.config.base import Strict, validate
@@ -35,6 +35,13 @@ class ModelSpec(Strict):
     factory: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="arguments of model.factory")
     checkpoint: Path | None = None
+    # The network's input as channels, height, width (batch left out). Taken from the data when
+    # omitted; given, it is checked against the data's images before any work, so a network
+    # built for 224x224 RGB meets 28x28 grey images with an error, not a shape deep in a layer.
+    # The network is exported, timed and scored at the data's size: the deployed artefact's
+    # accuracy is measured on those images, so a different deployment size is refused.
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
+        None, description="[channels, height, width] the network takes")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:

@@ -81,6 +81,16 @@ class Workbench:
                        self.metric)
 
 
+def check_input_shape(shape: tuple[int, int, int] | None, data: DataSplits) -> None:
+    """The input the user says the network takes must be the data's images: the deployed
+    artefact is exported at, timed at and scored on that size."""
+    have = tuple(int(d) for d in data.val.images.shape[1:])
+    if shape is not None and tuple(shape) != have:
+        raise ConfigError(f"model.input_shape is {list(shape)} (channels, height, width) but the data's images are "
+                          f"{list(have)}; resize the data to the network's input, or give the data's shape",
+                          key="model.input_shape")
+
+
 def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | None = None,
                  factory: ModelFactory | None = None) -> tuple[nn.Module, dict]:
     """A checkpoint's network for `data`'s classes and channels (or the user's factory's, with

@@ -9,6 +9,9 @@ built on. The bound is one-sided (only a larger loss matters) at the user's conf
 half an image added to b and c (Agresti and Min's adjustment) so that a handful of discordant
 images does not give a bound of zero width. A closed form, not a bootstrap: the same images
 give the same bound, and at n in the thousands the two agree to a hundredth of a point.
+A dense task (a mask per image) scores each image by the share of its pixels right; the paired
+differences are then numbers, not signs, and the same one-sided normal bound is taken on their
+mean with their own spread.
 """
 
 from __future__ import annotations
@@ -43,10 +46,15 @@ class PairedDrop:
 
 
 def paired_drop(baseline_correct: np.ndarray, candidate_correct: np.ndarray, confidence: float) -> PairedDrop:
-    base = np.asarray(baseline_correct, dtype=bool)
-    cand = np.asarray(candidate_correct, dtype=bool)
+    """`*_correct`: per image, right or wrong (a class per image), or per position (a mask per
+    image: each image then scores the share of its pixels right, and the pair's difference is a
+    number in [-1, 1] rather than a discordant count; see `_per_image`)."""
+    base, cand = _per_image(baseline_correct), _per_image(candidate_correct)
     if base.shape != cand.shape or base.ndim != 1 or not len(base):
-        raise ValueError(f"paired scores need two equal, non-empty vectors, got {base.shape} and {cand.shape}")
+        raise ValueError(f"paired scores need two equal, non-empty sets of images, got {np.shape(baseline_correct)} "
+                         f"and {np.shape(candidate_correct)}")
+    if base.dtype != bool:
+        return _paired_fractions(base, cand, confidence, pixels=int(np.prod(np.shape(baseline_correct)[1:])))
     n = len(base)
     lost, gained = int((base & ~cand).sum()), int((~base & cand).sum())
     mean = (lost - gained) / n
@@ -54,6 +62,31 @@ def paired_drop(baseline_correct: np.ndarray, candidate_correct: np.ndarray, con
     variance = max((b + c) / n - ((b - c) / n) ** 2, 0.0)
     upper = mean + NormalDist().inv_cdf(confidence) * math.sqrt(variance / n)
     return PairedDrop(100.0 * mean, 100.0 * upper, confidence, n, lost, gained)
+
+
+def _per_image(correct: np.ndarray) -> np.ndarray:
+    """Per-image right/wrong as booleans; a mask's per-pixel answers as each image's share right.
+
+    Images of one split have one size, so the mean of per-image shares is the pixel accuracy
+    the search reported, and the images (not the pixels, which are far from independent within
+    an image) are the units the bound counts."""
+    correct = np.asarray(correct)
+    if correct.ndim <= 1:
+        return correct.astype(bool)
+    return correct.reshape(len(correct), -1).mean(axis=1, dtype=np.float64)
+
+
+def _paired_fractions(base: np.ndarray, cand: np.ndarray, confidence: float, pixels: int) -> PairedDrop:
+    """The normal bound on the mean of per-image differences, its spread estimated from them.
+    The binary case's half image each way becomes half a pixel each way: a floor on the
+    variance that keeps a bound of zero width away when every image scores the same on both."""
+    n = len(base)
+    diff = base - cand
+    variance = float(diff.var(ddof=1)) if n > 1 else 0.0
+    variance = max(variance, 1.0 / (n * pixels**2))
+    upper = float(diff.mean()) + NormalDist().inv_cdf(confidence) * math.sqrt(variance / n)
+    return PairedDrop(100.0 * float(diff.mean()), 100.0 * upper, confidence, n, int((diff > 0).sum()),
+                      int((diff < 0).sum()))
 
 
 # --- what the final stage leaves in the run directory, read back for trials.csv and reports ---

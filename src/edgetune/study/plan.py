@@ -157,7 +157,7 @@ class Plan:
 # Settings added since the first studies were written: at their defaults they stay out of the
 # fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
 ADDED_LATER = {"sweep": ("reference_finetune",), "finetune": ("distill",), "data": ("factory", "kwargs"),
-               "model": ("factory", "kwargs")}
+               "model": ("factory", "kwargs", "input_shape")}
 _SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", ModelSpec: "model"}
 
 

@@ -34,7 +34,7 @@ from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.candidate import Workbench, load_network
+from edgetune.study.candidate import Workbench, check_input_shape, load_network
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
 from edgetune.study.plan import Given, Plan, plan_study
@@ -64,10 +64,6 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         # be another producer's, and heartbeats decide.
         reclaimed = [] if plan.shared else reclaim_interrupted(study)
         bench = _workbench(plan)
-        if spec.final is not None and bench.data.val.labels.ndim > 1:  # before any search work
-            raise ConfigError("final: the paired bound compares the unpruned network and a finalist image by image; "
-                              "with dense targets (masks) it is not built yet (issue #18): leave out `final:`",
-                              key="final")
         reporter.start(plan, counted(study), plan.limit, None)
         profile = measure_target(plan, bench, reporter)
         _check_user_metrics(plan, study, profile.baseline)
@@ -170,6 +166,7 @@ def _workbench(plan: Plan) -> Workbench:
     else:
         data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size,
                             split_seed=spec.data.split_seed)
+    check_input_shape(spec.model.input_shape, data)
     model, meta = load_network(spec.model.checkpoint, data, spec.model.name, plan.factory)
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
     return Workbench(
