@@ -69,7 +69,8 @@ class TuneResult:
         if number is None:
             return None
         trial = next(t for t in self.outcome.study.get_trials(deepcopy=False) if t.number == number)
-        return {"trial": number, "params": dict(trial.params), **trial.user_attrs}
+        return {"trial": number, "params": {**trial.params, **trial.user_attrs.get("applied_params", {})},
+                **trial.user_attrs}
 
     @property
     def front(self) -> pd.DataFrame:

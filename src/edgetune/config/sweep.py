@@ -7,6 +7,7 @@ search on Optuna locally.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,9 +18,25 @@ from edgetune.config.base import Strict, validate
 from edgetune.files import read_yaml
 
 Distribution = Literal[
-    "constant", "categorical", "uniform", "int_uniform", "q_uniform", "log_uniform_values",
+    "constant", "categorical", "categorical_w_probabilities", "uniform", "int_uniform", "q_uniform",
+    "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform",
+    "inv_log_uniform_values", "normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
 ]
 DISTRIBUTIONS: tuple[str, ...] = Distribution.__args__  # type: ignore[attr-defined]
+# W&B's schema (wandb/sweeps, config/schema.json) allows each distribution these keys and no
+# others; a key it would reject is refused here, not ignored.
+BOUNDED = ("uniform", "int_uniform", "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform",
+           "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values")
+POSITIVE_BOUNDS = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
+NORMAL = ("normal", "q_normal", "log_normal", "q_log_normal")
+BETA = ("beta", "q_beta")
+QUANTISED = ("q_uniform", "q_log_uniform", "q_log_uniform_values", "q_normal", "q_log_normal", "q_beta")
+KEYS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",), "categorical": ("values",), "categorical_w_probabilities": ("values", "probabilities"),
+    **{d: ("min", "max", *(("q",) if d in QUANTISED else ())) for d in BOUNDED},
+    **{d: ("mu", "sigma", *(("q",) if d in QUANTISED else ())) for d in NORMAL},
+    **{d: ("a", "b", *(("q",) if d in QUANTISED else ())) for d in BETA},
+}
 
 
 # The search methods the registry serves, so the schema cannot accept one it cannot run.
@@ -29,17 +46,41 @@ Method = Literal[tuple(SEARCH_STRATEGIES)]  # type: ignore[valid-type]
 class MetricSpec(Strict):
     name: str
     goal: Literal["minimize", "maximize"] = "minimize"
+    # W&B: no new trials once a trial reaches this value (by `goal`).
+    target: float | None = None
+    # W&B: the value the Bayesian model is given for a failed run. edgetune's samplers never
+    # learn from a failed candidate and rank an infeasible one below every feasible one: W&B's
+    # default `worst`; `best` or `latest` would make a crash look good, and are refused.
+    impute: Literal["worst"] | None = None
+    impute_while_running: Literal["false"] | bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _impute_said_plainly(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("impute") in ("best", "latest"):
+            raise ValueError(f"impute: {data['impute']!r} gives a failed candidate a value it did not earn; edgetune's "
+                             "samplers leave failures out and rank infeasible trials last (W&B's 'worst')")
+        if isinstance(data, dict) and data.get("impute_while_running") not in (None, False, "false"):
+            raise ValueError("impute_while_running: edgetune's samplers see a trial once it has finished; "
+                             "only 'false' applies")
+        return data
 
 
 class ParameterSpec(Strict):
-    """One searched parameter; W&B infers the distribution when it is not named."""
+    """One searched parameter, with W&B's distributions and their semantics (docs/compatibility.md);
+    W&B infers the distribution when it is not named."""
 
     value: Any = None
     values: list[Any] | None = Field(default=None, min_length=1)
+    probabilities: list[float] | None = Field(default=None, min_length=1)
     # int | float keeps YAML's `35` apart from `35.0`: W&B infers int_uniform only from ints.
     min: int | float | None = None
     max: int | float | None = None
-    q: float | None = Field(default=None, gt=0)
+    q: int | float | None = Field(default=None, gt=0)
+    mu: float | None = None
+    sigma: float | None = Field(default=None, ge=0)
+    a: float | None = Field(default=None, ge=0)
+    b: float | None = Field(default=None, ge=0)
     distribution: Distribution | None = None
     # On a pruner's `width`: the widths the device's measured staircase says run fast (between
     # `min` and `max` when given), filled in when the study starts (edgetune profile-widths).
@@ -53,30 +94,49 @@ class ParameterSpec(Strict):
                                  "`values`, `value` or a distribution")
             return self
         if self.distribution is None:
-            if self.value is not None:
-                self.distribution = "constant"
-            elif self.values is not None:
-                self.distribution = "categorical"
-            elif self.min is not None and self.max is not None:
-                both_int = _is_int(self.min) and _is_int(self.max)
-                self.distribution = "int_uniform" if both_int else "uniform"
-            else:
-                raise ValueError("give `value`, `values`, or `min` and `max`")
+            self.distribution = self._inferred()
         dist = self.distribution
-        if dist == "constant" and self.value is None:
+        given = sorted(k for k in self.model_fields_set if k not in ("distribution", "widths"))
+        extra = [k for k in given if k not in KEYS[dist]]
+        if extra:
+            raise ValueError(f"distribution '{dist}' takes {', '.join(KEYS[dist])}, not {', '.join(extra)} "
+                             "(W&B's schema refuses the same)")
+        if dist == "constant" and "value" not in self.model_fields_set:
             raise ValueError("distribution 'constant' needs `value`")
-        if dist == "categorical" and not self.values:
-            raise ValueError("distribution 'categorical' needs `values`")
-        if dist in ("uniform", "int_uniform", "q_uniform", "log_uniform_values"):
-            if self.min is None or self.max is None:
-                raise ValueError(f"distribution '{dist}' needs `min` and `max`")
-            if self.min > self.max:
-                raise ValueError(f"`min` ({self.min}) is above `max` ({self.max})")
-            if dist == "log_uniform_values" and self.min <= 0:
-                raise ValueError(f"log_uniform_values needs `min` > 0, got {self.min}")
-            if dist == "int_uniform" and not all(float(x).is_integer() for x in (self.min, self.max)):
-                raise ValueError("int_uniform needs whole-number `min` and `max`")
+        if dist.startswith("categorical") and not self.values:
+            raise ValueError(f"distribution '{dist}' needs `values`")
+        if dist == "categorical_w_probabilities":
+            self._check_probabilities()
+        if dist in BOUNDED:
+            self._check_bounds(dist)
         return self
+
+    def _inferred(self) -> Distribution:
+        if "value" in self.model_fields_set:
+            return "constant"
+        if self.values is not None:
+            return "categorical_w_probabilities" if self.probabilities is not None else "categorical"
+        if self.min is not None and self.max is not None:
+            return "int_uniform" if _is_int(self.min) and _is_int(self.max) else "uniform"
+        raise ValueError("give `value`, `values`, or `min` and `max` (or name a distribution)")
+
+    def _check_probabilities(self) -> None:
+        p = self.probabilities or []
+        if len(p) != len(self.values or []):
+            raise ValueError(f"`probabilities` has {len(p)} entries for {len(self.values or [])} `values`")
+        if any(x < 0 for x in p) or abs(sum(p) - 1.0) > 1e-6:
+            raise ValueError(f"`probabilities` must be at least 0 and add up to 1, got {p} (sum {sum(p):g})")
+
+    def _check_bounds(self, dist: str) -> None:
+        if self.min is None or self.max is None:
+            raise ValueError(f"distribution '{dist}' needs `min` and `max`")
+        if self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is above `max` ({self.max})")
+        if dist in POSITIVE_BOUNDS and self.min <= 0:
+            raise ValueError(f"{dist} needs `min` > 0 (its bounds are values; {dist.removesuffix('_values')} takes "
+                             f"natural-log bounds), got {self.min}")
+        if dist == "int_uniform" and not all(float(x).is_integer() for x in (self.min, self.max)):
+            raise ValueError("int_uniform needs whole-number `min` and `max`")
 
 
 def _is_int(x: float) -> bool:
@@ -166,19 +226,57 @@ class RLSpec(Strict):
     updates_per_episode: int = Field(50, gt=0)
 
 
+class HyperbandSpec(Strict):
+    """W&B's `early_terminate`, run as Optuna's HyperbandPruner over fine-tuning epochs (W&B
+    counts logged iterations; a trial here logs its accuracy once an epoch)."""
+
+    type: Literal["hyperband"]
+    min_iter: int | None = Field(None, ge=1)
+    max_iter: int | None = Field(None, ge=1)
+    s: float | None = Field(None, gt=0)
+    eta: float = Field(3.0, gt=1)
+    strict: bool = True
+
+    @model_validator(mode="after")
+    def _bracketed(self) -> HyperbandSpec:
+        if self.min_iter is None and (self.max_iter is None or self.s is None):
+            raise ValueError("hyperband needs `min_iter`, or `max_iter` and `s` (as W&B's schema does)")
+        if not float(self.eta).is_integer():
+            raise ValueError(f"eta {self.eta}: Optuna's HyperbandPruner keeps the top 1/eta with a whole eta; give 2, 3, ...")
+        return self
+
+    def resources(self, epochs: int) -> tuple[int, int]:
+        """(min_resource, max_resource) in epochs: `max_iter` over `eta`**`s` when no `min_iter`."""
+        top = self.max_iter or max(epochs, 1)
+        low = self.min_iter if self.min_iter is not None else math.ceil(top / self.eta ** float(self.s or 0))
+        return max(1, min(low, top)), top
+
+
+# W&B's keys that describe where a sweep runs, not what it searches: accepted, named as unused.
+UNUSED_WANDB_KEYS = ("program", "command", "name", "description", "project", "entity", "apiVersion", "kind",
+                     "controller", "job", "image_uri")
+
+
 class SweepSpec(Strict):
-    # Read from W&B files and ignored: edgetune runs its own pipeline locally.
+    # Read from W&B files and named as unused: edgetune runs its own pipeline locally.
     program: str | None = None
     command: list[Any] | None = None
     name: str | None = None
     description: str | None = None
     project: str | None = None
     entity: str | None = None
+    apiVersion: str | None = None  # W&B's spelling
+    kind: Literal["sweep"] | None = None
+    controller: dict[str, Any] | None = None
+    job: str | None = None
+    image_uri: str | None = None
 
     method: Method = "bayes"
     metric: MetricSpec = Field(default_factory=lambda: MetricSpec(name="latency_ms"))
+    # Nested W&B parameters ({parameters: {...}} under a name) arrive as dotted names.
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
-    run_cap: int | None = Field(default=None, gt=0)
+    run_cap: int | None = Field(default=None, gt=0)  # the most trials, as in W&B
+    early_terminate: HyperbandSpec | None = None
 
     # edgetune's extensions of the W&B format.
     objectives: list[ObjectiveSpec] | None = Field(default=None, min_length=1)
@@ -202,7 +300,21 @@ class SweepSpec(Strict):
     def _protocol_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("protocol"), str):
             data = {**data, "protocol": {"name": data["protocol"]}}
+        if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+            data = {**data, "parameters": _flattened(data["parameters"])}
         return data
+
+    @property
+    def stopping(self) -> str:
+        """The fine-tune stopper in force: W&B's `early_terminate` is Hyperband."""
+        return "hyperband" if self.early_terminate is not None else self.early_stop.method
+
+    def unused(self) -> list[str]:
+        """The W&B keys this file sets that edgetune reads but has no use for, and why not."""
+        out = [k for k in UNUSED_WANDB_KEYS if k in self.model_fields_set]
+        if self.early_terminate is not None and "strict" in self.early_terminate.model_fields_set:
+            out.append("early_terminate.strict (Optuna's Hyperband has no lenient mode)")
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
@@ -217,6 +329,9 @@ class SweepSpec(Strict):
         if many and self.early_stop.method != "none":
             raise ValueError(f"early_stop '{self.early_stop.method}' needs a single objective (Optuna's pruners "
                              "compare one curve); use collapse detection alone with several objectives")
+        if self.early_terminate is not None and (self.early_stop.method != "none" or many):
+            raise ValueError("early_terminate (W&B's hyperband) and early_stop both stop fine-tunes early, and need a "
+                             "single objective: give one of them")
         if self.method == "rl" and many:
             raise ValueError("method 'rl' optimises the protocol's reward, one number; give one objective")
         if self.protocol is not None and self.protocol.name == "resource-constrained" and not any(
@@ -233,6 +348,18 @@ class SweepSpec(Strict):
                 return [ObjectiveSpec(metric="top1", goal="maximize")]
             return [ObjectiveSpec(metric="latency", goal="minimize")]
         return [ObjectiveSpec(metric=self.metric.name, goal=self.metric.goal)]
+
+
+def _flattened(parameters: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """W&B's nested parameters as dotted names (`finetune: {parameters: {epochs: ...}}` is
+    `finetune.epochs`), which the mapping resolves like any dotted path."""
+    out: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if isinstance(value, dict) and set(value) == {"parameters"} and isinstance(value["parameters"], dict):
+            out.update(_flattened(value["parameters"], f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
 
 
 def parse_sweep(raw: Any, source: str = "<sweep>") -> SweepSpec:

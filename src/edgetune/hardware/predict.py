@@ -24,7 +24,7 @@ from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
 from edgetune.hardware.widths import WidthTable
 from edgetune.sweep.mapping import Target, apply
-from edgetune.sweep.space import distribution, fixed_values, grid_values, searched
+from edgetune.sweep.space import applied_values, distribution, fixed_values, grid_values, searched
 
 LATENCY_METRICS = ("latency_ratio", "latency_ms", "latency_adj_ms")
 
@@ -158,7 +158,7 @@ def warm_start(sweep: SweepSpec, raw_schedule: dict[str, Any], targets: dict[str
     fixed = {n: v for n, v in fixed_values(sweep).items() if targets[n].section == "pruners"}
     scored = []
     for draw in random_settings(sweep, targets, candidates, seed):
-        widths = _planned(raw_schedule, targets, {**fixed, **draw}, table, staircases)
+        widths = _planned(raw_schedule, targets, {**fixed, **applied_values(sweep, draw)}, table, staircases)
         ratio = table.predict_ratio(widths) if widths is not None else None
         if ratio is None:
             return []

@@ -242,7 +242,7 @@ class Evaluator:
         predictor before export, collapse detection and Optuna's pruner after each epoch."""
         stop = self.plan.sweep.early_stop
         chance = 100.0 / self.bench.data.num_classes
-        use_pruner = stop.method != "none" and len(self.plan.objectives) == 1
+        use_pruner = self.plan.sweep.stopping != "none" and len(self.plan.objectives) == 1
 
         def after_epoch(epoch: int, result: EvalResult) -> None:
             trial.set_user_attr(f"top1_epoch_{epoch + 1}", result.top1)
@@ -252,7 +252,7 @@ class Evaluator:
             if use_pruner:
                 trial.report(result.top1, epoch)
                 if trial.should_prune():
-                    raise StopTrial(f"stopped by the {stop.method} pruner after epoch {epoch + 1} "
+                    raise StopTrial(f"stopped by the {self.plan.sweep.stopping} pruner after epoch {epoch + 1} "
                                     f"(top-1 {result.top1:.2f} %)")
 
         def resource_violation(metrics: dict[str, Any]) -> str | None:

@@ -186,6 +186,9 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     objectives = objectives_of(sweep, sweep_source, custom)
     _check_search(spec, sweep, sweep_source, objectives, given)
     limit = sweep.trials or spec.trials
+    if sweep.run_cap is not None:  # W&B's cap; the count itself when no trials are asked for
+        asked = sweep.trials or ("trials" in spec.model_fields_set and spec.trials)
+        limit = min(asked, sweep.run_cap) if asked else sweep.run_cap
     if sweep.method == "grid" and not measured_widths(sweep):  # those are counted once measured
         limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
@@ -203,11 +206,12 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
 
 def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective],
                   given: Given) -> None:
-    if sweep.early_stop.method != "none" and objectives[0].metric not in ACCURACY:
+    if sweep.stopping != "none" and objectives[0].metric not in ACCURACY:
         raise ConfigError(
-            f"early_stop '{sweep.early_stop.method}' compares the objective during fine-tuning, but "
+            f"early_stop '{sweep.stopping}' compares the objective during fine-tuning, but "
             f"'{objectives[0].metric}' does not change while fine-tuning; make top1 the objective or use "
-            "early_stop: {method: none, collapse: true}", source=source, key="early_stop.method")
+            "early_stop: {method: none, collapse: true}", source=source,
+            key="early_terminate" if sweep.early_terminate else "early_stop.method")
     if spec.model.checkpoint is None and spec.model.factory is None and given.factory is None:
         raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint (or model.factory, "
                           "your own network)", key="model.checkpoint")

@@ -57,6 +57,17 @@ def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
             if is_feasible(t) and not t.user_attrs.get("reference") and t.user_attrs.get("duplicate_of") is None]
 
 
+def target_reached(study: optuna.Study, metric: str, goal: str, target: float | None) -> int | None:
+    """W&B's `metric.target`: the first feasible trial whose metric reached it (by `goal`)."""
+    if target is None:
+        return None
+    for t in feasible_trials(study):
+        value = t.user_attrs.get(metric)
+        if value is not None and (value <= target if goal == "minimize" else value >= target):
+            return t.number
+    return None
+
+
 def best_trials(trials: list[FrozenTrial], objectives: list[Objective]) -> list[FrozenTrial]:
     """Single objective: the trials best first. Several: their Pareto front, by the first."""
     sign = 1.0 if objectives[0].goal == "minimize" else -1.0
@@ -145,7 +156,7 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
         metrics = recorded_metrics(t.user_attrs, also=also)
         values = {f"value_{o.metric}": v for o, v in zip(objectives, t.values or [], strict=False)}
         rows.append({"trial": t.number, "state": t.state.name, **values,
-                     **{f"param.{k}": v for k, v in t.params.items()}, **metrics,
+                     **{f"param.{k}": v for k, v in {**t.params, **t.user_attrs.get("applied_params", {})}.items()}, **metrics,
                      "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
                      "pareto": t.number in best,
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})

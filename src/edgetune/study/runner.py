@@ -40,7 +40,7 @@ from edgetune.study.final import run_final
 from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.profile import TargetProfile, measure_target
 from edgetune.study.reporter import Reporter
-from edgetune.study.results import StudyOutcome, counted, write_trials_csv
+from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
 from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
 from edgetune.sweep import fixed_values, suggest
 from edgetune.tracking import Tracker, TrialRecord, open_trackers
@@ -65,6 +65,8 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         reclaimed = [] if plan.shared else reclaim_interrupted(study)
         bench = _workbench(plan)
         reporter.start(plan, counted(study), plan.limit, None)
+        if unused := plan.sweep.unused():
+            reporter.stage(f"{plan.sweep_source}: read and unused here (W&B's): {', '.join(unused)}")
         profile = measure_target(plan, bench, reporter)
         _check_user_metrics(plan, study, profile.baseline)
         plan = _with_measured_widths(plan, study, profile)
@@ -146,6 +148,10 @@ def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
     stop = plan.sweep.early_stop
     if stop.method == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(stop.warmup_epochs - 1, 0))
+    if plan.sweep.early_terminate is not None:
+        low, high = plan.sweep.early_terminate.resources(plan.spec.finetune.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=low, max_resource=high,
+                                              reduction_factor=int(plan.sweep.early_terminate.eta))
     if stop.method == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(plan.spec.finetune.epochs, 1))
     return optuna.pruners.NopPruner()
@@ -250,7 +256,23 @@ def _drive(plan: Plan, study: optuna.Study, strategy: Strategy, ctx: SearchConte
         done = lambda: wait_or_done(study, counted, plan.limit, min(1.0, spec.heartbeat_seconds))
     else:
         done = lambda: counted(study) >= plan.limit or _skipped_too_often(study, plan)
-    drive_study(study, strategy, ctx, evaluate, done)
+    drive_study(study, strategy, ctx, evaluate, lambda: done() or _reached(plan, study))
+
+
+def _reached(plan: Plan, study: optuna.Study) -> bool:
+    """W&B's `metric.target`: no new trial once a feasible one reached it (said once, kept)."""
+    metric = plan.sweep.metric
+    names = [o.metric.lower() for o in plan.sweep.objective_list()]
+    objective = plan.objectives[names.index(metric.name.lower())] if metric.name.lower() in names else None
+    if objective is None or metric.target is None:
+        return False
+    number = target_reached(study, objective.metric, objective.goal, metric.target)
+    if number is not None and not study.user_attrs.get("target_reached"):
+        study.set_user_attr("target_reached", number)
+        logging.getLogger(__name__).warning("trial %d reached the sweep's target (%s %s %g): no new trials",
+                                            number, objective.metric, "<=" if objective.goal == "minimize" else ">=",
+                                            metric.target)
+    return number is not None
 
 
 def _skipped_too_often(study: optuna.Study, plan: Plan) -> bool:

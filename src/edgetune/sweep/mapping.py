@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgetune.config.recipe import LRSchedulerSpec, Schedule, parse_schedule
-from edgetune.config.sweep import SweepSpec
+from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
+from edgetune.sweep.space import applied, distribution
 
 FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate",
                     "distill_alpha": "distill.alpha", "distill_temperature": "distill.temperature"}
@@ -132,6 +133,13 @@ def resolve_all(
     return {name: resolve(name, schedule, settings, source) for name in sweep_params}
 
 
+def extremes(spec: ParameterSpec) -> list[Any]:
+    """The least and the most a parameter can give a candidate (a normal prior: its values at the
+    searched quantiles' ends), after W&B's transforms: log bounds, rounding."""
+    d = distribution(spec)
+    return [applied(spec, d.low), applied(spec, d.high)]  # type: ignore[attr-defined]
+
+
 def check_ranges(
     raw_schedule: dict[str, Any], targets: dict[str, Target], sweep: SweepSpec, source: str = "<sweep>"
 ) -> None:
@@ -141,7 +149,7 @@ def check_ranges(
         if targets[name].instance is None or spec.widths == "measured":  # checked once measured
             continue
         candidates = spec.values if spec.values is not None else (
-            [spec.value] if spec.distribution == "constant" else [spec.min, spec.max])
+            [spec.value] if spec.distribution == "constant" else extremes(spec))
         for value in candidates:
             try:
                 apply(raw_schedule, targets, {name: value}, source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -34,30 +35,81 @@ def searched(sweep: SweepSpec) -> dict[str, ParameterSpec]:
     return {n: s for n, s in sweep.parameters.items() if n not in fixed}
 
 
+# The W&B distributions with no bounded Optuna counterpart (normal, log-normal, beta, and a
+# categorical with probabilities) are searched over their quantile u in (0, 1), and the value is
+# the distribution's inverse CDF at u: a uniform u draws from the distribution exactly, and a
+# Bayesian sampler works in the space W&B's own Bayesian search normalises to (its CDF).
+QUANTILE_EDGE = 1e-6
+BY_QUANTILE = ("normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta", "categorical_w_probabilities")
+
+
 def distribution(spec: ParameterSpec) -> optuna.distributions.BaseDistribution:
-    """The one translation of a W&B distribution into Optuna's: every sampler, the grid and the
-    predictor's random draws read a parameter through it."""
+    """The one translation of a W&B distribution into what Optuna searches: every sampler, the
+    grid and the predictor's random draws read a parameter through it (and `applied` turns a
+    searched value into the one the candidate gets)."""
     dist = spec.distribution
     if dist == "categorical":
         return optuna.distributions.CategoricalDistribution(spec.values)  # type: ignore[arg-type]
     if dist == "int_uniform":
         return optuna.distributions.IntDistribution(int(spec.min), int(spec.max))  # type: ignore[arg-type]
-    step = (spec.q or 1.0) if dist == "q_uniform" else None
-    return optuna.distributions.FloatDistribution(spec.min, spec.max, log=dist == "log_uniform_values",  # type: ignore[arg-type]
-                                                  step=step)
+    if dist in BY_QUANTILE:
+        return optuna.distributions.FloatDistribution(QUANTILE_EDGE, 1 - QUANTILE_EDGE)
+    if dist == "q_uniform":
+        return optuna.distributions.FloatDistribution(spec.min, spec.max, step=spec.q or 1.0)  # type: ignore[arg-type]
+    low, high = float(spec.min), float(spec.max)  # type: ignore[arg-type]
+    if dist in ("log_uniform", "q_log_uniform"):  # natural-log bounds: X = exp(U(min, max))
+        low, high = math.exp(low), math.exp(high)
+    elif dist == "inv_log_uniform":  # log(1/X) ~ U(min, max): X log-uniform on [e^-max, e^-min]
+        low, high = math.exp(-high), math.exp(-low)
+    # inv_log_uniform_values is log-uniform on [min, max]: log(1/X) uniform on [log(1/max), log(1/min)]
+    return optuna.distributions.FloatDistribution(low, high, log=dist != "uniform")
+
+
+def applied(spec: ParameterSpec, searched_value: Any) -> Any:
+    """The value a candidate gets for what the sampler chose: the inverse CDF of a quantile, then
+    W&B's rounding `round(X / q) * q` (an int when q is)."""
+    dist = spec.distribution or ""
+    value = searched_value
+    if dist == "categorical_w_probabilities":
+        edges = np.cumsum(spec.probabilities)  # type: ignore[arg-type]
+        return spec.values[min(int(np.searchsorted(edges, value, side="right")), len(edges) - 1)]  # type: ignore[index]
+    if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
+        value = NormalDist(spec.mu if spec.mu is not None else 0.0,
+                           spec.sigma if spec.sigma is not None else 1.0).inv_cdf(value)
+        value = math.exp(value) if "log" in dist else value
+    elif dist in ("beta", "q_beta"):
+        from scipy.stats import beta
+
+        value = float(beta.ppf(value, spec.a if spec.a is not None else 1.0, spec.b if spec.b is not None else 1.0))
+    if dist in ("q_log_uniform", "q_log_uniform_values", "q_normal", "q_log_normal", "q_beta"):
+        q = spec.q if spec.q is not None else 1
+        value = round(value / q) * q
+        return int(value) if isinstance(q, int) else float(value)
+    return value
+
+
+def applied_values(sweep: SweepSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """`applied` over a set of searched values (fixed ones pass as they are)."""
+    return {k: applied(sweep.parameters[k], v) if k in sweep.parameters else v for k, v in values.items()}
 
 
 def suggest(trial: optuna.Trial, sweep: SweepSpec) -> dict[str, Any]:
-    """Sample every parameter of the sweep on `trial`; fixed ones are returned as they are."""
+    """Sample every parameter of the sweep on `trial`; fixed ones are returned as they are. A
+    value transformed on its way to the candidate is kept beside the sampler's (`applied_params`)."""
     values = dict(fixed_values(sweep))
+    raw: dict[str, Any] = {}
     for name, spec in searched(sweep).items():
         d = distribution(spec)
         if isinstance(d, optuna.distributions.CategoricalDistribution):
-            values[name] = trial.suggest_categorical(name, d.choices)  # type: ignore[arg-type]
+            raw[name] = trial.suggest_categorical(name, d.choices)  # type: ignore[arg-type]
         elif isinstance(d, optuna.distributions.IntDistribution):
-            values[name] = trial.suggest_int(name, d.low, d.high)
+            raw[name] = trial.suggest_int(name, d.low, d.high)
         else:
-            values[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+            raw[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+        values[name] = applied(spec, raw[name])
+    changed = {k: values[k] for k in raw if values[k] != raw[k]}
+    if changed:
+        trial.set_user_attr("applied_params", changed)
     return values
 
 
