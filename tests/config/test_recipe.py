@@ -79,6 +79,8 @@ def test_seed_schedule_thins_resnet56_and_onnx_shrinks(tmp_path):
         torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"])
         sizes.append(path.stat().st_size)
     assert model.layer1[0].conv1.out_channels == 5  # 16 filters, 70 % removed
+    # Distiller's count, int(fraction * filters): 0.4 of 64 removes 25 (not 26), 0.2 removes 12.
+    assert model.layer3[2].conv1.out_channels == 39 and model.layer3[1].conv1.out_channels == 52
     assert sizes[1] < 0.85 * sizes[0]
     sess = ort.InferenceSession(str(tmp_path / "m1.onnx"), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"x": x.numpy()})[0]
@@ -133,9 +135,14 @@ def test_pruners_act_at_their_policy_epoch():
                      {"pruner": {"instance_name": "beyond"}, "epochs": [40]}],
     }
     schedule = parse_schedule(raw)
-    assert _pruning_plan(schedule, epochs=4) == {0: ["early", "never_named"], 2: ["late"], 3: ["beyond"]}
+    # As in Distiller, a pruner no policy names does not act, and the study says so.
+    assert _pruning_plan(schedule, epochs=4) == {0: ["early"], 2: ["late"], 3: ["beyond"]}
+    assert "pruner never_named is in no policy, so it is not applied (as in Distiller)" in schedule.notes()
     # Without fine-tuning every pruner acts at once (the seed's experiment 1).
-    assert _pruning_plan(schedule, epochs=0) == {0: ["early", "late", "never_named", "beyond"]}
+    assert _pruning_plan(schedule, epochs=0) == {0: ["early", "late", "beyond"]}
+    # A schedule with no policies at all is a one-shot recipe: every pruner acts.
+    bare = parse_schedule({"pruners": raw["pruners"]})
+    assert _pruning_plan(bare, epochs=2) == {0: ["early", "late", "never_named", "beyond"]} and not bare.notes()
 
 
 def test_thinning_reports_what_each_weight_lost():

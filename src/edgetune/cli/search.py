@@ -41,6 +41,9 @@ def run(
     bench_queue: Annotated[str | None, typer.Option(
         help="Benchmark on the device worker serving this queue (edgetune bench-worker), not here.")] = None,
     broker: Annotated[str | None, typer.Option(help="The workers' Redis URL, with --bench-queue.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the experiment, recipe and sweep against the network and the data, print the "
+                          "search and what the recipe removes at the sweep's bounds; measure and write nothing.")] = False,
 ) -> None:
     """Search compression settings: prune each candidate for real, fine-tune, export ONNX, time it.
 
@@ -51,6 +54,7 @@ def run(
     Examples:
       edgetune run examples/resnet56-fmnist/experiment.yaml
       edgetune run --schedule s.yaml --sweep sweep.yaml --checkpoint ck.pt --data fashion-mnist
+      edgetune run examples/resnet56-fmnist/experiment.yaml --dry-run
     """
     from edgetune.api import tune
     from edgetune.config.experiment import load_experiment
@@ -67,6 +71,12 @@ def run(
     spec, _ = load_experiment(experiment, overrides)
     # Piped output (CI logs, `tee`) gets a width that fits the results table.
     out = Console() if sys.stdout.isatty() else Console(width=140)
+    if dry_run:
+        from edgetune.dry_run_view import dry_run_view
+        from edgetune.study.runner import dry_run as check
+
+        out.print(dry_run_view(check(spec)))
+        return
     outcome = tune(spec, progress=RichReporter(out)).outcome
     if outcome.reclaimed:
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")

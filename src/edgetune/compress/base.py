@@ -150,8 +150,10 @@ class CompressionMethod(ABC):
 
 
 def count_to_remove(ratio: float, n: int) -> int:
-    """Distiller's rounding; at least one structure stays, or the layer would cut the network."""
-    return max(0, min(round(ratio * n), n - 1))
+    """Distiller's count to the letter, `int(fraction_to_prune * num_filters)` (it floors: 0.4 of
+    64 filters removes 25, not 26), so its schedules remove what they removed there; at least one
+    structure stays, or the layer would cut the network."""
+    return max(0, min(int(ratio * n), n - 1))
 
 
 def get_method(name: str) -> CompressionMethod:

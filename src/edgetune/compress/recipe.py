@@ -25,7 +25,7 @@ def apply_pruners(
     that sample data (Taylor ranking, channel reconstruction)."""
     model.eval()
     ctx = CompressionContext(example_input, batches, staircases)
-    wanted = set(schedule.pruners) if names is None else set(names)
+    wanted = set(schedule.applied_pruners()) if names is None else set(names)
     records: list[CompressionRecord] = []
     for pname, spec in schedule.pruners.items():
         if pname not in wanted:

@@ -19,14 +19,20 @@ class Strict(BaseModel):
 
 
 def config_error(exc: ValidationError, source: str) -> ConfigError:
-    """The first problem pydantic found, in the user's words: the key as dotted path (without
-    pydantic's internal union and validator markers), the message, and the value given."""
-    first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "union")))
-    msg = first["msg"].removeprefix("Value error, ")
-    got = first.get("input")
-    detail = "" if isinstance(got, dict) else f" (got {got!r})"
-    return ConfigError(f"{msg}{detail}", source=source, key=key or None)
+    """Every problem pydantic found, in the user's words: the key as dotted path (without
+    pydantic's internal union and validator markers), the message, and the value given; the
+    first names the error's key, the others follow it, so one run shows them all."""
+    problems = [_problem(e) for e in exc.errors()]
+    (key, text), rest = problems[0], problems[1:]
+    more = "".join(f"\n  and at '{k}': {t}" if k else f"\n  and: {t}" for k, t in rest)
+    return ConfigError(text + more, source=source, key=key or None)
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    key = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "union")))
+    msg = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    return key, msg + ("" if isinstance(got, dict) else f" (got {got!r})")
 
 
 def validate(model: type[M], raw: Any, source: str, what: str) -> M:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgetune.catalog import COMPRESSION_METHODS
 from edgetune.config.base import Strict, validate
+from edgetune.config.distiller import unsupported
 from edgetune.errors import ConfigError, closest
 from edgetune.files import read_yaml
 
@@ -27,6 +28,8 @@ DISTILLER_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
     ("L2RankedStructureParameterPruner", "Channels"): ("channels-l2", "layer"),
     ("GradientRankedFilterPruner", "Filters"): ("filters-taylor", "layer"),
     ("FMReconstructionChannelPruner", "Channels"): ("channels-reconstruct", "layer"),
+    # Element-wise magnitude pruning: zeroed weights, flagged (no dense speed-up).
+    ("LevelPruner", "Elements"): ("magnitude", "layer"),
 }
 
 
@@ -67,6 +70,9 @@ class PrunerSpec(Strict):
 
     class_: str = Field(alias="class")
     group_type: Literal["Filters", "Channels"] | None = None
+    # Distiller's `Leader`: the listed weights lose the same filters. edgetune ranks every
+    # coupled group (Torch-Pruning's dependency graph) as one, so coupled weights always do.
+    group_dependency: Literal["Leader"] | None = None
     desired_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     width: int | None = Field(default=None, ge=1)
     # Depth pruning (`blocks*` classes): the removable residual blocks each named module keeps,
@@ -78,6 +84,14 @@ class PrunerSpec(Strict):
     # staircase (`measured`; edgetune profile-widths), so no candidate is a width that runs slower
     # than a wider one.
     round_to: int | Literal["measured"] | None = Field(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_weight(cls, data: Any) -> Any:
+        """Distiller reads `weights: module.conv1.weight` (one string) as a list of one."""
+        if isinstance(data, dict) and isinstance(data.get("weights"), str):
+            data = {**data, "weights": [data["weights"]]}
+        return data
 
     @model_validator(mode="after")
     def _known_method(self) -> PrunerSpec:
@@ -126,16 +140,21 @@ class ExtensionSpec(Strict):
 
 
 class LRSchedulerSpec(BaseModel):
-    """Keyword arguments beyond `class` go to the torch scheduler of that name."""
+    """Keyword arguments beyond `class` go to the torch scheduler of that name, or to Distiller's
+    MultiStepMultiGammaLR (`milestones`, `gammas`: the rate is multiplied by gammas[i] at
+    milestones[i])."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    class_: Literal["ExponentialLR", "StepLR", "MultiStepLR", "CosineAnnealingLR"] = Field(alias="class")
+    class_: Literal["ExponentialLR", "StepLR", "MultiStepLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+                    "PolynomialLR", "LinearLR", "ConstantLR", "MultiStepMultiGammaLR"] = Field(alias="class")
 
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
     def accepted(self) -> list[str]:
-        """Keyword arguments the torch scheduler takes, besides the optimizer."""
+        """Keyword arguments the scheduler takes, besides the optimizer."""
+        if self.class_ == "MultiStepMultiGammaLR":
+            return ["milestones", "gammas"]
         import torch
 
         cls = getattr(torch.optim.lr_scheduler, self.class_)
@@ -146,7 +165,24 @@ class LRSchedulerSpec(BaseModel):
         """The torch scheduler on `optimizer`."""
         import torch
 
+        if self.class_ == "MultiStepMultiGammaLR":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, multi_gamma(**self.kwargs()))
         return getattr(torch.optim.lr_scheduler, self.class_)(optimizer, **self.kwargs())
+
+
+def multi_gamma(milestones: list[int], gammas: list[float]) -> Any:
+    """Distiller's MultiStepMultiGammaLR as a factor of the initial rate at each epoch."""
+    if len(milestones) != len(gammas) or list(milestones) != sorted(milestones):
+        raise ValueError(f"milestones (increasing) and gammas pair up one to one, got {milestones} and {gammas}")
+
+    def factor(epoch: int) -> float:
+        out = 1.0
+        for milestone, gamma in zip(milestones, gammas, strict=True):
+            if epoch >= milestone:
+                out *= gamma
+        return out
+
+    return factor
 
 
 class InstanceRef(Strict):
@@ -194,6 +230,26 @@ class Schedule(Strict):
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{spec.class_}: {exc}", source=source, key=f"lr_schedulers.{name}") from None
 
+    def applied_pruners(self) -> list[str]:
+        """As Distiller: with policies, only the pruners a policy names act. A schedule with no
+        policies at all (edgetune's shorthand for a one-shot recipe) applies every pruner."""
+        if not self.policies:
+            return list(self.pruners)
+        named = {p.pruner.instance_name for p in self.policies if p.pruner is not None}
+        return [n for n in self.pruners if n in named]
+
+    def notes(self) -> list[str]:
+        """What edgetune reads differently from Distiller, said once when a study starts."""
+        out = [f"pruner {n} is in no policy, so it is not applied (as in Distiller)"
+               for n in self.pruners if n not in self.applied_pruners()]
+        if self.extensions:
+            out.append(f"extensions {', '.join(self.extensions)}: edgetune always removes what it prunes (the "
+                       "thinning is implied)")
+        if any(p.epochs and len(p.epochs) > 1 or p.ending_epoch is not None for p in self.policies if p.pruner):
+            out.append("a one-shot pruner acting at several epochs prunes once, at the first (Distiller's ranked "
+                       "pruners re-select the same filters at each)")
+        return out
+
     def pruner_epoch(self, name: str) -> int:
         """The epoch a (one-shot) pruner acts at: the first its policy names, 0 without a policy."""
         for policy in self.policies:
@@ -218,6 +274,10 @@ class Schedule(Strict):
 def parse_schedule(raw: Any, source: str = "<schedule>") -> Schedule:
     if not isinstance(raw, dict):
         raise ConfigError(f"a schedule must be a mapping, got {type(raw).__name__}", source=source)
+    if problems := unsupported(raw):
+        raise ConfigError(f"{len(problems)} Distiller feature(s) this schedule uses are not run by edgetune "
+                          "(docs/compatibility.md):" + "".join(f"\n  - at '{key}': {why}" for key, why in problems),
+                          source=source, key=problems[0][0])
     schedule = validate(Schedule, raw, source, "a schedule")
     schedule.check_references(source)
     schedule.check_lr_schedulers(source)

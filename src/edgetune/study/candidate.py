@@ -155,7 +155,7 @@ def _pruning_plan(schedule: Schedule, epochs: int) -> dict[int, list[str]]:
     at its last epoch (or at once with no fine-tuning), so every pruner shapes the candidate."""
     last = max(epochs - 1, 0)
     plan: dict[int, list[str]] = {}
-    for name in schedule.pruners:
+    for name in schedule.applied_pruners():
         plan.setdefault(min(schedule.pruner_epoch(name), last), []).append(name)
     return plan
 

@@ -12,12 +12,14 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 import torch
+import torch_pruning as tp
 import yaml
 from optuna.trial import TrialState
 
@@ -38,6 +40,7 @@ from edgetune.study.candidate import Workbench, check_input_shape, load_network
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
 from edgetune.study.plan import Given, Plan, plan_study
+from edgetune.study.preflight import Bound, check_bounds
 from edgetune.study.profile import TargetProfile, measure_target
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
@@ -64,9 +67,12 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         # be another producer's, and heartbeats decide.
         reclaimed = [] if plan.shared else reclaim_interrupted(study)
         bench = _workbench(plan)
+        check_bounds(plan, bench)  # a recipe the network cannot take fails now, not in every trial
         reporter.start(plan, counted(study), plan.limit, None)
         if unused := plan.sweep.unused():
             reporter.stage(f"{plan.sweep_source}: read and unused here (W&B's): {', '.join(unused)}")
+        for note in plan.schedule.notes():
+            reporter.stage(f"recipe: {note}")
         profile = measure_target(plan, bench, reporter)
         _check_user_metrics(plan, study, profile.baseline)
         plan = _with_measured_widths(plan, study, profile)
@@ -157,7 +163,32 @@ def _pruner(plan: Plan) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _workbench(plan: Plan) -> Workbench:
+@dataclass(frozen=True)
+class DryRun:
+    """What `edgetune run --dry-run` found: the plan, the unpruned network's size, and the recipe
+    at the sweep's two bounds. Nothing was measured, trained or written."""
+
+    plan: Plan
+    macs: float
+    parameters: float
+    bounds: list[Bound]
+
+
+def dry_run(spec: ExperimentSpec, given: Given | None = None) -> DryRun:
+    """Validate the experiment, recipe and sweep against the network and the data, and apply the
+    recipe at the least and the most pruning the sweep allows, without a study or a timing."""
+    plan = plan_study(spec, given)
+    bench = _workbench(plan, remote=False)  # no worker is asked anything
+    try:
+        bounds = check_bounds(plan, bench, ("least pruning", "most pruning"))
+        example = bench.example()
+        macs, count = tp.utils.count_ops_and_params(bench.baseline, example_inputs=example)
+    finally:
+        bench.executor.close()
+    return DryRun(plan, float(macs), float(count), bounds)
+
+
+def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     """The data, the unpruned network and the executor, loaded once for every trial."""
     spec = plan.spec
     torch.manual_seed(spec.seed)
@@ -178,7 +209,7 @@ def _workbench(plan: Plan) -> Workbench:
     return Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
-        executor=open_executor(spec.remote), calibration=data.normalize(calibration).numpy(), device=spec.device,
+        executor=open_executor(spec.remote if remote else None), calibration=data.normalize(calibration).numpy(), device=spec.device,
         seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss)
 
 

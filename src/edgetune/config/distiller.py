@@ -1,0 +1,83 @@
+"""What of Distiller's schedule format edgetune does not run, said by feature and all at once.
+
+Distiller's users hold files written for its whole catalogue (gradual pruning, regularisers,
+quantisers, element-wise pruners). A schema error on the first unknown key ("extra inputs are
+not permitted") tells them neither what is missing nor what to use instead; this module reads
+the raw file first and names every unsupported feature, with its key and the nearest thing
+edgetune runs. docs/compatibility.md is the same table for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+AGP = ("gradual pruning (AGP: a cubic ramp from initial_sparsity to final_sparsity during training) is not "
+       "built yet; use the one-shot {one_shot} with desired_sparsity = final_sparsity, fine-tuned after "
+       "(finetune.epochs), or search desired_sparsity in a sweep")
+ELEMENTWISE = ("it zeroes single weights, which a dense runtime still computes (no speed-up); use a structured "
+               "pruner (L1RankedStructureParameterPruner) or LevelPruner, which edgetune runs and flags")
+ACTIVATION = ("ranking filters by activations needs statistics gathered over training batches, not built; "
+              "use L1RankedStructureParameterPruner, GradientRankedFilterPruner (Taylor) or "
+              "FMReconstructionChannelPruner")
+
+UNSUPPORTED_PRUNERS: dict[str, str] = {
+    "AutomatedGradualPruner": AGP.format(one_shot="LevelPruner (element-wise, flagged)"),
+    "L1RankedStructureParameterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "L2RankedStructureParameterPruner_AGP": AGP.format(one_shot="L2RankedStructureParameterPruner"),
+    "GradientRankedFilterPruner_AGP": AGP.format(one_shot="GradientRankedFilterPruner"),
+    "ActivationAPoZRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "ActivationMeanRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "RandomRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "BernoulliFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "StructuredAGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "SplicingPruner": f"dynamic network surgery prunes and splices single weights during training: {ELEMENTWISE}",
+    "SensitivityPruner": f"it prunes each tensor's weights under a multiple of their standard deviation: "
+                         f"{ELEMENTWISE}; `edgetune sensitivity` measures structured sensitivities instead",
+    "MagnitudeParameterPruner": f"it prunes weights under fixed thresholds: {ELEMENTWISE}",
+    "BaiduRNNPruner": "gradual element-wise pruning of RNN weights: recurrent networks are not supported",
+    "RandomLevelPruner": f"it zeroes random weights: {ELEMENTWISE}",
+    "ActivationAPoZRankedFilterPruner": ACTIVATION,
+    "ActivationMeanRankedFilterPruner": ACTIVATION,
+    "RandomRankedFilterPruner": "random filter ranking is an ablation baseline; use the sweep's random method over "
+                                "L1RankedStructureParameterPruner's desired_sparsity",
+    "BernoulliFilterPruner": "random filter dropping during training (a regulariser), not a compression",
+    "DropFilterPruner": "random filter dropping during training (a regulariser), not a compression",
+    "StructureParameterPruner": "pruning rows, columns or kernels by a fixed threshold leaves dense shapes; use "
+                                "L1RankedStructureParameterPruner with group_type Filters or Channels",
+}
+
+SECTIONS: dict[str, str] = {
+    "regularizers": "regularisers (L1, L2, group lasso) added to the training loss are not built yet; fine-tuning "
+                    "has L2 weight decay (finetune.weight_decay), and a structured pruner removes what group "
+                    "lasso would drive to zero",
+    "quantizers": "Distiller's quantisers are not run; post-training static INT8 on the runtime is: "
+                  "benchmark.precision: int8 (or a sweep parameter `precision` over fp32, int8)",
+}
+
+SCHEDULERS: dict[str, str] = {
+    "ReduceLROnPlateau": "it steps on a validation metric, not per epoch; use StepLR, MultiStepLR or "
+                         "CosineAnnealingLR",
+    "LambdaLR": "its lambda is Python code, which a YAML file cannot hold; use MultiStepMultiGammaLR or "
+                "ExponentialLR",
+}
+
+
+def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, why and what instead) for every Distiller feature of `raw` edgetune does not run."""
+    found: list[tuple[str, str]] = []
+    for section, why in SECTIONS.items():
+        if raw.get(section):
+            found.append((section, why))
+    for name, spec in (raw.get("pruners") or {}).items():
+        cls = spec.get("class") if isinstance(spec, dict) else None
+        if cls in UNSUPPORTED_PRUNERS:
+            found.append((f"pruners.{name}.class", f"{cls} is not supported: {UNSUPPORTED_PRUNERS[cls]}"))
+    for name, spec in (raw.get("lr_schedulers") or {}).items():
+        cls = spec.get("class") if isinstance(spec, dict) else None
+        if cls in SCHEDULERS:
+            found.append((f"lr_schedulers.{name}.class", f"{cls} is not supported: {SCHEDULERS[cls]}"))
+    for i, policy in enumerate(raw.get("policies") or []):
+        for kind in ("regularizer", "quantizer"):
+            if isinstance(policy, dict) and kind in policy and f"{kind}s" not in raw:
+                found.append((f"policies[{i}].{kind}", SECTIONS[f"{kind}s"]))
+    return found
