@@ -158,6 +158,9 @@ FIRST_FIELDS = {
 }
 
 
+FIRST_PARAMETER_FIELDS = ("value", "values", "min", "max", "q", "distribution", "widths")
+
+
 def test_a_new_setting_at_its_default_keeps_earlier_studies_fingerprints(tmp_path):
     import hashlib
     import json
@@ -168,7 +171,12 @@ def test_a_new_setting_at_its_default_keeps_earlier_studies_fingerprints(tmp_pat
     plan = plan_study(spec)
 
     def first(section: str, dumped: dict) -> dict:
-        return {k: v for k, v in dumped.items() if k in FIRST_FIELDS[section]}
+        out = {k: v for k, v in dumped.items() if k in FIRST_FIELDS[section]}
+        if section == "sweep":  # and inside the sweep, the metric's and the parameters' first keys
+            out["metric"] = {k: v for k, v in out["metric"].items() if k in ("name", "goal")}
+            out["parameters"] = {n: {k: v for k, v in p.items() if k in FIRST_PARAMETER_FIELDS}
+                                 for n, p in out["parameters"].items()}
+        return out
 
     blob = json.dumps([plan.raw_schedule, first("sweep", plan.sweep.model_dump()),
                        first("data", spec.data.model_dump(mode="json")), first("model", spec.model.model_dump(mode="json")),

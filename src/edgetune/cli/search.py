@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -56,9 +56,7 @@ def run(
       edgetune run --schedule s.yaml --sweep sweep.yaml --checkpoint ck.pt --data fashion-mnist
       edgetune run examples/resnet56-fmnist/experiment.yaml --dry-run
     """
-    from edgetune.api import tune
     from edgetune.config.experiment import load_experiment
-    from edgetune.progress import RichReporter, final_table, results_table
 
     overrides = {
         "recipe": schedule, "sweep": sweep, "model.name": model, "model.factory": model_factory, "model.checkpoint": checkpoint,
@@ -72,11 +70,22 @@ def run(
     # Piped output (CI logs, `tee`) gets a width that fits the results table.
     out = Console() if sys.stdout.isatty() else Console(width=140)
     if dry_run:
-        from edgetune.dry_run_view import dry_run_view
-        from edgetune.study.runner import dry_run as check
+        _dry_run(out, spec)
+    else:
+        _search(out, spec)
 
-        out.print(dry_run_view(check(spec)))
-        return
+
+def _dry_run(out: Console, spec: Any) -> None:
+    from edgetune.dry_run_view import dry_run_view
+    from edgetune.study.runner import dry_run
+
+    out.print(dry_run_view(dry_run(spec)))
+
+
+def _search(out: Console, spec: Any) -> None:
+    from edgetune.api import tune
+    from edgetune.progress import RichReporter, final_table, results_table
+
     outcome = tune(spec, progress=RichReporter(out)).outcome
     if outcome.reclaimed:
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")

@@ -156,8 +156,12 @@ class Plan:
 
 # Settings added since the first studies were written: at their defaults they stay out of the
 # fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
-ADDED_LATER = {"sweep": ("reference_finetune",), "finetune": ("distill",), "data": ("factory", "kwargs"),
-               "model": ("factory", "kwargs", "input_shape")}
+ADDED_LATER = {"sweep": ("reference_finetune", "apiVersion", "kind", "controller", "job", "image_uri",
+                         "early_terminate"),
+               "finetune": ("distill",), "data": ("factory", "kwargs"), "model": ("factory", "kwargs", "input_shape")}
+# Keys added inside a sweep's metric and each of its parameters (W&B's), None when not given.
+ADDED_LATER_NESTED = {"metric": ("target", "impute", "impute_while_running"),
+                      "parameters": ("probabilities", "mu", "sigma", "a", "b")}
 _SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", ModelSpec: "model"}
 
 
@@ -166,6 +170,14 @@ def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
     for name in ADDED_LATER.get(_SECTIONS.get(type(model), ""), ()):
         if dumped[name] == type(model).model_fields[name].get_default(call_default_factory=True):
             del dumped[name]
+    if isinstance(model, SweepSpec):
+        nodes = [("metric", dumped["metric"]), *(("parameters", p) for p in dumped["parameters"].values())]
+        for section, node in nodes:
+            for name in ADDED_LATER_NESTED[section]:
+                if node.get(name) is None:
+                    node.pop(name, None)
+            if isinstance(node.get("q"), int):  # `q` was read as a float before W&B's int rounding
+                node["q"] = float(node["q"])
     return dumped
 
 
