@@ -11,9 +11,9 @@ from edgetune.errors import ConfigError
 AGP_FILE = {  # the shape of Distiller's examples/agp-pruning and network_surgery schedules
     "version": 1,
     "pruners": {
-        "fc_pruner": {"class": "AutomatedGradualPruner", "initial_sparsity": 0.05, "final_sparsity": 0.87,
-                      "weights": "module.fc.weight"},
-        "filter_pruner": {"class": "L1RankedStructureParameterPruner_AGP", "initial_sparsity": 0.1,
+        "fc_pruner": {"class": "ActivationAPoZRankedFilterPruner_AGP", "initial_sparsity": 0.05,
+                      "final_sparsity": 0.87, "weights": "module.conv3.weight"},
+        "filter_pruner": {"class": "GradientRankedFilterPruner_AGP", "initial_sparsity": 0.1,
                           "final_sparsity": 0.5, "group_type": "Filters", "weights": ["module.conv1.weight"]},
         "surgeon": {"class": "SplicingPruner", "low_thresh_mult": 0.9, "hi_thresh_mult": 1.1,
                     "sensitivity_multiplier": 0.015, "sensitivities": {"module.conv2.weight": 0.6}},
@@ -39,12 +39,17 @@ def test_every_unsupported_feature_is_named_at_once_with_what_to_use_instead():
     assert "in agp.yaml" in text and "6 Distiller feature(s)" in text
     for key, says in [
         ("regularizers", "group lasso"), ("quantizers", "benchmark.precision: int8"),
-        ("pruners.fc_pruner.class", "AutomatedGradualPruner is not supported: gradual pruning (AGP"),
-        ("pruners.filter_pruner.class", "the one-shot L1RankedStructureParameterPruner"),
+        ("pruners.fc_pruner.class", ("ActivationAPoZRankedFilterPruner_AGP is not supported: edgetune runs gradual "
+                                    "pruning (AGP) with L1RankedStructureParameterPruner_AGP")),
+        ("pruners.filter_pruner.class", "or the one-shot GradientRankedFilterPruner"),
         ("pruners.surgeon.class", "SplicingPruner is not supported: dynamic network surgery"),
         ("lr_schedulers.plateau.class", "ReduceLROnPlateau is not supported"),
     ]:
         assert f"at '{key}': " in text and says in text, key
+    with pytest.raises(ConfigError, match="group_type Rows is not supported: zeroing a matrix's rows"):
+        parse_schedule({"pruners": {"fc": {"class": "L1RankedStructureParameterPruner_AGP", "group_type": "Rows",
+                                           "initial_sparsity": 0.05, "final_sparsity": 0.5,
+                                           "weights": ["module.fc.weight"]}}})
     with pytest.raises(ConfigError, match="ReduceLROnPlateau is not supported: it steps on a validation metric"):
         parse_schedule({"lr_schedulers": {"p": {"class": "ReduceLROnPlateau"}}})
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-AGP = ("gradual pruning (AGP: a cubic ramp from initial_sparsity to final_sparsity during training) is not "
-       "built yet; use the one-shot {one_shot} with desired_sparsity = final_sparsity, fine-tuned after "
-       "(finetune.epochs), or search desired_sparsity in a sweep")
+AGP = ("edgetune runs gradual pruning (AGP) with L1RankedStructureParameterPruner_AGP, "
+       "L2RankedStructureParameterPruner_AGP and AutomatedGradualPruner; this ranking is not built: use {one_shot}")
 ELEMENTWISE = ("it zeroes single weights, which a dense runtime still computes (no speed-up); use a structured "
                "pruner (L1RankedStructureParameterPruner) or LevelPruner, which edgetune runs and flags")
 ACTIVATION = ("ranking filters by activations needs statistics gathered over training batches, not built; "
@@ -21,15 +20,13 @@ ACTIVATION = ("ranking filters by activations needs statistics gathered over tra
               "FMReconstructionChannelPruner")
 
 UNSUPPORTED_PRUNERS: dict[str, str] = {
-    "AutomatedGradualPruner": AGP.format(one_shot="LevelPruner (element-wise, flagged)"),
-    "L1RankedStructureParameterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
-    "L2RankedStructureParameterPruner_AGP": AGP.format(one_shot="L2RankedStructureParameterPruner"),
-    "GradientRankedFilterPruner_AGP": AGP.format(one_shot="GradientRankedFilterPruner"),
-    "ActivationAPoZRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
-    "ActivationMeanRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
-    "RandomRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
-    "BernoulliFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
-    "StructuredAGP": AGP.format(one_shot="L1RankedStructureParameterPruner"),
+    "GradientRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP, or the one-shot "
+                                                          "GradientRankedFilterPruner"),
+    "ActivationAPoZRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP"),
+    "ActivationMeanRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP"),
+    "RandomRankedFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP"),
+    "BernoulliFilterPruner_AGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP"),
+    "StructuredAGP": AGP.format(one_shot="L1RankedStructureParameterPruner_AGP"),
     "SplicingPruner": f"dynamic network surgery prunes and splices single weights during training: {ELEMENTWISE}",
     "SensitivityPruner": f"it prunes each tensor's weights under a multiple of their standard deviation: "
                          f"{ELEMENTWISE}; `edgetune sensitivity` measures structured sensitivities instead",
@@ -44,6 +41,13 @@ UNSUPPORTED_PRUNERS: dict[str, str] = {
     "DropFilterPruner": "random filter dropping during training (a regulariser), not a compression",
     "StructureParameterPruner": "pruning rows, columns or kernels by a fixed threshold leaves dense shapes; use "
                                 "L1RankedStructureParameterPruner with group_type Filters or Channels",
+}
+
+GROUP_TYPES: dict[str, str] = {
+    **{g: "it zeroes parts of a weight tensor that a dense runtime still computes; prune whole Filters or Channels"
+       for g in ("Kernels", "Cols", "Blocks", "Shapes", "Rows")},
+    "Rows": "zeroing a matrix's rows leaves its shape (and removing a classifier's rows would remove classes); "
+            "prune the Filters or Channels feeding it",
 }
 
 SECTIONS: dict[str, str] = {
@@ -72,6 +76,9 @@ def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in UNSUPPORTED_PRUNERS:
             found.append((f"pruners.{name}.class", f"{cls} is not supported: {UNSUPPORTED_PRUNERS[cls]}"))
+        group = spec.get("group_type") if isinstance(spec, dict) else None
+        if group in GROUP_TYPES:
+            found.append((f"pruners.{name}.group_type", f"group_type {group} is not supported: {GROUP_TYPES[group]}"))
     for name, spec in (raw.get("lr_schedulers") or {}).items():
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in SCHEDULERS:

@@ -30,7 +30,16 @@ DISTILLER_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
     ("FMReconstructionChannelPruner", "Channels"): ("channels-reconstruct", "layer"),
     # Element-wise magnitude pruning: zeroed weights, flagged (no dense speed-up).
     ("LevelPruner", "Elements"): ("magnitude", "layer"),
+    # Gradual pruning (AGP): masks ramped during fine-tuning, then the same method thins
+    # (edgetune.compress.gradual); ranked by the named weight alone, so what was masked is removed.
+    ("L1RankedStructureParameterPruner_AGP", "Filters"): ("filters-l1", "layer"),
+    ("L1RankedStructureParameterPruner_AGP", "Channels"): ("channels-l1", "layer"),
+    ("L2RankedStructureParameterPruner_AGP", "Filters"): ("filters-l2", "layer"),
+    ("L2RankedStructureParameterPruner_AGP", "Channels"): ("channels-l2", "layer"),
+    ("AutomatedGradualPruner", "Elements"): ("magnitude", "layer"),
 }
+GRADUAL_CLASSES = ("L1RankedStructureParameterPruner_AGP", "L2RankedStructureParameterPruner_AGP",
+                   "AutomatedGradualPruner")
 
 
 def accepted_classes() -> list[str]:
@@ -74,6 +83,10 @@ class PrunerSpec(Strict):
     # coupled group (Torch-Pruning's dependency graph) as one, so coupled weights always do.
     group_dependency: Literal["Leader"] | None = None
     desired_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # Gradual pruning (the *_AGP classes, AutomatedGradualPruner): the ramp's two ends. The
+    # network is thinned to `final_sparsity` (its `desired_sparsity`) when fine-tuning ends.
+    initial_sparsity: float | None = Field(default=None, ge=0.0, lt=1.0)
+    final_sparsity: float | None = Field(default=None, ge=0.0, lt=1.0)
     width: int | None = Field(default=None, ge=1)
     # Depth pruning (`blocks*` classes): the removable residual blocks each named module keeps,
     # instead of `desired_sparsity` (the fraction of them removed).
@@ -96,6 +109,18 @@ class PrunerSpec(Strict):
     @model_validator(mode="after")
     def _known_method(self) -> PrunerSpec:
         self.method_and_scope()
+        if self.gradual:
+            if self.final_sparsity is None:
+                raise ValueError(f"{self.class_} ramps from `initial_sparsity` to `final_sparsity`: give "
+                                 "`final_sparsity`")
+            if self.initial_sparsity is not None and self.initial_sparsity > self.final_sparsity:
+                raise ValueError(f"initial_sparsity ({self.initial_sparsity}) is above final_sparsity "
+                                 f"({self.final_sparsity})")
+            self.desired_sparsity = self.final_sparsity
+            return self
+        if self.initial_sparsity is not None or self.final_sparsity is not None:
+            raise ValueError(f"initial_sparsity and final_sparsity belong to gradual pruners "
+                             f"({', '.join(GRADUAL_CLASSES)}); '{self.class_}' prunes once: give desired_sparsity")
         if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
             raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
         if "desired_sparsity" not in self.model_fields_set and self.width is None and self.blocks is None:
@@ -127,6 +152,10 @@ class PrunerSpec(Strict):
     @property
     def family(self) -> str:
         return method_family(self.method)
+
+    @property
+    def gradual(self) -> bool:
+        return self.class_ in GRADUAL_CLASSES
 
 
 SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor", "blocks", "blocks-change", "blocks-loss")
@@ -245,10 +274,19 @@ class Schedule(Strict):
         if self.extensions:
             out.append(f"extensions {', '.join(self.extensions)}: edgetune always removes what it prunes (the "
                        "thinning is implied)")
-        if any(p.epochs and len(p.epochs) > 1 or p.ending_epoch is not None for p in self.policies if p.pruner):
+        one_shot = [p for p in self.policies if p.pruner and p.pruner.instance_name in self.pruners
+                    and not self.pruners[p.pruner.instance_name].gradual]
+        if any(p.epochs and len(p.epochs) > 1 or p.ending_epoch is not None for p in one_shot):
             out.append("a one-shot pruner acting at several epochs prunes once, at the first (Distiller's ranked "
                        "pruners re-select the same filters at each)")
         return out
+
+    def policy_of(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.pruner is not None and p.pruner.instance_name == name), None)
+
+    def gradual_pruners(self) -> list[str]:
+        """The applied pruners that ramp during fine-tuning and thin when it ends."""
+        return [n for n in self.applied_pruners() if self.pruners[n].gradual]
 
     def pruner_epoch(self, name: str) -> int:
         """The epoch a (one-shot) pruner acts at: the first its policy names, 0 without a policy."""

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edgetune.compress.base import CompressionRecord
+from edgetune.compress.gradual import GradualMasks
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.structure import describe_structure
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
@@ -155,8 +156,10 @@ def _pruning_plan(schedule: Schedule, epochs: int) -> dict[int, list[str]]:
     at its last epoch (or at once with no fine-tuning), so every pruner shapes the candidate."""
     last = max(epochs - 1, 0)
     plan: dict[int, list[str]] = {}
+    gradual = schedule.gradual_pruners() if epochs else []  # they ramp, then thin when fine-tuning ends
     for name in schedule.applied_pruners():
-        plan.setdefault(min(schedule.pruner_epoch(name), last), []).append(name)
+        if name not in gradual:
+            plan.setdefault(min(schedule.pruner_epoch(name), last), []).append(name)
     return plan
 
 
@@ -197,9 +200,10 @@ def finetune(
     plan: dict[int, list[str]], stage: Stage, thinning: list[CompressionRecord],
     after_epoch: Callable[[int, EvalResult], None] | None = None,
 ) -> tuple[float, float, EvalResult | None]:
-    """Distiller's loop: pruners act at the start of their epoch, LR schedulers step at the end
-    of each epoch their policy covers. Returns the wall time, the final learning rate, and the
-    last epoch's validation result when epochs were evaluated."""
+    """Distiller's loop: pruners act at the start of their epoch, gradual pruners mask along their
+    ramp (after every step) and thin when the loop ends, LR schedulers step at the end of each
+    epoch their policy covers. Returns the wall time, the final learning rate, and the last
+    epoch's validation result when epochs were evaluated (not when thinning followed it)."""
     if ft.epochs == 0:
         return 0.0, ft.learning_rate, None
     t0 = time.perf_counter()
@@ -208,6 +212,7 @@ def finetune(
     optimizer = _optimizer(model, ft, ft.learning_rate)
     schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}
     last: EvalResult | None = None
+    masks = GradualMasks(schedule)
     teacher: dict[str, Any] = {}
     if ft.distill is not None:  # the unpruned network teaches its pruned copy
         bench.baseline.to(bench.device).eval()
@@ -223,9 +228,12 @@ def finetune(
             optimizer = _optimizer(model, ft, lr)
             for sched in schedulers.values():
                 sched.optimizer = optimizer
+        if masks and (moved := masks.at_epoch(model, epoch)):
+            stage("gradual pruning: " + ", ".join(f"{n} at {s:.0%}" for n, s in moved.items()))
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
-        train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen,
-                    device=bench.device, split=bench.train, pad=2 if ft.augment else 0, loss=bench.loss, **teacher)
+        train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
+                    split=bench.train, pad=2 if ft.augment else 0, loss=bench.loss,
+                    step_hook=masks.apply if masks else None, **teacher)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
@@ -234,6 +242,10 @@ def finetune(
             after_epoch(epoch, last)
     model.cpu()
     bench.baseline.cpu()
+    if masks:  # what the ramps masked is removed for real; the thinned network is scored afresh
+        stage("thinning the gradual pruners")
+        thinning += apply_pruners(model, schedule, bench.example(), masks.names, bench.batches, setup.staircases)
+        last = None
     return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"]), last
 
 
@@ -270,7 +282,8 @@ def run_candidate(
     if plan.get(0):
         stage("pruning")
         thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
-    shape_final = all(epoch == 0 for epoch in plan)  # no pruner acts later: speed is known now
+    # No pruner acts later (nor thins when fine-tuning ends): the speed is known now.
+    shape_final = all(epoch == 0 for epoch in plan) and not (ft.epochs and schedule.gradual_pruners())
     if shape_final:
         _stop_if_duplicate(model, setup, schedule, ft, hooks)
     stage("evaluating after pruning")

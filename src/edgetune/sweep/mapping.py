@@ -4,7 +4,8 @@ The seed's pipeline mapped W&B arguments onto a base schedule by hand for each s
 rules cover the names its sweep files use, so those files run unchanged:
 
 - `epochs`, `learning_rate` (and `finetune.<field>`) set fine-tuning;
-- a pruner's name sets its `desired_sparsity` (`filter_pruner_layer_3.1`, dots included);
+- a pruner's name sets its `desired_sparsity` (`filter_pruner_layer_3.1`, dots included), or a
+  gradual pruner's `final_sparsity`;
 - `<pruner>_width` sets the channels its layers keep instead (`{widths: measured}` searches the
   device's measured staircase);
 - `<instance>_<field>` sets that field of a pruner or LR scheduler
@@ -27,7 +28,8 @@ FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": 
                     "distill_alpha": "distill.alpha", "distill_temperature": "distill.temperature"}
 # Settings outside the schedule a sweep may search: precision trades against pruning.
 SETTING_ALIASES = {"precision": ("benchmark", "precision")}
-PRUNER_FIELDS = ("desired_sparsity", "width", "blocks", "group_type", "class", "weights")
+PRUNER_FIELDS = ("desired_sparsity", "final_sparsity", "initial_sparsity", "width", "blocks", "group_type", "class",
+                 "weights")
 # A pruner says how much to remove or how much to keep, not both: a sweep's value of one
 # replaces the recipe's other.
 EITHER_OR = {"width": ("desired_sparsity",), "blocks": ("desired_sparsity",),
@@ -68,8 +70,8 @@ def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], sourc
         return Target("finetune", None, FINETUNE_ALIASES[name])
     if name in SETTING_ALIASES:
         return Target(SETTING_ALIASES[name][0], None, SETTING_ALIASES[name][1])
-    if name in schedule.pruners:
-        return Target("pruners", name, "desired_sparsity")
+    if name in schedule.pruners:  # a gradual pruner's sparsity is where its ramp ends
+        return Target("pruners", name, "final_sparsity" if schedule.pruners[name].gradual else "desired_sparsity")
     head, _, rest = name.partition(".")
     if head in settings and rest.split(".")[0] in settings[head]:  # `finetune.distill.alpha` nests
         return Target(head, None, rest)
