@@ -60,6 +60,7 @@ def test_a_gradual_recipe_is_rejected_without_its_final_sparsity_and_one_shot_on
 
 @pytest.mark.slow
 def test_a_study_ramps_masks_during_fine_tuning_and_exports_the_thinned_network(tmp_path):
+    """A Distiller-style schedule (AGP + group lasso) through a whole trial."""
     from edgetune.config.experiment import load_experiment
     from edgetune.models.registry import load_checkpoint
     from edgetune.study import run_study
@@ -69,7 +70,11 @@ def test_a_study_ramps_masks_during_fine_tuning_and_exports_the_thinned_network(
     raw = yaml.safe_load(path.read_text())
     raw["recipe"] = {"version": 1, "pruners": {"agp": {**AGP["pruners"]["agp"], "weights": [
         f"module.layer{s}.{b}.conv1.weight" for s in (1, 2) for b in range(3)]}},
-        "policies": [{"pruner": {"instance_name": "agp"}, "starting_epoch": 0, "ending_epoch": 2, "frequency": 1}]}
+        # and Distiller's group lasso on the stage it leaves alone, in the same fine-tuning
+        "regularizers": {"lasso": {"class": "GroupLassoRegularizer",
+                                   "reg_regims": {"module.layer3.0.conv1.weight": [0.001, "Filters"]}}},
+        "policies": [{"pruner": {"instance_name": "agp"}, "starting_epoch": 0, "ending_epoch": 2, "frequency": 1},
+                     {"regularizer": {"instance_name": "lasso"}, "starting_epoch": 0, "ending_epoch": 2}]}
     raw["sweep"]["parameters"] = {"agp": {"values": [0.25, 0.5]}}  # sets final_sparsity
     path.write_text(yaml.safe_dump(raw))
     outcome = run_study(load_experiment(path)[0])

@@ -51,11 +51,13 @@ GROUP_TYPES: dict[str, str] = {
 }
 
 SECTIONS: dict[str, str] = {
-    "regularizers": "regularisers (L1, L2, group lasso) added to the training loss are not built yet; fine-tuning "
-                    "has L2 weight decay (finetune.weight_decay), and a structured pruner removes what group "
-                    "lasso would drive to zero",
     "quantizers": "Distiller's quantisers are not run; post-training static INT8 on the runtime is: "
                   "benchmark.precision: int8 (or a sweep parameter `precision` over fp32, int8)",
+}
+
+REGULARIZERS: dict[str, str] = {
+    "GroupVarianceRegularizer": "it evens out group norms for a hardware block structure; use GroupLassoRegularizer",
+    "DropFilterRegularizer": "random filter dropping during training, not a compression",
 }
 
 SCHEDULERS: dict[str, str] = {
@@ -72,6 +74,10 @@ def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
     for section, why in SECTIONS.items():
         if raw.get(section):
             found.append((section, why))
+    for name, spec in (raw.get("regularizers") or {}).items():
+        cls = spec.get("class") if isinstance(spec, dict) else None
+        if cls in REGULARIZERS:
+            found.append((f"regularizers.{name}.class", f"{cls} is not supported: {REGULARIZERS[cls]}"))
     for name, spec in (raw.get("pruners") or {}).items():
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in UNSUPPORTED_PRUNERS:
@@ -84,7 +90,7 @@ def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
         if cls in SCHEDULERS:
             found.append((f"lr_schedulers.{name}.class", f"{cls} is not supported: {SCHEDULERS[cls]}"))
     for i, policy in enumerate(raw.get("policies") or []):
-        for kind in ("regularizer", "quantizer"):
+        for kind in ("quantizer",):
             if isinstance(policy, dict) and kind in policy and f"{kind}s" not in raw:
                 found.append((f"policies[{i}].{kind}", SECTIONS[f"{kind}s"]))
     return found

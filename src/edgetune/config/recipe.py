@@ -218,8 +218,35 @@ class InstanceRef(Strict):
     instance_name: str
 
 
+GroupType = Literal["Filters", "3D", "Channels", "Rows", "Cols", "2D", "4D"]
+
+
+class RegularizerSpec(Strict):
+    """Distiller's regularisers, added to the fine-tuning loss while their policy is active:
+    L1 and L2 (`reg_regims: {weight: strength}`) and group lasso (`{weight: [strength, group]}`,
+    the sum of each group's L2 norm: filters (`Filters`, Distiller's `3D`), `Channels`, a
+    matrix's `Rows` or `Cols`, kernels (`2D`) or the whole tensor (`4D`))."""
+
+    class_: Literal["L1Regularizer", "L2Regularizer", "GroupLassoRegularizer"] = Field(alias="class")
+    reg_regims: dict[str, float | tuple[float, GroupType]] = Field(min_length=1)
+    threshold_criteria: str | None = None
+
+    @model_validator(mode="after")
+    def _regims_fit_the_class(self) -> RegularizerSpec:
+        if self.threshold_criteria is not None:
+            raise ValueError("threshold_criteria (zeroing groups under a threshold) is not run: a structured pruner "
+                             "removes the filters group lasso drove towards zero")
+        lasso = self.class_ == "GroupLassoRegularizer"
+        for weight, regim in self.reg_regims.items():
+            if lasso != isinstance(regim, tuple):
+                raise ValueError(f"{weight}: {self.class_} takes "
+                                 f"{'[strength, group type]' if lasso else 'a strength'}, got {regim!r}")
+        return self
+
+
 class Policy(Strict):
     pruner: InstanceRef | None = None
+    regularizer: InstanceRef | None = None
     extension: InstanceRef | None = None
     lr_scheduler: InstanceRef | None = None
     epochs: list[int] | None = None
@@ -240,6 +267,7 @@ class Schedule(Strict):
     pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
     extensions: dict[str, ExtensionSpec] = Field(default_factory=dict)
     lr_schedulers: dict[str, LRSchedulerSpec] = Field(default_factory=dict)
+    regularizers: dict[str, RegularizerSpec] = Field(default_factory=dict)
     policies: list[Policy] = Field(default_factory=list)
 
     def check_lr_schedulers(self, source: str) -> None:
@@ -271,6 +299,9 @@ class Schedule(Strict):
         """What edgetune reads differently from Distiller, said once when a study starts."""
         out = [f"pruner {n} is in no policy, so it is not applied (as in Distiller)"
                for n in self.pruners if n not in self.applied_pruners()]
+        named = {p.regularizer.instance_name for p in self.policies if p.regularizer is not None}
+        out += [f"regularizer {r} is in no policy, so it is not applied (as in Distiller)"
+                for r in self.regularizers if self.policies and r not in named]
         if self.extensions:
             out.append(f"extensions {', '.join(self.extensions)}: edgetune always removes what it prunes (the "
                        "thinning is implied)")
@@ -300,7 +331,7 @@ class Schedule(Strict):
     def check_references(self, source: str) -> None:
         for i, policy in enumerate(self.policies):
             for kind, table in (("pruner", self.pruners), ("extension", self.extensions),
-                                ("lr_scheduler", self.lr_schedulers)):
+                                ("lr_scheduler", self.lr_schedulers), ("regularizer", self.regularizers)):
                 ref = getattr(policy, kind)
                 if ref is not None and ref.instance_name not in table:
                     raise ConfigError(

@@ -23,17 +23,16 @@ from torch import nn
 from edgetune.compress.base import CompressionRecord
 from edgetune.compress.gradual import GradualMasks
 from edgetune.compress.recipe import apply_pruners
+from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.compress.structure import describe_structure
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.data.splits import DataSplits, ImageSplit
-from edgetune.errors import ConfigError
 from edgetune.executors.base import Executor, Scoring
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.hardware.widths import WidthTable
-from edgetune.models.factory import ModelFactory
-from edgetune.models.registry import load_checkpoint, save_checkpoint
+from edgetune.models.registry import save_checkpoint
 from edgetune.training import EvalResult, Loss, Metric, evaluate, train_epoch
 
 Stage = Callable[[str], None]
@@ -80,49 +79,6 @@ class Workbench:
             return Scoring(self.calibration)
         return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy(),
                        self.metric)
-
-
-def check_input_shape(shape: tuple[int, int, int] | None, data: DataSplits) -> None:
-    """The input the user says the network takes must be the data's images: the deployed
-    artefact is exported at, timed at and scored on that size."""
-    have = tuple(int(d) for d in data.val.images.shape[1:])
-    if shape is not None and tuple(shape) != have:
-        raise ConfigError(f"model.input_shape is {list(shape)} (channels, height, width) but the data's images are "
-                          f"{list(have)}; resize the data to the network's input, or give the data's shape",
-                          key="model.input_shape")
-
-
-def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | None = None,
-                 factory: ModelFactory | None = None) -> tuple[nn.Module, dict]:
-    """A checkpoint's network for `data`'s classes and channels (or the user's factory's, with
-    or without a checkpoint), in eval mode, and the build metadata every trial's checkpoint
-    carries so it rebuilds."""
-    if checkpoint is None and factory is not None:
-        model, meta = factory.build(), factory.describe()
-    else:
-        model, meta = load_checkpoint(checkpoint, model_name=model_name, num_classes=data.num_classes,  # type: ignore[arg-type]
-                                      in_channels=data.in_channels, factory=factory)
-    if factory is not None:
-        _check_outputs(model.eval(), data, f"model.factory {factory.ref!r}")
-        return model, {**factory.describe(), "num_classes": data.num_classes, "in_channels": data.in_channels}
-    return model.eval(), {k: meta[k] for k in ("model", "num_classes", "in_channels")}
-
-
-def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
-    """The user's network must take the data's images and give one score per class."""
-    example = data.sample_input(2)
-    try:
-        with torch.no_grad():
-            out = model(example)
-    except Exception as exc:  # noqa: BLE001 - any failure of user code on the data's images
-        raise ConfigError(f"{what} cannot take the data's images (shape {tuple(example.shape)}): "
-                          f"{type(exc).__name__}: {exc}", key="model.factory") from None
-    dense = tuple(data.val.labels.shape[1:])  # () for a class per image, (H, W) for a mask
-    wanted = (2, data.num_classes, *dense)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != wanted:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"{what} gives outputs of shape {shape} for {tuple(example.shape)} images; the data's "
-                          f"{data.num_classes} classes{' per pixel' if dense else ''} need {wanted}", key="model.factory")
 
 
 @dataclass(frozen=True)
@@ -231,8 +187,9 @@ def finetune(
         if masks and (moved := masks.at_epoch(model, epoch)):
             stage("gradual pruning: " + ", ".join(f"{n} at {s:.0%}" for n, s in moved.items()))
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
+        loss = with_penalty(bench.loss, regularization(model, schedule, epoch))  # Distiller's regularisers
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
-                    split=bench.train, pad=2 if ft.augment else 0, loss=bench.loss,
+                    split=bench.train, pad=2 if ft.augment else 0, loss=loss,
                     step_hook=masks.apply if masks else None, **teacher)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):

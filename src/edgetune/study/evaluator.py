@@ -28,9 +28,9 @@ from edgetune.study.candidate import (
     StopTrial,
     TrialSetup,
     Workbench,
-    load_network,
     run_candidate,
 )
+from edgetune.study.network import load_network
 from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reporter import Reporter

@@ -17,6 +17,7 @@ import torch_pruning as tp
 
 from edgetune.compress.base import CompressionRecord
 from edgetune.compress.recipe import apply_pruners
+from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
 from edgetune.study.candidate import Workbench
 from edgetune.study.plan import Plan
@@ -69,6 +70,7 @@ def check_bounds(plan: Plan, bench: Workbench, labels: tuple[str, ...] = ("most 
             continue
         schedule, _ = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
         model = copy.deepcopy(bench.baseline).eval()
+        parameters_of(bench.baseline, schedule)  # a regulariser's weight the network lacks fails here too
         records = apply_pruners(model, schedule, example, None, bench.batches)
         macs, count = tp.utils.count_ops_and_params(model, example_inputs=example)
         out.append(Bound(label, params, records, float(macs), float(count)))

@@ -36,9 +36,10 @@ from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.candidate import Workbench, check_input_shape, load_network
+from edgetune.study.candidate import Workbench
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
+from edgetune.study.network import check_input_shape, load_network
 from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.preflight import Bound, check_bounds
 from edgetune.study.profile import TargetProfile, measure_target
