@@ -38,7 +38,7 @@ def test_every_unsupported_feature_is_named_at_once_with_what_to_use_instead():
     text = str(err.value)
     assert "in agp.yaml" in text and "5 Distiller feature(s)" in text
     for key, says in [
-        ("quantizers", "benchmark.precision: int8"),
+        ("quantizers.linear_quantizer.class", "QuantAwareTrainRangeLinearQuantizer is not run: Distiller's quantisers"),
         ("pruners.fc_pruner.class", ("ActivationAPoZRankedFilterPruner_AGP is not supported: edgetune runs gradual "
                                     "pruning (AGP) with L1RankedStructureParameterPruner_AGP")),
         ("pruners.filter_pruner.class", "or the one-shot GradientRankedFilterPruner"),

@@ -71,9 +71,9 @@ SCHEDULERS: dict[str, str] = {
 def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, why and what instead) for every Distiller feature of `raw` edgetune does not run."""
     found: list[tuple[str, str]] = []
-    for section, why in SECTIONS.items():
-        if raw.get(section):
-            found.append((section, why))
+    for name, spec in (raw.get("quantizers") or {}).items():
+        cls = spec.get("class") if isinstance(spec, dict) else None
+        found.append((f"quantizers.{name}.class", f"{cls} is not run: {SECTIONS['quantizers']}"))
     for name, spec in (raw.get("regularizers") or {}).items():
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in REGULARIZERS:
