@@ -2,7 +2,7 @@
 with distillation, the front trained again and the pick held to 0.5 point at 90 % confidence,
 in fp32 and with every candidate INT8, ResNet-20 (trained as usual) measured beside both.
 
-    python experiments/part7.py [--precisions fp32 int8]
+    python experiments/part7.py [--models resnet56 mobilenetv2] [--precisions fp32 int8]
 
 Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on all
 5,000 images, the paired bound on what it loses, test top-1 where the final stage measured it
@@ -19,28 +19,28 @@ import math
 from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
 
 
-def summarise(precision: str, seconds: float) -> dict:
-    run_dir = RUNS / f"part7-resnet56-{precision}"
+def summarise(model: str, precision: str, seconds: float) -> dict:
+    run_dir = RUNS / f"part7-{model}-{precision}"
     pick = json.loads((run_dir / "final" / "pick.json").read_text())
     frame = trials(run_dir)
     finals = frame[frame["final_val_top1"].notna()]
     rows = []
     for r in finals.to_dict("records"):
-        name = "ResNet-56 (unpruned)" if r["trial"] == "baseline" else (
+        name = f"{model} (unpruned)" if r["trial"] == "baseline" else (
             "ResNet-20 (trained as usual)" if isinstance(r.get("reference"), str) else f"trial {r['trial']}")
         rows.append({"network": name, "latency_ratio": 1.0 if r["trial"] == "baseline" else r.get("latency_ratio"),
                      "search_top1": r.get("top1"), "val_top1": r["final_val_top1"], "drop": r.get("final_drop"),
                      "bound": r.get("final_drop_upper"), "held": r.get("held"), "test_top1": r.get("test_top1"),
                      "picked": bool(r.get("picked"))})
-    return {"precision": precision, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
+    return {"model": model, "precision": precision, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
             "picked": pick["picked"], "reason": pick["reason"], "rows": rows,
             "trials": int((frame["trial"] != "baseline").sum())}
 
 
 def show(summary: dict) -> None:
-    print(f"\n{summary['precision']}: {summary['wall_seconds'] / 60:.1f} min in all; pick: {summary['picked']} "
+    print(f"\n{summary.get('model', 'resnet56')} {summary['precision']}: {summary['wall_seconds'] / 60:.1f} min in all; pick: {summary['picked']} "
           f"({summary['reason']})")
-    print(f"{'network':32} {'x R56':>7} {'speed-up':>8} {'val %':>7} {'lost':>6} {'bound':>6} {'test %':>7}")
+    print(f"{'network':32} {'x base':>7} {'speed-up':>8} {'val %':>7} {'lost':>6} {'bound':>6} {'test %':>7}")
     for r in summary["rows"]:
         ratio = r["latency_ratio"]
         print(f"{r['network']:32} {cell(ratio, '{:.3f}'):>7} {cell(1 / ratio if ratio else None, '{:.2f}x'):>8} "
@@ -54,13 +54,15 @@ def cell(value: float | None, fmt: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["resnet56"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     args = parser.parse_args()
     summaries = []
-    for precision in args.precisions:
-        name = f"part7-resnet56-{precision}"
-        seconds = edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name))
-        summaries.append(summarise(precision, seconds))
+    for model in args.models:
+        for precision in args.precisions:
+            name = f"part7-{model}-{precision}"
+            seconds = edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name))
+            summaries.append(summarise(model, precision, seconds))
     for s in summaries:
         show(s)
     save("part7", {"runs": merged(summaries)})
@@ -70,8 +72,8 @@ def merged(summaries: list[dict]) -> list[dict]:
     """Keep the runs of other precisions already summarised, so each can be made on its own."""
     path = SUMMARIES / "part7.json"
     earlier = json.loads(path.read_text())["runs"] if path.exists() else []
-    fresh = {s["precision"] for s in summaries}
-    return [r for r in earlier if r["precision"] not in fresh] + summaries
+    fresh = {(s["model"], s["precision"]) for s in summaries}
+    return [r for r in earlier if (r.get("model", "resnet56"), r["precision"]) not in fresh] + summaries
 
 
 if __name__ == "__main__":

@@ -276,3 +276,37 @@ def test_a_worker_killed_mid_benchmark_is_replaced_and_nothing_is_lost(resnet20,
                 second.wait(timeout=60)
     assert answer["error"] is None and answer["metrics"]["latency_ms"] > 0
     assert [p.name for p in (tmp_path / "answers").iterdir()] == ["killed-req-1.json"]
+
+
+@pytest.mark.parametrize("payload, says", [
+    ([1, 2], "a JSON object is expected, got list"), ("benchmark me", "a JSON object is expected, got str"),
+    (None, "a JSON object is expected, got NoneType"),
+    ({"id": "req-00000009", "onnx": "!!", "sample": "!!"}, "fields: onnx, sample"),
+])
+def test_a_message_that_is_not_a_request_gets_an_answer_naming_what_is_wrong(tmp_path, payload, says):
+    from edgetune.worker.app import answer
+
+    result = answer(payload, tmp_path)
+    assert result["metrics"] == {} and says in result["error"]
+
+
+@pytest.mark.parametrize("setting", [{"warmup": 10**12}, {"max_seconds": 1e12}, {"runs_per_round": 10**9},
+                                     {"throughput_batches": [1] * 100}, {"repeats": 10**6}])
+def test_benchmark_settings_that_would_tie_a_worker_up_are_refused(resnet20, fmnist, setting):  # noqa: F811
+    _, path = resnet20
+    good = _request(path, _sample(fmnist)).model_dump()
+    with pytest.raises(pydantic.ValidationError, match="less than or equal|at most"):
+        BenchRequest.model_validate({**good, "benchmark": {**good["benchmark"], **setting}})
+
+
+def test_a_damaged_or_failed_cached_answer_is_measured_again(resnet20, fmnist, tmp_path):  # noqa: F811
+    _, path = resnet20
+    request = _request(path, _sample(fmnist))
+    cache = tmp_path / "results" / f"{request.id}.json"
+    cache.parent.mkdir()
+    cache.write_text('{"id": "req-00000001", "metr')  # a write cut short
+    first = handle(request, tmp_path / "results")
+    assert first.error is None and first.metrics["latency_ms"] > 0
+    cache.write_text(first.model_copy(update={"metrics": {}, "error": "RuntimeError: device busy"}).model_dump_json())
+    again = handle(request, tmp_path / "results")
+    assert again.error is None and again.metrics["latency_ms"] > 0  # an error answer is not kept for ever

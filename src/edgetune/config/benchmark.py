@@ -6,7 +6,7 @@ validates it and must install without PyTorch.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -30,31 +30,34 @@ QUICK_BENCHMARK = {"runs_per_round": 20, "min_rounds": 3, "max_rounds": 10, "max
 
 
 class BenchmarkSpec(Strict):
+    """Every count and duration is bounded: a device worker validates requests with this schema,
+    and a warmup of 1e12 would tie it up for good (the bounds are far above any real use)."""
+
     runtime: str = "onnxruntime"
     device: str = Field("cpu", description="onnxruntime: cpu|cuda|tensorrt|openvino; openvino: CPU|GPU|NPU")
     precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     hint: Literal["latency", "throughput"] = "latency"
-    threads: int = Field(1, gt=0)
-    batch_size: int = Field(1, gt=0)
-    throughput_batches: list[int] = Field(default_factory=lambda: [32])
-    throughput_seconds: float = Field(1.0, gt=0)
-    warmup: int = Field(10, ge=0)
-    runs_per_round: int = Field(30, gt=0)
-    min_rounds: int = Field(5, gt=0)
-    max_rounds: int = Field(30, gt=0)
-    max_seconds: float = Field(20.0, gt=0)
+    threads: int = Field(1, gt=0, le=1024)
+    batch_size: int = Field(1, gt=0, le=4096)
+    throughput_batches: list[Annotated[int, Field(gt=0, le=4096)]] = Field(default_factory=lambda: [32], max_length=16)
+    throughput_seconds: float = Field(1.0, gt=0, le=600)
+    warmup: int = Field(10, ge=0, le=100_000)
+    runs_per_round: int = Field(30, gt=0, le=100_000)
+    min_rounds: int = Field(5, gt=0, le=10_000)
+    max_rounds: int = Field(30, gt=0, le=10_000)
+    max_seconds: float = Field(20.0, gt=0, le=3600)
     # Repeat the whole measurement; re-measure while repeats differ by more than max_spread.
-    repeats: int = Field(1, gt=0)
+    repeats: int = Field(1, gt=0, le=100)
     max_spread: float = Field(0.02, gt=0)
-    remeasure: int = Field(2, ge=0)
+    remeasure: int = Field(2, ge=0, le=100)
     # Interleave every candidate with the baseline and keep the ratio (see runtimes/timing.py).
     interleave_reference: bool = True
-    calibration_images: int = Field(300, gt=0)
+    calibration_images: int = Field(300, gt=0, le=100_000)
     int8_format: Int8Format = "auto"
     int8_tolerance: float = Field(1.0, ge=0)  # top-1 points below fp32 an automatic choice may lose
     per_layer: bool = False
-    layer_runs: int = Field(20, gt=0)
-    energy_seconds: float = Field(1.0, ge=0)
+    layer_runs: int = Field(20, gt=0, le=100_000)
+    energy_seconds: float = Field(1.0, ge=0, le=600)
     engine_throughput: bool = True
 
     @field_validator("runtime")

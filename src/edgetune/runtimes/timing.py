@@ -93,8 +93,7 @@ def time_interleaved(
         if n >= min_rounds:
             if not ratios:
                 break
-            q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
-            spread = float((q75 - q25) / q50)
+            _, spread = ratio_statistics(ratios)
             if spread / np.sqrt(n) <= target_spread / 2:
                 break
         if time.perf_counter() - start > max_seconds:
@@ -110,10 +109,17 @@ def time_interleaved(
         runs=int(all_c.size),
         rounds=len(cand),
         reference_ms=float(np.median(np.concatenate(ref))) if ref else None,
-        latency_ratio=float(np.median(ratios)) if ratios else None,
+        latency_ratio=ratio_statistics(ratios)[0] if ratios else None,
         ratio_spread=spread,
         warmup_runs=warmed,
     )
+
+
+def ratio_statistics(ratios: list[float]) -> tuple[float, float]:
+    """The per-round candidate/reference ratios' median (a slow spell of the host inflates a
+    few rounds, which a mean would follow) and their interquartile range over that median."""
+    q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
+    return float(q50), float((q75 - q25) / q50)
 
 
 def time_repeated(

@@ -47,14 +47,25 @@ def make_app(broker: str, results_dir: Path | None = None, visibility_timeout: f
     )
     if results_dir is not None:
         @app.task(name=TASK)
-        def benchmark(payload: dict[str, Any]) -> dict[str, Any]:
-            try:
-                request = BenchRequest.model_validate(payload)
-            except Exception as exc:  # noqa: BLE001 - a malformed message gets an answer saying so
-                return BenchResult(id=str(payload.get("id", "?"))[:64], error=f"invalid request: {exc}"[:2000]).model_dump()
-            return handle(request, results_dir).model_dump()
+        def benchmark(payload: Any) -> dict[str, Any]:
+            return answer(payload, results_dir)
 
     return app
+
+
+def answer(payload: Any, results_dir: Path) -> dict[str, Any]:
+    """A message's answer: the benchmark, or an error naming what is wrong with the message
+    (a list, a string or null is not a request; a bad field is named), never an exception."""
+    if not isinstance(payload, dict):
+        return BenchResult(id="?", error=f"invalid request: a JSON object is expected, got "
+                                         f"{type(payload).__name__}").model_dump()
+    try:
+        request = BenchRequest.model_validate(payload)
+    except Exception as exc:  # noqa: BLE001 - a malformed message gets an answer saying so
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in getattr(exc, "errors", list)()) or "?"
+        return BenchResult(id=str(payload.get("id", "?"))[:64],
+                           error=f"invalid request (fields: {fields}): {exc}"[:2000]).model_dump()
+    return handle(request, results_dir).model_dump()
 
 
 def run_worker(broker: str, queue: str, results_dir: Path, visibility_timeout: float = 3600.0) -> None:

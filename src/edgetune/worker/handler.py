@@ -33,7 +33,15 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
     results.mkdir(parents=True, exist_ok=True)
     done = results / f"{request.id}.json"
     if done.is_file():
-        return BenchResult.model_validate_json(done.read_text())
+        try:
+            cached = BenchResult.model_validate_json(done.read_text())
+        except ValueError:  # a damaged answer (a disk filled mid-write, an edit): measured again
+            done.unlink()
+        else:
+            if cached.error is None:
+                return cached
+            # An error answer is not kept for ever: the request is tried again (the model may
+            # have been fixed, the device freed), and its new answer replaces the old.
     with tempfile.TemporaryDirectory(prefix="edgetune-worker-") as tmp:
         work = Path(tmp)
         try:

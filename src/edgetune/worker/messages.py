@@ -49,6 +49,11 @@ class BenchRequest(Strict):
     def _size(cls, v: str | None) -> str | None:
         if v is not None and len(v) * 3 // 4 > MAX_MODEL_BYTES:
             raise ValueError(f"model larger than {MAX_MODEL_BYTES // 2**20} MiB")
+        if v is not None:
+            try:
+                base64.b64decode(v, validate=True)
+            except ValueError:
+                raise ValueError("not base64: an ONNX file encoded with base64 is expected") from None
         return v
 
     @field_validator("sample")
