@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.profiler import BenchReport, profile_artifact
 
+# The schema's names for what `edgetune bench` calls by its flags.
+FLAGS = {"batch_size": "batch", "throughput_batches": "batch", "repeats": "repeats", "threads": "threads"}
+
 UNITS = {
     "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
     "latency_p99_ms": "ms", "latency_min_ms": "ms", "total_latency_ms": "ms", "batch_latency_ms": "ms",
@@ -26,11 +31,65 @@ UNITS = {
 }
 
 
-def _onnx_input_shape(path: Path) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class OnnxInput:
+    """The one image input `bench` feeds: its name and dims (None where the file leaves a dim free)."""
+
+    name: str
+    dims: tuple[int | None, ...]
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.dims[0]
+
+    def describe(self) -> str:
+        return f"input '{self.name}' is [{', '.join('?' if d is None else str(d) for d in self.dims)}]"
+
+
+def onnx_input(path: Path) -> OnnxInput:
+    """The model's single input, or an error naming the file and what is wrong with it: not an
+    ONNX file (truncated, text, random bytes), several inputs, or not a batch of images."""
     import onnx
 
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return tuple(d.dim_value or 1 for d in dims[1:])
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+        if not graph.node:  # protobuf reads an empty file (or some text) as an empty model
+            raise ValueError("it holds no operators")
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends: a file that is not ONNX
+        raise EdgetuneError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); export "
+                            "one with torch.onnx.export or give a .pt checkpoint") from None
+    initialisers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialisers]
+    if len(inputs) != 1:
+        raise EdgetuneError(f"{path}: bench feeds one batch of images, but the model has {len(inputs)} inputs "
+                            f"({', '.join(i.name for i in inputs) or 'none'})")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                 for d in inputs[0].type.tensor_type.shape.dim)
+    found = OnnxInput(inputs[0].name, dims)
+    if len(dims) < 2:
+        raise EdgetuneError(f"{path}: bench feeds a batch of images (batch, channels, ...), but {found.describe()}")
+    return found
+
+
+def _check_batches(path: Path, found: OnnxInput, batches: list[int]) -> None:
+    """A model exported with a fixed batch (torch.onnx.export's default) runs at that batch only."""
+    fixed = found.fixed_batch
+    if fixed is not None and any(b != fixed for b in batches):
+        raise ConfigError(f"{path}: {found.describe()}: the batch is fixed at {fixed}, so --batch "
+                          f"{', '.join(str(b) for b in batches if b != fixed)} cannot run; export with a dynamic batch "
+                          f"(torch.onnx.export(..., dynamic_axes={{'{found.name}': {{0: 'batch'}}}})) or use --batch "
+                          f"{fixed}", key="--batch")
+
+
+def _check_writable(flag: str, path: Path | None) -> None:
+    """Before an hour of benchmarking, not after it."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist", key=flag)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag} {path}: not writable here; give a path in a folder you can write to", key=flag)
 
 
 def _dataset(name: str, root: Path | None):
@@ -46,23 +105,36 @@ def run_bench(
 ) -> BenchReport:
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be 'val' or 'test', not '{split}'")
+    if bad := [b for b in batches if b < 1]:
+        raise ConfigError(f"--batch {bad[0]}: a batch holds at least one image", key="--batch")
     try:
         spec = BenchmarkSpec(runtime=runtime, device=device, precision=precision, hint=hint, threads=threads,
                              batch_size=batches[0], throughput_batches=batches, repeats=repeats, per_layer=per_layer)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first.get('input')!r})") from None
+        flag = FLAGS.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ConfigError(f"--{flag}: {first['msg']} (got {first.get('input')!r})", key=f"--{flag}") from None
     if not model.is_file():
         raise EdgetuneError(f"{model}: no such file")
-    work = Path(tempfile.mkdtemp(prefix="edgetune-bench-"))
-    module, onnx_path, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split, spec, work)
-    calib, eval_images, eval_labels = scoring
-    with console.status("benchmarking") as status:
-        report = profile_artifact(onnx_path, spec, sample, module=module, calibration=calib, eval_images=eval_images,
-                                  eval_labels=eval_labels, work_dir=work,
-                                  stage=lambda text: status.update(text))
-    _print(report, console, top)
-    _write(report, model, spec, json_path, csv_path if per_layer else None, per_layer, console)
+    _check_writable("--json", json_path)
+    _check_writable("--csv", csv_path)
+    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:  # removed on every exit path
+        work = Path(tmp)
+        module, onnx_path, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split, spec, work)
+        found = onnx_input(onnx_path)
+        _check_batches(model, found, batches)
+        calib, eval_images, eval_labels = scoring
+        if found.fixed_batch is not None:
+            sample = sample[:found.fixed_batch] if len(sample) >= found.fixed_batch else sample
+            if eval_images is not None and found.fixed_batch != 1:
+                eval_images = eval_labels = None
+                console.print(f"deployed accuracy not scored: {found.describe()}, a fixed batch")
+        with console.status("benchmarking") as status:
+            report = profile_artifact(onnx_path, spec, sample, module=module, calibration=calib,
+                                      eval_images=eval_images, eval_labels=eval_labels, work_dir=work,
+                                      stage=lambda text: status.update(text), eval_batch=found.fixed_batch or 250)
+        _print(report, console, top)
+        _write(report, model, spec, json_path, csv_path if per_layer else None, per_layer, console)
     return report
 
 
@@ -145,7 +217,11 @@ def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration:
         s = splits or calib_splits
         sample = s.normalize(s.val.images[:64]).numpy()
     else:
-        sample = np.random.default_rng(0).standard_normal((64, *_onnx_input_shape(onnx_path))).astype(np.float32)
+        found = onnx_input(onnx_path)
+        if any(d is None for d in found.dims[1:]):
+            raise ConfigError(f"{model}: {found.describe()}: its image size is left free, so bench cannot make an input; "
+                              "give --data DATASET to time it on that dataset's images", key="--data")
+        sample = np.random.default_rng(0).standard_normal((64, *found.dims[1:])).astype(np.float32)
     calib = None
     if spec.precision == "int8":
         if calib_splits is None:

@@ -141,8 +141,11 @@ def profile_artifact(
     reference: Session | None = None,
     work_dir: Path | None = None,
     stage: Any = lambda _: None,
+    eval_batch: int = 250,
 ) -> BenchReport:
-    """`sample`: real, normalised images (at least one); batches are cut or tiled from it."""
+    """`sample`: real, normalised images (at least one); batches are cut or tiled from it.
+    `eval_batch`: the batch the deployed model is scored in (a model exported with a fixed
+    batch of 1 is scored one image at a time)."""
     runtime = get_runtime(spec.runtime)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     if spec.precision != "fp32":
@@ -152,8 +155,8 @@ def profile_artifact(
     rss0 = rss_bytes()
     session = runtime.open(Artifact(deployed, module), options)
     try:
-        return _measure(session, deployed, onnx_path, spec, sample, module, (eval_images, eval_labels, eval_metric),
-                        reference, rss0, stage)
+        return _measure(session, deployed, onnx_path, spec, sample, module,
+                        (eval_images, eval_labels, eval_metric, eval_batch), reference, rss0, stage)
     finally:
         session.close()
 
@@ -162,18 +165,18 @@ def _batch(sample: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.resize(sample, (n, *sample.shape[1:])).astype(np.float32))
 
 
-def _deployed_scores(session: Session, scored: tuple[np.ndarray | None, np.ndarray | None, Any],
-                     stage: Any = lambda _: None) -> dict[str, float]:
+def _deployed_scores(session: Session, scored: tuple[Any, ...], stage: Any = lambda _: None) -> dict[str, float]:
     """`deployed_top1`, `deployed_top5` and the user's metrics, from the artefact's own outputs."""
-    images, labels, metric = scored
+    images, labels, metric, *batch = scored
     if images is None or labels is None:
         return {}
     stage("scoring the deployed model")
-    return {f"deployed_{k}": v for k, v in accuracy(session, images, labels, metric=metric).items()}
+    return {f"deployed_{k}": v for k, v in accuracy(session, images, labels, batch=batch[0] if batch else 250,
+                                                    metric=metric).items()}
 
 
 def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
-             module: Any, scored: tuple[np.ndarray | None, np.ndarray | None, Any],
+             module: Any, scored: tuple[Any, ...],
              reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
     check = _batch(sample, min(len(sample), 64))
     parity = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,

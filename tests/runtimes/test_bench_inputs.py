@@ -1,0 +1,109 @@
+"""`edgetune bench` on the files users actually have: not ONNX at all, exported with a fixed
+batch of 1 (torch.onnx.export's default), with a free image size, two inputs, a matrix input; bad
+`--batch` values; an output path it cannot write. Each gets a clear error or the right result,
+before any benchmarking, and no temporary folder is left behind."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+
+from edgetune.bench_cli import run_bench
+from edgetune.errors import EdgetuneError
+
+QUICK = {"runtime": "onnxruntime", "device": "cpu", "precision": "fp32", "calibration": None, "data": None,
+         "data_root": None, "split": "val", "checkpoint": None, "threads": 1, "hint": "latency", "repeats": 1,
+         "per_layer": False, "top": 5, "csv_path": None, "json_path": None}
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+class TwoInputs(Small):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x) + super().forward(y)
+
+
+def _export(tmp_path: Path, model: nn.Module, args: tuple, name: str = "m.onnx", **kwargs) -> Path:
+    path = tmp_path / name
+    torch.onnx.export(model.eval(), args, str(path), dynamo=False, **kwargs)
+    return path
+
+
+def _bench(path: Path, batches=(1,), **extra):
+    return run_bench(model=path, batches=list(batches), console=Console(file=open(os.devnull, "w")),
+                     **{**QUICK, **extra})
+
+
+@pytest.mark.parametrize("content", [b"", b"ir_version: 7\nnot a protobuf", os.urandom(4096)])
+def test_a_file_that_is_not_onnx_is_named_not_a_traceback(tmp_path, content):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(EdgetuneError, match=r"model.onnx: not a readable ONNX model"):
+        _bench(path)
+
+
+def test_a_fixed_batch_of_one_is_timed_at_one_and_other_batches_say_how_to_export(tmp_path):
+    path = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"])  # no dynamic axes
+    report = _bench(path)
+    assert report.metrics["latency_ms"] > 0
+    with pytest.raises(EdgetuneError, match=r"input 'x' is \[1, 1, 8, 8\]: the batch is fixed at 1, so --batch 32 "
+                                            r"cannot run; export with a dynamic batch"):
+        _bench(path, batches=(1, 32))
+
+
+def test_a_free_image_size_two_inputs_or_a_matrix_input_are_refused_by_name(tmp_path):
+    free = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"],
+                   dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    with pytest.raises(EdgetuneError, match=r"input 'x' is \[\?, 1, \?, \?\]: its image size is left free.*--data"):
+        _bench(free)
+    two = _export(tmp_path, TwoInputs(), (torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8)), "two.onnx",
+                  input_names=["a", "b"])
+    with pytest.raises(EdgetuneError, match=r"the model has 2 inputs \(a, b\)"):
+        _bench(two)
+    matrix = _export(tmp_path, nn.Linear(4, 3), (torch.randn(1, 4),), "fc.onnx", input_names=["v"])
+    matrix_ok = _bench(matrix)  # (batch, features) is a batch too
+    assert matrix_ok.metrics["latency_ms"] > 0
+    flat = _export(tmp_path, nn.Flatten(0), (torch.randn(4, 3),), "flat.onnx", input_names=["v"])
+    with pytest.raises(EdgetuneError):
+        _bench(flat, batches=(2,))
+
+
+def test_every_batch_is_checked_and_the_flag_is_named(tmp_path):
+    path = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    for batches in ((1, 0), (1, -4)):
+        with pytest.raises(EdgetuneError, match=r"--batch (0|-4): a batch holds at least one image"):
+            _bench(path, batches=batches)
+
+
+def test_an_unwritable_json_path_fails_before_benchmarking_and_no_temporary_folder_is_left(tmp_path):
+    path = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    before = set(Path(tempfile.gettempdir()).glob("edgetune-bench-*"))
+    with pytest.raises(EdgetuneError, match=r"--json .*: the folder .*nowhere does not exist"):
+        _bench(path, json_path=tmp_path / "nowhere" / "out.json")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(EdgetuneError, match=r"--json .*: the folder .*a-file does not exist"):
+        _bench(path, json_path=tmp_path / "a-file" / "out.json")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere: the check is then moot
+            with pytest.raises(EdgetuneError, match=r"--json .*out.json: not writable here"):
+                _bench(path, json_path=locked / "out.json")
+    finally:
+        locked.chmod(0o700)
+    _bench(path, json_path=tmp_path / "out.json")
+    assert (tmp_path / "out.json").is_file()
+    assert set(Path(tempfile.gettempdir()).glob("edgetune-bench-*")) == before  # every run cleaned up after itself
