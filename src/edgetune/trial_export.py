@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgetune.errors import EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import atomic_write_json
 from edgetune.models import load_checkpoint
 from edgetune.models.factory import ModelFactory
@@ -30,6 +30,20 @@ class ExportedTrial:
     final: dict[str, Any] | None = None  # the final stage's figures (validation, bound, test)
 
 
+def _number(trial: str, study: Any) -> int:
+    """`--trial`'s value as one of the study's trial numbers, or an error listing them."""
+    numbers = [t.number for t in study.get_trials(deepcopy=False)]
+    span = f"{min(numbers)}-{max(numbers)}" if numbers else "none yet"
+    try:
+        number = int(trial)
+    except ValueError:
+        raise ConfigError(f"--trial {trial!r}: give 'best' or a trial number (this study's: {span})",
+                          key="--trial") from None
+    if number not in numbers:
+        raise ConfigError(f"--trial {number}: the study has no such trial (its trials: {span})", key="--trial")
+    return number
+
+
 def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = None,
                  factory: ModelFactory | None = None) -> ExportedTrial:
     """`best`: the final stage's pick when it made one, else the search's best feasible trial.
@@ -37,7 +51,7 @@ def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = Non
     study = open_study(run_dir, storage)
     paths = RunDir(run_dir)
     picked = json.loads(paths.pick.read_text()).get("picked") if paths.pick.is_file() else None
-    number = (picked if picked is not None else best_trial_number(study)) if trial == "best" else int(trial)
+    number = (picked if picked is not None else best_trial_number(study)) if trial == "best" else _number(trial, study)
     repeat_of = next((t.user_attrs.get("duplicate_of") for t in study.get_trials(deepcopy=False) if t.number == number),
                      None)
     number = repeat_of if repeat_of is not None else number  # a repeat's files are the first trial's

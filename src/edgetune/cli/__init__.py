@@ -30,6 +30,13 @@ def main() -> None:
     except EdgetuneError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        # A place the user named that cannot be written (a read-only folder, a file where a
+        # folder should be): their mistake to fix, said with the path, not a traceback.
+        where = exc.filename or "?"
+        console.print(f"[bold red]error:[/] cannot write {escape(str(where))}: {escape(exc.strerror or str(exc))}; "
+                      "give a path in a folder you can write to")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ results table, `trials.csv`, reports and `edgetune export` all read it here."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,4 +190,23 @@ def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
     storage = storage or spec.get("storage") or paths.default_storage
     if ":***@" in storage:
         raise EdgetuneError(f"{run_dir} records its study in {storage}, whose password is not kept; give --storage")
-    return load_study(spec["name"], storage)
+    if storage == paths.default_storage and not paths.database.is_file():  # reading never creates one
+        raise EdgetuneError(f"{paths.database} is missing: the study of {run_dir} is gone"
+                            + _recovery(paths))
+    try:
+        return load_study(spec["name"], storage)
+    except KeyError:  # Optuna's "Record does not exist": a database without this study
+        raise EdgetuneError(f"{storage} holds no study named {spec['name']!r}" + _recovery(paths)) from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy") or isinstance(exc, sqlite3.DatabaseError):
+            raise EdgetuneError(f"{paths.database if storage == paths.default_storage else storage} cannot be read as "
+                                f"a study ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+                                + _recovery(paths)) from None
+        raise
+
+
+def _recovery(paths: RunDir) -> str:
+    if paths.database_backup.is_file():
+        return (f"; {paths.database_backup.name} beside it is the copy taken after the last completed trial: "
+                f"move it over {paths.database.name} to resume from there")
+    return "; no copy of it was kept (one is, after each trial, from this version on)"

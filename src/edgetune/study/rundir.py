@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,14 @@ class RunDir:
 
     @property
     def default_storage(self) -> str:
-        return f"sqlite:///{self.database}"
+        # Quoted: a `?` or `#` in the path would otherwise start the URL's query or fragment and
+        # put the database outside the run directory (SQLAlchemy unquotes the path).
+        return f"sqlite:///{quote(str(self.database))}"
+
+    @property
+    def database_backup(self) -> Path:
+        """The last good copy of the study, taken after each trial (sqlite3's online backup)."""
+        return self.database.with_name(self.database.name + ".bak")
 
     @property
     def trials_csv(self) -> Path:

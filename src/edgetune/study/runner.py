@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,10 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
     """`given`: a network and data handed over from Python in place of the file's (edgetune.tune)."""
     reporter = reporter or Reporter()
     plan = plan_study(spec, given)
+    # The data, the network and the recipe at the sweep's bounds are checked before anything is
+    # written: a mistake found here leaves no run directory or study behind.
+    bench = _workbench(plan)
+    check_bounds(plan, bench)
     with _run_lock(plan.run_dir):
         atomic_write_text(plan.paths.resolved_experiment,
                           yaml.safe_dump(redact_secrets(spec.model_dump(mode="json")), sort_keys=False))
@@ -67,8 +73,6 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         # Alone, a RUNNING trial is one this run directory's producer left behind; shared, it may
         # be another producer's, and heartbeats decide.
         reclaimed = [] if plan.shared else reclaim_interrupted(study)
-        bench = _workbench(plan)
-        check_bounds(plan, bench)  # a recipe the network cannot take fails now, not in every trial
         reporter.start(plan, counted(study), plan.limit, None)
         if unused := plan.sweep.unused():
             reporter.stage(f"{plan.sweep_source}: read and unused here (W&B's): {', '.join(unused)}")
@@ -141,6 +145,11 @@ def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.St
             for _ in range(plan.sweep.reference_repeats):
                 study.enqueue_trial({}, user_attrs={"reference": ref.name})
     elif stored != plan.fingerprint:
+        if not plan.shared and all(t.state == TrialState.WAITING for t in study.trials):
+            # Created by a run that stopped on a mistake before any trial: nothing to lose, so
+            # the corrected experiment starts it again rather than being refused as another.
+            optuna.delete_study(study_name=spec.name, storage=storage)
+            return _open_study(plan, strategy, storage)
         raise EdgetuneError(
             f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
             "model, fine-tuning or benchmark changed); give a new --run-dir or --name to start another study")
@@ -276,6 +285,7 @@ def _drive(plan: Plan, study: optuna.Study, strategy: Strategy, ctx: SearchConte
     trackers = open_trackers(spec.tracking, spec.name, plan.run_dir)
 
     def evaluate(trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+        _keep_what_is_done(plan, study, evaluator.profile.baseline)
         with heartbeat(storage, trial, spec.heartbeat_seconds):
             outcome = evaluator(trial, params)
         track(trackers, outcome, trial, plan)
@@ -289,6 +299,19 @@ def _drive(plan: Plan, study: optuna.Study, strategy: Strategy, ctx: SearchConte
     else:
         done = lambda: counted(study) >= plan.limit or _skipped_too_often(study, plan)
     drive_study(study, strategy, ctx, evaluate, lambda: done() or _reached(plan, study))
+
+
+def _keep_what_is_done(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:
+    """Before each trial, everything finished so far: trials.csv rewritten (atomically), and a
+    copy of the study database taken with sqlite3's online backup, which a damaged database
+    can be replaced by (edgetune report says so)."""
+    write_trials_csv(StudyOutcome(plan, study, baseline, [], []), plan.paths.trials_csv)
+    if plan.storage != plan.paths.default_storage or not plan.paths.database.is_file():
+        return
+    tmp = plan.paths.database_backup.with_suffix(".bak.tmp")
+    with closing(sqlite3.connect(plan.paths.database)) as source, closing(sqlite3.connect(tmp)) as copy:
+        source.backup(copy)
+    os.replace(tmp, plan.paths.database_backup)
 
 
 def _reached(plan: Plan, study: optuna.Study) -> bool:
