@@ -97,6 +97,7 @@ def test_a_study_that_never_ran_a_trial_does_not_block_the_corrected_experiment(
     from edgetune.study.runner import _open_study
 
     first = plan_study(load_experiment(experiment(tmp_path, epochs=1))[0])
+    first.run_dir.mkdir()
     _open_study(first, get_strategy("random"), first.storage)
     corrected = plan_study(load_experiment(experiment(tmp_path, epochs=2))[0])
     again, _ = _open_study(corrected, get_strategy("random"), corrected.storage)
