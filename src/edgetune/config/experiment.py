@@ -195,9 +195,28 @@ class ExperimentSpec(Strict):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     device: str = "cpu"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_not_left_empty(cls, data: Any) -> Any:
+        """`model:` with nothing under it reads as null: say what goes there."""
+        if isinstance(data, dict):
+            hints = {"model": "checkpoint: path/to/weights.pt (or name: / factory:)", "data": "name: fashion-mnist",
+                     "finetune": "epochs: 1", "benchmark": "runtime: onnxruntime"}
+            for key, hint in hints.items():
+                if key in data and data[key] is None:
+                    raise ValueError(f"`{key}:` is empty; give its settings, e.g. {key}: {{{hint}}}, or leave it out")
+        return data
+
 
 def _validate(raw: dict[str, Any], source: str) -> ExperimentSpec:
     return validate(ExperimentSpec, raw, source, "an experiment")
+
+
+# `edgetune run`'s flags by the setting they override, for errors that name what the user typed.
+FLAGS = {"data.name": "--data", "data.root": "--data-root", "model.name": "--model", "model.factory": "--model-factory",
+         "model.checkpoint": "--checkpoint", "recipe": "--schedule", "remote.queue": "--bench-queue",
+         "remote.broker": "--broker", "finetune.epochs": "--epochs", "finetune.learning_rate": "--learning-rate",
+         "benchmark.threads": "--threads"}
 
 
 def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[ExperimentSpec, Path]:
@@ -228,7 +247,7 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
             if dotted in ENTRY_POINTS:
                 value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
-        flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
+        flags = ", ".join(FLAGS.get(k, f"--{k.split('.')[-1].replace('_', '-')}") for k in given)
         spec = _validate(data, f"{source} with {flags}")
     return spec, base
 

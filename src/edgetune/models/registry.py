@@ -101,14 +101,22 @@ def load_checkpoint(
         raise EdgetuneError(f"checkpoint {path} does not exist")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a non-checkpoint file
-        raise EdgetuneError(f"cannot read checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a non-checkpoint file
+        # Not torch's own advice: re-running with weights_only=False would unpickle arbitrary code.
+        raise EdgetuneError(f"cannot read checkpoint {path}: not a PyTorch checkpoint of weights "
+                            f"({type(exc).__name__}); give the .pt file `edgetune train` or "
+                            "torch.save(model.state_dict(), ...) wrote") from None
     meta: dict[str, Any] = dict(blob.get("meta", {})) if isinstance(blob, dict) else {}
     state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise EdgetuneError(f"{path} holds no state dict")
     if factory is not None or meta.get("factory"):
         return _from_factory(path, state, meta, factory)
+    if model_name is not None:
+        _ensure_builtin()
+        if model_name not in _REGISTRY:
+            raise ConfigError(f"unknown model {model_name!r}; registered: {', '.join(sorted(_REGISTRY))} (or your own "
+                              "network with model.factory)", key="model.name")
     for key, given in (("model", model_name), ("num_classes", num_classes), ("in_channels", in_channels)):
         if given is not None and meta.get(key) not in (None, given):
             raise EdgetuneError(f"{path} was saved for {key}={meta[key]!r}, not {given!r}")
