@@ -71,26 +71,32 @@ SCHEDULERS: dict[str, str] = {
 def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, why and what instead) for every Distiller feature of `raw` edgetune does not run."""
     found: list[tuple[str, str]] = []
-    for name, spec in (raw.get("quantizers") or {}).items():
+    for name, spec in _table(raw, "quantizers"):
         cls = spec.get("class") if isinstance(spec, dict) else None
         found.append((f"quantizers.{name}.class", f"{cls} is not run: {SECTIONS['quantizers']}"))
-    for name, spec in (raw.get("regularizers") or {}).items():
+    for name, spec in _table(raw, "regularizers"):
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in REGULARIZERS:
             found.append((f"regularizers.{name}.class", f"{cls} is not supported: {REGULARIZERS[cls]}"))
-    for name, spec in (raw.get("pruners") or {}).items():
+    for name, spec in _table(raw, "pruners"):
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in UNSUPPORTED_PRUNERS:
             found.append((f"pruners.{name}.class", f"{cls} is not supported: {UNSUPPORTED_PRUNERS[cls]}"))
         group = spec.get("group_type") if isinstance(spec, dict) else None
         if group in GROUP_TYPES:
             found.append((f"pruners.{name}.group_type", f"group_type {group} is not supported: {GROUP_TYPES[group]}"))
-    for name, spec in (raw.get("lr_schedulers") or {}).items():
+    for name, spec in _table(raw, "lr_schedulers"):
         cls = spec.get("class") if isinstance(spec, dict) else None
         if cls in SCHEDULERS:
             found.append((f"lr_schedulers.{name}.class", f"{cls} is not supported: {SCHEDULERS[cls]}"))
-    for i, policy in enumerate(raw.get("policies") or []):
+    for i, policy in enumerate(raw["policies"] if isinstance(raw.get("policies"), list) else []):
         for kind in ("quantizer",):
             if isinstance(policy, dict) and kind in policy and f"{kind}s" not in raw:
                 found.append((f"policies[{i}].{kind}", SECTIONS[f"{kind}s"]))
     return found
+
+
+def _table(raw: dict[str, Any], section: str) -> list[tuple[str, Any]]:
+    """A section's entries; one of the wrong shape is left to the schema, which names it."""
+    value = raw.get(section)
+    return list(value.items()) if isinstance(value, dict) else []
