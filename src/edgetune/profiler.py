@@ -19,7 +19,7 @@ from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
 from edgetune.runtimes.onnxruntime import OrtSession
-from edgetune.runtimes.timing import throughput, time_repeated, time_runs
+from edgetune.runtimes.timing import throughput, time_runs, time_trusted
 
 
 class ParityError(EdgetuneError):
@@ -189,7 +189,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
         # Without a given reference (the baseline), a second binding of the same model: its
         # ratio then measures the noise floor of the ratio itself.
         ref_call = reference.bind(x) if reference is not None else session.bind(x)
-    timing = time_repeated(
+    timing, unreliable = time_trusted(
         call, ref_call, repeats=spec.repeats, max_spread=spec.max_spread, remeasure=spec.remeasure,
         warmup=spec.warmup, runs_per_round=spec.runs_per_round, min_rounds=spec.min_rounds,
         max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
@@ -202,7 +202,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
         "latency_ratio": timing.latency_ratio, "repeat_spread": timing.repeat_spread,
         "total_latency_ms": total_ms,
         "load_seconds": session.load_seconds, "compile_seconds": session.compile_seconds,
-        **parity,
+        **parity, **({"latency_unreliable": unreliable} if unreliable else {}),
     }
     for b in spec.throughput_batches:
         metrics[f"throughput_b{b}"] = throughput(session.bind(_batch(sample, b)), b, min_seconds=spec.throughput_seconds)

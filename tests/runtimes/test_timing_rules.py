@@ -11,3 +11,56 @@ def test_the_ratio_is_the_median_of_the_rounds_and_its_spread_the_iqr_over_it():
     ratio, spread = ratio_statistics(ratios)
     assert ratio == pytest.approx(0.51)  # the mean would be 0.97
     assert spread == pytest.approx((1.21 - 0.50) / 0.51)  # numpy's linear quartiles: 0.50 and 1.21
+
+
+def _timing(**fields):
+    from edgetune.runtimes.timing import Timing
+
+    base = {"latency_ms": 0.57, "latency_mean_ms": 0.6, "latency_std_ms": 0.1, "latency_p90_ms": 0.7,
+            "latency_p99_ms": 0.8, "latency_min_ms": 0.5, "runs": 100, "rounds": 5, "reference_ms": 1.0,
+            "latency_ratio": 0.56, "ratio_spread": 0.05}
+    return Timing(**{**base, **fields})
+
+
+def test_a_measurement_the_rounds_do_not_agree_on_is_not_trusted():
+    from edgetune.runtimes.timing import distrust
+
+    assert distrust(_timing()) is None
+    assert "ratio spread 66%" in distrust(_timing(ratio_spread=0.66))
+    # The busy-host case seen: a ratio of 0.14 beside milliseconds that say 0.57.
+    assert "ratio 0.140 disagrees with the milliseconds' 0.570" in distrust(_timing(latency_ratio=0.14))
+    assert distrust(_timing(reference_ms=None)) is None  # nothing interleaved: nothing to compare
+
+
+def test_an_untrusted_measurement_is_taken_again_after_a_pause_and_the_steadiest_kept():
+    import itertools
+
+    from edgetune.runtimes import timing as timing_module
+
+    measurements = iter([_timing(ratio_spread=0.9), _timing(ratio_spread=0.4), _timing(ratio_spread=0.03)])
+    pauses = []
+    original = timing_module.time_repeated
+    timing_module.time_repeated = lambda *a, **k: next(measurements)
+    try:
+        kept, reason = timing_module.time_trusted(lambda: None, lambda: None, sleep=pauses.append)
+        assert reason is None and kept.ratio_spread == 0.03 and pauses == [1.0, 3.0]
+        noisy = itertools.repeat(_timing(ratio_spread=0.7))
+        timing_module.time_repeated = lambda *a, **k: next(noisy)
+        kept, reason = timing_module.time_trusted(lambda: None, lambda: None, sleep=lambda _: None)
+        assert "busy host" in reason and kept.latency_ms == 0.57  # kept, and said to be untrusted
+    finally:
+        timing_module.time_repeated = original
+
+
+def test_an_unreliable_latency_is_never_feasible_so_never_picked():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from edgetune.search.base import is_feasible
+
+    def trial(**attrs):
+        return create_trial(value=0.1, params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                            user_attrs=attrs, system_attrs={"constraints": [-1.0]})
+
+    assert is_feasible(trial())
+    assert not is_feasible(trial(latency_unreliable="the interleaved rounds disagree"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -179,3 +180,43 @@ def throughput(call: Call, batch_size: int, *, min_seconds: float = 1.0, warmup:
         call()
         n += 1
     return n * batch_size / elapsed
+
+
+# Interleaved rounds whose ratios spread (IQR over median) by more than this, or a ratio that
+# disagrees with the milliseconds (the candidate's median over the reference's, the same rounds)
+# by more than this factor, are not trusted: the host was busy in a way the rounds did not cancel.
+MAX_RATIO_SPREAD = 0.25
+MAX_RATIO_DISAGREEMENT = 1.3
+BACKOFF_SECONDS = (1.0, 3.0)
+
+
+def distrust(t: Timing) -> str | None:
+    """Why a measurement interleaved with a reference is not to be trusted, or None."""
+    if t.latency_ratio is None or not t.reference_ms:
+        return None
+    if t.ratio_spread is not None and t.ratio_spread > MAX_RATIO_SPREAD:
+        return (f"the interleaved rounds disagree (ratio spread {t.ratio_spread:.0%}, over "
+                f"{MAX_RATIO_SPREAD:.0%}): a busy host")
+    by_ms = t.latency_ms / t.reference_ms
+    if max(t.latency_ratio / by_ms, by_ms / t.latency_ratio) > MAX_RATIO_DISAGREEMENT:
+        return (f"the rounds' ratio {t.latency_ratio:.3f} disagrees with the milliseconds' {by_ms:.3f} "
+                f"(by more than {MAX_RATIO_DISAGREEMENT:g}x): a busy host")
+    return None
+
+
+def time_trusted(call: Call, reference: Call | None = None, *, backoff: tuple[float, ...] = BACKOFF_SECONDS,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> tuple[Timing, str | None]:
+    """`time_repeated`, taken again after each pause of `backoff` while it is not to be trusted
+    (a busy spell may pass); the steadiest measurement, and why it is still not trusted (None
+    when it is). The measurement is kept either way: the caller marks it, never drops it."""
+    timing = time_repeated(call, reference, **kwargs)
+    reason = distrust(timing)
+    for pause in backoff:
+        if reason is None:
+            break
+        sleep(pause)
+        again = time_repeated(call, reference, **{**kwargs, "warmup": 0})
+        again_reason = distrust(again)
+        if again_reason is None or (again.ratio_spread or float("inf")) < (timing.ratio_spread or float("inf")):
+            timing, reason = again, again_reason
+    return timing, reason

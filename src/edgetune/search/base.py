@@ -78,7 +78,9 @@ def record_constraints(trial: optuna.Trial, names: Sequence[str], values: Sequen
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    return all(v <= 0 for v in trial.constraints.values())
+    """Every constraint held, on a latency that can be trusted: a measurement taken on a busy
+    host (`latency_unreliable`) is kept and shown, but never picked."""
+    return all(v <= 0 for v in trial.constraints.values()) and not trial.user_attrs.get("latency_unreliable")
 
 
 def make_sampler(sweep: SweepSpec, seed: int, source: str = "<sweep>") -> optuna.samplers.BaseSampler:

@@ -215,6 +215,8 @@ class Evaluator:
             trial.set_user_attr("error", f"objective values {values} are not all finite")
             return Verdict("FAIL", metrics=metrics, note="objective not finite")
         notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
+        if metrics.get("latency_unreliable"):
+            notes.append(f"latency unreliable, kept but never picked: {metrics['latency_unreliable']}")
         if trial.user_attrs.get("duplicate_of") is not None:
             notes.insert(0, f"duplicate of trial {trial.user_attrs['duplicate_of']}: answered from it")
         return Verdict("COMPLETE", result, values, metrics, not reasons, "; ".join(notes) or None)
