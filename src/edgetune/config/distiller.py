@@ -72,28 +72,27 @@ def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, why and what instead) for every Distiller feature of `raw` edgetune does not run."""
     found: list[tuple[str, str]] = []
     for name, spec in _table(raw, "quantizers"):
-        cls = spec.get("class") if isinstance(spec, dict) else None
-        found.append((f"quantizers.{name}.class", f"{cls} is not run: {SECTIONS['quantizers']}"))
-    for name, spec in _table(raw, "regularizers"):
-        cls = spec.get("class") if isinstance(spec, dict) else None
-        if cls in REGULARIZERS:
-            found.append((f"regularizers.{name}.class", f"{cls} is not supported: {REGULARIZERS[cls]}"))
-    for name, spec in _table(raw, "pruners"):
-        cls = spec.get("class") if isinstance(spec, dict) else None
-        if cls in UNSUPPORTED_PRUNERS:
-            found.append((f"pruners.{name}.class", f"{cls} is not supported: {UNSUPPORTED_PRUNERS[cls]}"))
-        group = spec.get("group_type") if isinstance(spec, dict) else None
-        if group in GROUP_TYPES:
-            found.append((f"pruners.{name}.group_type", f"group_type {group} is not supported: {GROUP_TYPES[group]}"))
-    for name, spec in _table(raw, "lr_schedulers"):
-        cls = spec.get("class") if isinstance(spec, dict) else None
-        if cls in SCHEDULERS:
-            found.append((f"lr_schedulers.{name}.class", f"{cls} is not supported: {SCHEDULERS[cls]}"))
-    for i, policy in enumerate(raw["policies"] if isinstance(raw.get("policies"), list) else []):
-        for kind in ("quantizer",):
-            if isinstance(policy, dict) and kind in policy and f"{kind}s" not in raw:
-                found.append((f"policies[{i}].{kind}", SECTIONS[f"{kind}s"]))
-    return found
+        found.append((f"quantizers.{name}.class", f"{_field(spec, 'class')} is not run: {SECTIONS['quantizers']}"))
+    for section, field, refused, what in (("regularizers", "class", REGULARIZERS, ""),
+                                          ("pruners", "class", UNSUPPORTED_PRUNERS, ""),
+                                          ("pruners", "group_type", GROUP_TYPES, "group_type "),
+                                          ("lr_schedulers", "class", SCHEDULERS, "")):
+        for name, spec in _table(raw, section):
+            value = _field(spec, field)
+            if value in refused:
+                found.append((f"{section}.{name}.{field}", f"{what}{value} is not supported: {refused[value]}"))
+    policies = raw["policies"] if isinstance(raw.get("policies"), list) else []
+    for i, policy in enumerate(policies):
+        if isinstance(policy, dict) and "quantizer" in policy and "quantizers" not in raw:
+            found.append((f"policies[{i}].quantizer", SECTIONS["quantizers"]))
+    return sorted(found, key=lambda item: ORDER.index(item[0].split(".")[0].split("[")[0]))
+
+
+def _field(spec: Any, name: str) -> Any:
+    return spec.get(name) if isinstance(spec, dict) else None
+
+
+ORDER = ("quantizers", "regularizers", "pruners", "lr_schedulers", "policies")
 
 
 def _table(raw: dict[str, Any], section: str) -> list[tuple[str, Any]]:
