@@ -136,3 +136,14 @@ def test_the_trials_bar_counts_only_the_trials_asked_for():
     assert reporter.progress.tasks[0].completed == 0
     reporter.trial_done(1, {"x": 1}, None, "broken", None)
     assert reporter.progress.tasks[0].completed == 1
+
+
+def test_an_output_path_that_cannot_be_written_is_said_not_a_traceback(finished_run, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = _report(finished_run, "--format", "md", "--out", str(blocker / "report"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot write {blocker}" in done.stderr and "give a path in a folder you can write to" in done.stderr
+    export = subprocess.run([sys.executable, "-m", "edgetune.cli", "export", str(finished_run), "--trial", "0",
+                             "--out", str(blocker / "deploy")], check=False, capture_output=True, text=True, timeout=300)
+    assert export.returncode == 2 and "Traceback" not in export.stderr and "cannot write" in export.stderr
