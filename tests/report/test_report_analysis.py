@@ -54,6 +54,18 @@ def test_best_so_far_and_runs_per_bin():
     assert hist["n"].tolist() == [2, 2] and hist["lo"].iloc[0] == 2.0
 
 
+def test_best_so_far_never_counts_an_infeasible_trial():
+    # Trial 1 broke the accuracy constraint at 94.44 % (a 94.5 % floor): it is drawn, never best.
+    frame = _frame({"trial": [0, 1, 2, 3], "top1": [94.6, 95.2, 94.9, 95.0],
+                    "feasible": [True, False, True, False]})
+    table = analysis.best_so_far(frame, "top1", "maximize")
+    assert table["best"].tolist() == [94.6, 94.6, 94.9, 94.9]
+    assert table["feasible"].tolist() == [True, False, True, False]
+    late = analysis.best_so_far(_frame({"trial": [0, 1], "top1": [96.0, 94.0], "feasible": [False, True]}),
+                                "top1", "maximize")
+    assert np.isnan(late["best"].iloc[0]) and late["best"].iloc[1] == 94.0  # no best before a feasible trial
+
+
 def test_importance_finds_the_parameter_that_matters():
     """latency depends on `a` only; `b` and `c` are noise: every method ranks `a` first by far."""
     rng = np.random.default_rng(0)

@@ -74,12 +74,18 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Dat
 
 
 def best_so_far(frame: pd.DataFrame, metric: str, goal: str) -> pd.DataFrame:
-    """Each trial's value and the best seen up to it, in trial order (figure 4.3)."""
-    data = frame[["trial", metric]].copy()
+    """Each trial's value and the best *feasible* value seen up to it, in trial order (figure
+    4.3): a trial that broke a constraint (or whose latency was not to be trusted) is drawn, but
+    never becomes the best; the line starts at the first feasible trial."""
+    columns = ["trial", metric, *(["feasible"] if "feasible" in frame else [])]
+    data = frame[columns].copy()
     data[metric] = pd.to_numeric(data[metric], errors="coerce")
-    data = data.dropna().sort_values("trial")
-    best = data[metric].cummin() if goal == "minimize" else data[metric].cummax()
-    return pd.DataFrame({"trial": data["trial"].to_numpy(), "value": data[metric].to_numpy(), "best": best.to_numpy()})
+    data = data.dropna(subset=[metric]).sort_values("trial")
+    feasible = (data["feasible"].astype(str) == "True") if "feasible" in data else pd.Series(True, index=data.index)
+    eligible = data[metric].where(feasible)
+    best = (eligible.cummin() if goal == "minimize" else eligible.cummax()).ffill()
+    return pd.DataFrame({"trial": data["trial"].to_numpy(), "value": data[metric].to_numpy(), "best": best.to_numpy(),
+                         "feasible": feasible.to_numpy()})
 
 
 def metric_matrix(frame: pd.DataFrame, metrics: Sequence[str], method: str = "spearman") -> pd.DataFrame:
