@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.onnx_stats import OnnxInput, onnx_input
 from edgetune.profiler import BenchReport, profile_artifact
 
 # The schema's names for what `edgetune bench` calls by its flags.
@@ -29,46 +29,6 @@ UNITS = {
     "power_w": "W", "achieved_gflops": "GFLOP/s", "model_bytes": "B", "onnx_bytes": "B", "throughput": "img/s",
     "engine_throughput": "img/s", "deployed_top1": "%", "deployed_top5": "%", "repeat_spread": "",
 }
-
-
-@dataclass(frozen=True)
-class OnnxInput:
-    """The one image input `bench` feeds: its name and dims (None where the file leaves a dim free)."""
-
-    name: str
-    dims: tuple[int | None, ...]
-
-    @property
-    def fixed_batch(self) -> int | None:
-        return self.dims[0]
-
-    def describe(self) -> str:
-        return f"input '{self.name}' is [{', '.join('?' if d is None else str(d) for d in self.dims)}]"
-
-
-def onnx_input(path: Path) -> OnnxInput:
-    """The model's single input, or an error naming the file and what is wrong with it: not an
-    ONNX file (truncated, text, random bytes), several inputs, or not a batch of images."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-        if not graph.node:  # protobuf reads an empty file (or some text) as an empty model
-            raise ValueError("it holds no operators")
-    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends: a file that is not ONNX
-        raise EdgetuneError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); export "
-                            "one with torch.onnx.export or give a .pt checkpoint") from None
-    initialisers = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initialisers]
-    if len(inputs) != 1:
-        raise EdgetuneError(f"{path}: bench feeds one batch of images, but the model has {len(inputs)} inputs "
-                            f"({', '.join(i.name for i in inputs) or 'none'})")
-    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                 for d in inputs[0].type.tensor_type.shape.dim)
-    found = OnnxInput(inputs[0].name, dims)
-    if len(dims) < 2:
-        raise EdgetuneError(f"{path}: bench feeds a batch of images (batch, channels, ...), but {found.describe()}")
-    return found
 
 
 def _check_batches(path: Path, found: OnnxInput, batches: list[int]) -> None:
@@ -232,3 +192,4 @@ def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration:
         part = getattr(splits, split)
         eval_images, eval_labels = splits.normalize(part.images).numpy(), part.labels.numpy()
     return module, onnx_path, sample, (calib, eval_images, eval_labels)
+

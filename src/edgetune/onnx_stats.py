@@ -1,14 +1,18 @@
-"""Parameters and MACs of an ONNX file, for `edgetune bench` on a bare file (a trial counts them
-on the PyTorch module with Torch-Pruning instead). Convolutions and matrix products carry the
-cost of a CNN; other operators are left out, as profilers of MACs do."""
+"""What `edgetune bench` reads from a bare ONNX file: its single image input (or an error saying
+why the file is not one bench can feed), and its parameters and MACs (a trial counts them on the
+PyTorch module with Torch-Pruning instead). Convolutions and matrix products carry the cost of a
+CNN; other operators are left out, as profilers of MACs do."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 from onnx import shape_inference
+
+from edgetune.errors import EdgetuneError
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int] | None:
@@ -44,3 +48,41 @@ def onnx_params_and_macs(path: Path) -> tuple[int, int]:
             if b and len(b) == 2:
                 macs += b[0] * b[1]
     return int(params), int(macs)
+
+
+@dataclass(frozen=True)
+class OnnxInput:
+    """The one image input `bench` feeds: its name and dims (None where the file leaves a dim free)."""
+
+    name: str
+    dims: tuple[int | None, ...]
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.dims[0]
+
+    def describe(self) -> str:
+        return f"input '{self.name}' is [{', '.join('?' if d is None else str(d) for d in self.dims)}]"
+
+
+def onnx_input(path: Path) -> OnnxInput:
+    """The model's single input, or an error naming the file and what is wrong with it: not an
+    ONNX file (truncated, text, random bytes), several inputs, or not a batch of images."""
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+        if not graph.node:  # protobuf reads an empty file (or some text) as an empty model
+            raise ValueError("it holds no operators")
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends: a file that is not ONNX
+        raise EdgetuneError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); export "
+                            "one with torch.onnx.export or give a .pt checkpoint") from None
+    initialisers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialisers]
+    if len(inputs) != 1:
+        raise EdgetuneError(f"{path}: bench feeds one batch of images, but the model has {len(inputs)} inputs "
+                            f"({', '.join(i.name for i in inputs) or 'none'})")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                 for d in inputs[0].type.tensor_type.shape.dim)
+    found = OnnxInput(inputs[0].name, dims)
+    if len(dims) < 2:
+        raise EdgetuneError(f"{path}: bench feeds a batch of images (batch, channels, ...), but {found.describe()}")
+    return found

@@ -107,3 +107,29 @@ def test_an_unwritable_json_path_fails_before_benchmarking_and_no_temporary_fold
     _bench(path, json_path=tmp_path / "out.json")
     assert (tmp_path / "out.json").is_file()
     assert set(Path(tempfile.gettempdir()).glob("edgetune-bench-*")) == before  # every run cleaned up after itself
+
+
+def test_bench_against_times_networks_interleaved_with_the_reference_in_one_table(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    base = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), "base.onnx", input_names=["x"],
+                   dynamic_axes={"x": {0: "n"}})
+    wide = Small()
+    wide.conv = nn.Conv2d(1, 4, 3)
+    pick = _export(tmp_path, wide, (torch.randn(1, 1, 8, 8),), "pick.onnx", input_names=["x"],
+                   dynamic_axes={"x": {0: "n"}})
+    done = subprocess.run([sys.executable, "-m", "edgetune.cli", "bench", str(pick), "--against", str(base),
+                           "--against", str(base)], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if "│" in line and (".onnx" in line)]
+    assert "interleaved with base.onnx" in done.stdout and [r.split("│")[1].strip() for r in rows] == [
+        "base.onnx", "pick.onnx", "base.onnx"]
+    cells = [[c.strip() for c in r.split("│")[1:-1]] for r in rows]
+    assert 0.8 < float(cells[0][2]) < 1.25 and cells[0][4] == cells[2][4] == "100.0%"  # the reference against itself
+    other = _export(tmp_path, Small(), (torch.randn(1, 1, 9, 9),), "other.onnx", input_names=["x"])
+    bad = subprocess.run([sys.executable, "-m", "edgetune.cli", "bench", str(other), "--against", str(base)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and "cannot be timed on the same images" in bad.stderr

@@ -54,6 +54,9 @@ def bench(
     top: Annotated[int, typer.Option(help="Layers to print with --per-layer.")] = 15,
     csv: Annotated[Path | None, typer.Option(help="Write the per-layer table here (default: next to --json).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every metric here.")] = None,
+    against: Annotated[list[Path] | None, typer.Option(
+        help="Compare instead: time MODEL and every --against file in rounds interleaved with the first "
+             "--against file, and print one table of milliseconds, ratios and top-class agreement.")] = None,
 ) -> None:
     """Benchmark one model on one runtime: latency statistics, throughput, accuracy, and more.
 
@@ -66,8 +69,16 @@ def bench(
       edgetune bench model.onnx --batch 1 --batch 32 --json out.json
       edgetune bench model.onnx --runtime openvino --device CPU --precision int8 --calibration fashion-mnist
       edgetune bench model.onnx --per-layer
+      edgetune bench pick.onnx --against base.onnx --against resnet20.onnx
     """
     from edgetune.bench_cli import run_bench
+
+    if against:
+        from edgetune.bench_against import run_against
+
+        run_against(model, against, runtime=runtime, device=device, threads=threads, data=data,
+                    data_root=data_root, console=Console() if sys.stdout.isatty() else Console(width=140))
+        return
 
     run_bench(
         model=model, runtime=runtime, device=device, batches=batch or [1], precision=precision,

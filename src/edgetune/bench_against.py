@@ -1,0 +1,95 @@
+"""`edgetune bench MODEL --against BASE [--against OTHER]`: networks compared the way a search
+compares them. Each is timed in rounds interleaved with the first `--against` file (the
+reference), so a slow spell of the host moves both and the ratio holds; the table gives each
+network's milliseconds, its ratio to the reference with the spread of the per-round ratios
+(and whether edgetune trusts it), and where the inputs and outputs match, how often its top
+class agrees with the reference's on the same images."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.data import load_dataset
+from edgetune.errors import ConfigError
+from edgetune.onnx_stats import onnx_input
+from edgetune.profiler import open_reference, profile_artifact
+
+
+def compare(models: list[Path], reference: Path, spec: BenchmarkSpec, sample: np.ndarray, work: Path,
+            console: Console) -> list[dict[str, Any]]:
+    """One row per network, the reference first."""
+    ref_input = onnx_input(reference)
+    for path in models:
+        found = onnx_input(path)
+        if found.dims[1:] != ref_input.dims[1:]:
+            raise ConfigError(f"{path}: {found.describe()}, but the reference {reference} takes "
+                              f"{ref_input.describe()}: they cannot be timed on the same images", key="--against")
+    session = open_reference(reference, spec, work_dir=work)
+    rows = []
+    try:
+        for path in [reference, *models]:
+            report = profile_artifact(path, spec, sample, reference=session, work_dir=work)
+            m = report.metrics
+            rows.append({"network": path.name, "path": str(path), "latency_ms": m["latency_ms"], "ratio": m["latency_ratio"],
+                         "ratio_spread": report.timing.get("ratio_spread"),
+                         "unreliable": m.get("latency_unreliable"), "agreement": _agreement(path, reference, sample)})
+    finally:
+        session.close()
+    _print(rows, console)
+    return rows
+
+
+def _agreement(path: Path, reference: Path, sample: np.ndarray) -> float | None:
+    """Share of the sample on which both give the same top class (None where outputs differ in shape)."""
+    import onnxruntime as ort
+
+    outputs = []
+    for p in (path, reference):
+        session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outputs.append(np.concatenate([session.run(None, {name: sample[i:i + 1]})[0] for i in range(len(sample))]))
+    a, b = outputs
+    if a.shape != b.shape:
+        return None
+    return float((a.argmax(1) == b.argmax(1)).mean())
+
+
+def _print(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title=f"timed in rounds interleaved with {rows[0]['network']} ({rows[0]['path']})")
+    for column in ("network", "ms", "x reference", "ratio spread", "top class agrees", "trusted"):
+        table.add_column(column, justify="left" if column == "network" else "right")
+    for row in rows:
+        spread = row["ratio_spread"]
+        agree = row["agreement"]
+        table.add_row(row["network"], f"{row['latency_ms']:.3f}", f"{row['ratio']:.3f}",
+                      "-" if spread is None else f"{spread:.1%}", "-" if agree is None else f"{agree:.1%}",
+                      "no: " + row["unreliable"] if row["unreliable"] else "yes")
+    console.print(table)
+
+
+def run_against(model: Path, against: list[Path], *, runtime: str, device: str, threads: int, data: str | None,
+                data_root: Path | None, console: Console) -> list[dict[str, Any]]:
+    """`bench MODEL --against REF ...` (edgetune.bench_against): fp32, batch 1, the study's timing."""
+    for path in (model, *against):
+        if not path.is_file() or path.suffix != ".onnx":
+            raise ConfigError(f"{path}: --against compares ONNX files; export a checkpoint first (edgetune export)",
+                              key="--against")
+    spec = BenchmarkSpec(runtime=runtime, device=device, threads=threads, throughput_batches=[], energy_seconds=0.0,
+                         engine_throughput=False)
+    found = onnx_input(against[0])
+    if data:
+        splits = load_dataset(data, data_root)
+        sample = splits.normalize(splits.val.images[:64]).numpy()
+    elif any(d is None for d in found.dims[1:]):
+        raise ConfigError(f"{against[0]}: {found.describe()}: give --data for images of the right size", key="--data")
+    else:
+        sample = np.random.default_rng(0).standard_normal((64, *found.dims[1:])).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
+        return compare([model, *against[1:]], against[0], spec, sample, Path(tmp), console)
