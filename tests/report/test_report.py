@@ -20,7 +20,7 @@ from tests.study.test_study import experiment
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
 
-SECTIONS = ["summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "metric_matrix",
+SECTIONS = ["headline", "summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "metric_matrix",
             "layers", "listing"]
 
 
@@ -147,3 +147,19 @@ def test_an_output_path_that_cannot_be_written_is_said_not_a_traceback(finished_
     export = subprocess.run([sys.executable, "-m", "edgetune.cli", "export", str(finished_run), "--trial", "0",
                              "--out", str(blocker / "deploy")], check=False, capture_output=True, text=True, timeout=300)
     assert export.returncode == 2 and "Traceback" not in export.stderr and "cannot write" in export.stderr
+
+
+def test_the_headline_says_what_trials_csv_says(finished_run, tmp_path):
+    import pandas as pd
+
+    done = _report(finished_run, "--format", "md", "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (tmp_path / "r" / "report.md").read_text()
+    rows = pd.read_csv(finished_run / "trials.csv")
+    refs = rows["reference"].notna() if "reference" in rows else pd.Series(False, index=rows.index)
+    searched = rows[(rows["state"] == "COMPLETE") & (rows["feasible"] == True) & ~refs]
+    best = searched.loc[searched["latency_adj_ms"].idxmin()]
+    assert text.index("What to deploy") < text.index("Baseline, reference and best trials")  # the first thing read
+    assert (f"Deploy trial {int(best['trial'])}: {1 / best['latency_ratio']:.2f}x faster than the unpruned network "
+            f"({best['latency_ratio']:.3f} of its latency") in text
+    assert f"top-1 {best['top1']:.2f} %" in text

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgetune.cli.app import app, console
 from edgetune.errors import EdgetuneError, MissingExtraError
@@ -85,13 +86,17 @@ def _dry_run(out: Console, spec: Any) -> None:
 def _search(out: Console, spec: Any) -> None:
     from edgetune.api import tune
     from edgetune.progress import RichReporter, final_table, results_table
+    from edgetune.study.headline import headline
 
-    outcome = tune(spec, progress=RichReporter(out)).outcome
+    result = tune(spec, progress=RichReporter(out))
+    outcome = result.outcome
     if outcome.reclaimed:
         out.print(f"resumed: trial(s) {outcome.reclaimed} were interrupted and were run again")
     out.print(results_table(outcome))
     if (closing := final_table(outcome)) is not None:
         out.print(closing)
+    said = headline(result.trials, outcome.plan.objectives, outcome.plan.spec.benchmark.model_dump())
+    out.print(f"[bold]{escape(said.text)}[/]")
     out.print(f"every trial: {outcome.plan.run_dir / 'trials.csv'}")
 
 

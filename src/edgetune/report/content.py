@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
+import yaml
 
 from edgetune.objectives import Objective
 from edgetune.report import analysis
 from edgetune.report.load import RunData
+from edgetune.study.headline import headline
 from edgetune.study.rundir import RunDir
 
 FigureKind = Literal["scatter", "line", "bar", "heatmap"]
@@ -109,12 +111,20 @@ def build_report(run: RunData, layer_times: Callable[[int], pd.DataFrame | None]
     s = _Study(run, bins, _latency_metric(run), metrics, analysis.baseline_comparison(run.frame, run.objectives, metrics),
                feasible)
     pareto, front = _pareto(s)
-    sections = [_summary(s), *_final(s), pareto, *_progress(s)]
+    sections = [_headline(s), _summary(s), *_final(s), pareto, *_progress(s)]
     if s.params and s.metrics:
         sections += [_correlations(s), _binned(s), _importance(s)]
     sections += [*_metric_matrix(s), *_layers(s, layer_times), _listing(s, front)]
     subtitle = f"{run.run_dir} · {len(run.frame) - 1} trials"
     return Report(f"edgetune report: {run.name}", subtitle, sections)
+
+
+def _headline(s: _Study) -> Section:
+    """What to deploy, first: the pick, its speed-up, what it costs, the references beside it."""
+    resolved = RunDir(s.run.run_dir).resolved_experiment
+    benchmark = (yaml.safe_load(resolved.read_text()) or {}).get("benchmark") if resolved.is_file() else None
+    said = headline(s.frame, s.run.objectives, benchmark or {})
+    return Section("headline", "What to deploy", said.text)
 
 
 def _summary(s: _Study) -> Section:

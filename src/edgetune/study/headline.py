@@ -1,0 +1,135 @@
+"""What to deploy, in one paragraph: the study's pick, how much faster it is than the network
+it started from, what it costs in accuracy (on validation, and on test once measured), its size,
+and each reference network beside it with which dominates which.
+
+Read from the trials table (trials.csv's rows, final-stage columns merged), so the report, the
+end of `edgetune run` and trials.csv can never disagree (tests/study/test_headline.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from edgetune.objectives import Objective
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The pick (None when there is none) and the sentences that say it."""
+
+    picked: int | None
+    sentences: list[str]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _truthy(value: Any) -> bool:
+    return str(value) == "True"
+
+
+def pick_row(frame: pd.DataFrame, objectives: list[Objective]) -> pd.Series | None:
+    """The final stage's pick; else the best feasible searched trial by the first objective."""
+    trials = frame[frame["trial"].astype(str) != "baseline"]
+    if "picked" in trials and trials["picked"].map(_truthy).any():
+        return trials[trials["picked"].map(_truthy)].iloc[0]
+    if "final_val_top1" in frame and frame["final_val_top1"].notna().any():
+        return None  # a final stage ran and picked nothing: say so, do not fall back
+    feasible = trials["feasible"].map(_truthy) if "feasible" in trials else pd.Series(True, index=trials.index)
+    searched = trials[(trials["state"] == "COMPLETE") & feasible]
+    if "reference" in searched:
+        searched = searched[searched["reference"].isna()]
+    if "duplicate_of" in searched:
+        searched = searched[searched["duplicate_of"].isna()]
+    metric = objectives[0].metric
+    if not len(searched) or metric not in searched:
+        return None
+    values = pd.to_numeric(searched[metric], errors="coerce")
+    best = values.idxmin() if objectives[0].goal == "minimize" else values.idxmax()
+    return searched.loc[best] if not math.isnan(values.loc[best]) else None
+
+
+def _accuracy(row: pd.Series) -> tuple[float | None, str]:
+    """Validation top-1 (after the final training when there was one) and what it was measured on."""
+    final = _number(row.get("final_val_top1"))
+    return (final, "validation, after the final training") if final is not None else (_number(row.get("top1")),
+                                                                                   "validation")
+
+
+def measured_on(benchmark: dict[str, Any], row: pd.Series | None = None) -> str:
+    """The target in words: runtime, device, threads, batch and the pick's precision."""
+    precision = row.get("param.precision") if row is not None and "param.precision" in row else None
+    precision = precision if isinstance(precision, str) else benchmark.get("precision", "fp32")
+    return (f"{benchmark.get('runtime', 'onnxruntime')} {benchmark.get('device', 'cpu')}, "
+            f"{benchmark.get('threads', 1)} thread(s), batch {benchmark.get('batch_size', 1)}, {precision}")
+
+
+def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[str, Any] | None = None) -> Headline:
+    base = frame[frame["trial"].astype(str) == "baseline"].iloc[0]
+    row = pick_row(frame, objectives)
+    where = f" on {measured_on(benchmark, row)}" if benchmark is not None and row is not None else ""
+    if row is None:
+        reason = ("no finalist's loss held at the stated confidence" if "final_val_top1" in frame
+                  and frame["final_val_top1"].notna().any() else "no trial met every constraint")
+        return Headline(None, [f"Nothing to deploy from this study: {reason} (see the table below and trials.csv)."])
+    number = int(float(row["trial"]))
+    ratio = _number(row.get("latency_ratio"))
+    acc, on = _accuracy(row)
+    base_acc, _ = _accuracy(base)
+    figures = {"trial": number, "latency_ratio": ratio, "speedup": 1 / ratio if ratio else None, "top1": acc,
+               "baseline_top1": base_acc, "test_top1": _number(row.get("test_top1")),
+               "baseline_test_top1": _number(base.get("test_top1")), "macs": _number(row.get("macs")),
+               "params": _number(row.get("params")), "onnx_bytes": _number(row.get("onnx_bytes")),
+               "latency_ms": _number(row.get("latency_ms"))}
+    sentences = [f"Deploy trial {number}: {figures['speedup']:.2f}x faster than the unpruned network "
+                 f"({ratio:.3f} of its latency{where}, measured in interleaved rounds)"
+                 if ratio else f"Deploy trial {number}"]
+    if acc is not None and base_acc is not None:
+        sentences[0] += f", top-1 {acc:.2f} % against {base_acc:.2f} % on {on} ({acc - base_acc:+.2f} points)"
+    test, base_test = figures["test_top1"], figures["baseline_test_top1"]
+    if test is not None and base_test is not None:
+        sentences[0] += f", {test:.2f} % against {base_test:.2f} % on test (measured once, after the pick)"
+    sizes = [f"{figures['macs'] / 1e6:.1f} M MACs" if figures["macs"] else "",
+             f"{figures['params'] / 1e3:.0f} k parameters" if figures["params"] else "",
+             f"{figures['onnx_bytes'] / 2**20:.2f} MB of ONNX" if figures["onnx_bytes"] else ""]
+    sentences[0] += "; " + ", ".join(s for s in sizes if s) + "." if any(sizes) else "."
+    sentences += _against_references(frame, row, figures)
+    return Headline(number, sentences, figures)
+
+
+def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, Any]) -> list[str]:
+    """Each reference network beside the pick: faster or not, more accurate or not, who dominates."""
+    if "reference" not in frame:
+        return []
+    out = []
+    refs = frame[frame["reference"].notna() & (frame["reference"].astype(str) != "baseline")
+                 & (frame["state"] == "COMPLETE")]
+    for _, ref in refs.drop_duplicates("reference").iterrows():
+        name = str(ref["reference"]).rsplit("/", 1)[-1]
+        ratio = _number(ref.get("latency_ratio"))
+        test = _number(ref.get("test_top1"))
+        acc, on = (test, "test") if test is not None and figures["test_top1"] is not None else (_accuracy(ref)[0],
+                                                                                              "validation")
+        mine = figures["test_top1"] if on == "test" else figures["top1"]
+        if ratio is None or acc is None or mine is None or figures["latency_ratio"] is None:
+            continue
+        faster, better = figures["latency_ratio"] < ratio, mine >= acc
+        verdict = ("the pick dominates it" if faster and better else
+                   "it dominates the pick: deploy it instead" if not faster and not better else
+                   "neither dominates")
+        out.append(f"Reference {name}: {ratio:.3f} of the unpruned latency, {acc:.2f} % on {on}; {verdict}.")
+    return out
