@@ -100,3 +100,14 @@ def test_metric_matrix_is_symmetric_with_unit_diagonal():
     m = analysis.metric_matrix(frame, ["macs", "latency_ms", "top1"])
     assert np.allclose(np.diag(m), 1) and m.loc["macs", "top1"] == pytest.approx(-1.0)
     assert m.loc["macs", "latency_ms"] == pytest.approx(m.loc["latency_ms", "macs"])
+
+
+def test_the_pareto_figure_zooms_to_the_feasible_trials_and_counts_the_rest():
+    from edgetune.report.content import _zoom
+
+    points = _frame({"trial": [0, 1, 2, 3], "top1": [94.7, 95.0, 51.0, 94.9]})
+    feasible = points[points["top1"] > 90]
+    marks = _frame({"label": ["unpruned"], "top1": [95.1]})
+    span, hidden = _zoom(points, feasible, marks, "top1", [94.5])
+    assert hidden == 1 and span[0] < 94.5 and span[1] > 95.1 and span[0] > 90  # the ruined one is left out
+    assert _zoom(feasible, feasible, marks, "top1", []) == (None, 0)  # nothing to leave out: no zoom

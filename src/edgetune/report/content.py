@@ -33,6 +33,10 @@ class Figure:
     group: str = ""  # scatter: a column whose values colour the points
     marks: pd.DataFrame | None = None  # scatter: labelled reference points (column "label")
     line: pd.DataFrame | None = None  # scatter: the Pareto front, drawn through its points
+    # scatter: constraints drawn as lines, ("x" or "y", value, label); the y range shown (zoomed
+    # to the feasible trials, the outliers counted in the title)
+    limits: list[tuple[str, float, str]] = field(default_factory=list)
+    y_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -204,9 +208,45 @@ def _pareto(s: _Study) -> tuple[Section, pd.DataFrame]:
         points = candidates.assign(status=candidates.get("feasible", True).map({True: "feasible", False: "infeasible"}))
         comparison = s.comparison
         marks = comparison[comparison["row"].str.startswith(("unpruned", "reference"))].rename(columns={"row": "label"})
-        section.figures.append(Figure("pareto", f"{y} against {x}", "scatter", points, x, [y], _label(x), _label(y),
-                                      group="status", marks=marks, line=front))
+        limits = _limits(s, x, y)
+        y_range, hidden = _zoom(points, s.feasible, marks, y, [v for axis, v, _ in limits if axis == "y"])
+        title = f"{y} against {x}" + (f" (zoomed to the feasible trials: {hidden} outside)" if hidden else "")
+        section.figures.append(Figure("pareto", title, "scatter", points, x, [y], _label(x), _label(y),
+                                      group="status", marks=marks, line=front, limits=limits, y_range=y_range))
     return section, front
+
+
+def _limits(s: _Study, x: str, y: str) -> list[tuple[str, float, str]]:
+    """The study's constraints on the two axes, and the protocol's accuracy floor."""
+    resolved = RunDir(s.run.run_dir).resolved_experiment
+    sweep = ((yaml.safe_load(resolved.read_text()) or {}).get("sweep") or {}) if resolved.is_file() else {}
+    out = []
+    for c in sweep.get("constraints") or []:
+        axis = "x" if c.get("metric") == x else "y" if c.get("metric") == y else None
+        for bound in ("min", "max"):
+            if axis and c.get(bound) is not None:
+                out.append((axis, float(c[bound]), f"{c['metric']} {bound} {c[bound]:g}"))
+    protocol, base = sweep.get("protocol") or {}, s.run.baseline.get(y)
+    if protocol.get("name") == "accuracy-guaranteed" and y == s.accuracy and base is not None:
+        drop = float(protocol.get("max_accuracy_drop", 1.0))
+        out.append(("y", base - drop, f"at most {drop:g} point(s) below the unpruned network"))
+    return out
+
+
+def _zoom(points: pd.DataFrame, feasible: pd.DataFrame, marks: pd.DataFrame, y: str, floors: list[float]
+          ) -> tuple[tuple[float, float] | None, int]:
+    """A y range around the feasible trials, the references and the constraint lines, so that one
+    ruined candidate does not flatten the front; how many trials fall outside it."""
+    shown = [*pd.to_numeric(feasible.get(y), errors="coerce").dropna().tolist(),
+             *pd.to_numeric(marks.get(y), errors="coerce").dropna().tolist(), *floors]
+    if len(shown) < 2:
+        return None, 0
+    low, high = min(shown), max(shown)
+    pad = max(0.15 * (high - low), 0.25)
+    span = (low - pad, high + pad)
+    values = pd.to_numeric(points[y], errors="coerce").dropna()
+    hidden = int(((values < span[0]) | (values > span[1])).sum())
+    return (span, hidden) if hidden else (None, 0)
 
 
 def _progress(s: _Study) -> list[Section]:
@@ -214,10 +254,16 @@ def _progress(s: _Study) -> list[Section]:
     first, candidates, latency = s.run.objectives[0], s.candidates, s.latency
     if first.metric in s.frame:
         progress = analysis.best_so_far(candidates, first.metric, first.goal)
-        sections.append(Section("progress", "Best so far", f"Best {first.metric} after each trial ({first.goal}).",
+        drawn = pd.DataFrame({"trial": progress["trial"],
+                              "feasible trial": progress["value"].where(progress["feasible"]),
+                              "infeasible trial": progress["value"].where(~progress["feasible"]),
+                              "best feasible": progress["best"]})
+        sections.append(Section("progress", "Best so far", f"Best {first.metric} after each trial ({first.goal}), "
+                                "over the feasible trials only: an infeasible one is drawn apart and never counts.",
                                 {"best_so_far": progress},
-                                [Figure("best_so_far", f"best {first.metric} so far", "line", progress, "trial",
-                                        ["value", "best"], "trial", _label(first.metric))]))
+                                [Figure("best_so_far", f"best feasible {first.metric} so far", "line", drawn,
+                                        "trial", ["feasible trial", "infeasible trial", "best feasible"], "trial",
+                                        _label(first.metric))]))
     if latency in s.metrics:
         hist = analysis.runs_per_bin(candidates, latency, bins=min(20, max(5, len(candidates) // 3)))
         hist["band"] = [f"{lo:.3g}-{hi:.3g}" for lo, hi in zip(hist["lo"], hist["hi"], strict=True)]

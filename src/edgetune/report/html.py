@@ -42,8 +42,18 @@ def _plotly_figure(fig: Figure):
                     out.add_trace(go.Scatter(x=[row[fig.x]], y=[row[fig.y[0]]], mode="markers+text", name=row["label"],
                                              text=[row["label"]], textposition="top center",
                                              marker={"symbol": "star", "size": 14}))
+        for axis, value, label in fig.limits:
+            line = {"color": "crimson", "dash": "dash", "width": 1}
+            if axis == "y":
+                out.add_hline(y=value, line=line, annotation_text=label, annotation_position="bottom right")
+            else:
+                out.add_vline(x=value, line=line, annotation_text=label, annotation_position="top left")
+        if fig.y_range is not None:
+            out.update_yaxes(range=list(fig.y_range))
     elif fig.kind == "line":
-        out = go.Figure([go.Scatter(x=d[fig.x], y=d[c], mode="lines+markers" if c != "best" else "lines", name=c)
+        out = go.Figure([go.Scatter(x=d[fig.x], y=d[c], name=c,
+                                    mode="markers" if c.endswith("trial") else "lines" if c.startswith("best")
+                                    else "lines+markers")
                          for c in fig.y])
     elif fig.kind == "bar":
         counts = [f"n={n}" for n in d["n"]] if "n" in d and fig.y != ["n"] else None  # binned means: per-bin count

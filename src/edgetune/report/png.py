@@ -24,10 +24,15 @@ def _draw(fig: Figure, ax) -> None:
             for _, row in fig.marks.iterrows():
                 if pd.notna(row.get(fig.x)) and pd.notna(row.get(fig.y[0])):
                     ax.scatter([row[fig.x]], [row[fig.y[0]]], marker="*", s=160, label=row["label"])
+        for axis, value, label in fig.limits:
+            (ax.axhline if axis == "y" else ax.axvline)(value, color="crimson", ls="--", lw=1, label=label)
+        if fig.y_range is not None:
+            ax.set_ylim(*fig.y_range)
         ax.legend(fontsize=8)
     elif fig.kind == "line":
         for c in fig.y:
-            ax.plot(d[fig.x], d[c], marker="o" if c != "best" else None, ms=3, lw=1 if c != "best" else 2, label=c)
+            ax.plot(d[fig.x], d[c], marker="o" if not c.startswith("best") else None, ms=3,
+                    lw=0 if c.endswith("trial") else 2 if c.startswith("best") else 1, label=c)
         ax.legend(fontsize=8)
     elif fig.kind == "bar":
         x = np.arange(len(d))
