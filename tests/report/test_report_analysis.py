@@ -111,3 +111,15 @@ def test_the_pareto_figure_zooms_to_the_feasible_trials_and_counts_the_rest():
     span, hidden = _zoom(points, feasible, marks, "top1", [94.5])
     assert hidden == 1 and span[0] < 94.5 and span[1] > 95.1 and span[0] > 90  # the ruined one is left out
     assert _zoom(feasible, feasible, marks, "top1", []) == (None, 0)  # nothing to leave out: no zoom
+
+
+def test_tables_people_read_have_words_and_units_and_the_csv_keeps_machine_names():
+    from edgetune.report.labels import readable
+
+    table = _frame({"trial": [3], "param.filter_pruner_layer_3.1": [0.4], "macs": [97.3e6], "params": [855e3],
+                    "latency_adj_ms": [1.8], "top1_before_ft": [40.0]})
+    shown = readable(table)
+    assert list(shown.columns) == ["trial", "filter_pruner_layer_3.1", "M MACs", "k parameters",
+                                   "latency ms (host-adjusted)", "top-1 before fine-tuning %"]
+    assert shown["M MACs"].iloc[0] == pytest.approx(97.3) and shown["k parameters"].iloc[0] == pytest.approx(855)
+    assert list(table.columns)[2] == "macs" and table["macs"].iloc[0] == 97.3e6  # the original is untouched

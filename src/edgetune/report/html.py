@@ -10,6 +10,7 @@ import pandas as pd
 
 from edgetune.errors import MissingExtraError
 from edgetune.report.content import Figure, Report
+from edgetune.report.labels import readable
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -17,7 +18,7 @@ h1 { margin-bottom: 0.2rem; } .subtitle { color: #666; margin-top: 0; }
 section { margin: 2.5rem 0; } nav a { margin-right: 1rem; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; display: block; overflow-x: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; white-space: nowrap; }
-th { background: #f4f4f4; } .figure { min-height: 420px; }
+th { background: #f4f4f4; white-space: normal; vertical-align: bottom; } .figure { min-height: 420px; }
 """
 
 
@@ -69,8 +70,28 @@ def _plotly_figure(fig: Figure):
     return out
 
 
+# Click a column's header to sort the table by it (again to reverse); numbers as numbers.
+SORTING = """
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.style.cursor = 'pointer';
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0], i = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var up = th.dataset.order !== 'up'; th.dataset.order = up ? 'up' : 'down';
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[i].textContent, y = b.cells[i].textContent, nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return up ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+
 def _table(table: pd.DataFrame) -> str:
-    return table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, escape=True)
+    return readable(table).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, escape=True,
+                                   classes="sortable")
 
 
 def render_html(report: Report, path: Path) -> Path:
@@ -95,7 +116,7 @@ def render_html(report: Report, path: Path) -> Path:
                          f"<summary>{html.escape(name)} ({len(table)} rows)</summary>{_table(table)}</details>")
         parts.append("</section>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SORTING}</script></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from edgetune.report.content import Report
+from edgetune.report.labels import readable
 
 
 def _cell(v: object) -> str:
@@ -18,6 +19,7 @@ def _cell(v: object) -> str:
 
 
 def markdown_table(table: pd.DataFrame, rows: int = 20) -> str:
+    table = readable(table)
     head = "| " + " | ".join(str(c) for c in table.columns) + " |"
     rule = "|" + "---|" * len(table.columns)
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.head(rows).itertuples(index=False)]

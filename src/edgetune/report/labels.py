@@ -1,0 +1,30 @@
+"""Words and units where a person reads a table (HTML and Markdown); the CSV files keep the
+machine names, which scripts read."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# column -> (label, divisor): MACs in millions, parameters in thousands, bytes in MB.
+LABELS: dict[str, tuple[str, float]] = {
+    "trial": ("trial", 1), "row": ("network", 1), "state": ("state", 1),
+    "top1": ("top-1 %", 1), "top5": ("top-5 %", 1), "top1_before_ft": ("top-1 before fine-tuning %", 1),
+    "loss": ("loss", 1), "latency_ms": ("latency ms", 1), "latency_adj_ms": ("latency ms (host-adjusted)", 1),
+    "latency_ratio": ("x unpruned latency", 1), "latency_p90_ms": ("p90 ms", 1), "latency_p99_ms": ("p99 ms", 1),
+    "total_latency_ms": ("total latency ms", 1), "throughput": ("images/s", 1), "macs": ("M MACs", 1e6),
+    "params": ("k parameters", 1e3), "onnx_bytes": ("ONNX MB", 2**20), "model_bytes": ("model MB", 2**20),
+    "macs_ratio": ("x unpruned MACs", 1), "params_ratio": ("x unpruned parameters", 1),
+    "size_ratio": ("x unpruned size", 1), "final_val_top1": ("final val top-1 %", 1),
+    "final_drop": ("points lost", 1), "final_drop_upper": ("at most (bound)", 1), "test_top1": ("test top-1 %", 1),
+    "final_epochs": ("final epochs", 1), "feasible": ("feasible", 1), "pareto": ("on the front", 1),
+    "duplicate_of": ("repeat of trial", 1), "latency_unreliable": ("latency not trusted", 1),
+}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """Renamed columns (`param.` dropped, units in the name) and values in those units."""
+    out = table.copy()
+    for column, (_, divisor) in LABELS.items():
+        if column in out and divisor != 1:
+            out[column] = pd.to_numeric(out[column], errors="coerce") / divisor
+    return out.rename(columns=lambda c: LABELS[c][0] if c in LABELS else str(c).removeprefix("param."))
