@@ -134,7 +134,9 @@ def _headline(s: _Study) -> Section:
 def _summary(s: _Study) -> Section:
     frame = s.frame
     counted = int((frame["state"] == "COMPLETE").sum())
-    text = (f"{counted} completed trials ({len(s.candidates)} searched, {len(s.feasible)} feasible), "
+    repeats = int(frame["duplicate_of"].notna().sum()) if "duplicate_of" in frame else 0
+    text = (f"{counted} completed trials ({len(s.candidates)} distinct candidates searched, {len(s.feasible)} feasible"
+            + (f", {repeats} repeat(s) of an earlier candidate answered from it" if repeats else "") + "), "
             f"{int((frame['state'] == 'FAIL').sum())} failed, {int((frame['state'] == 'PRUNED').sum())} stopped early. "
             f"Objectives: {', '.join(f'{o.goal} {o.metric}' for o in s.run.objectives)}.")
     text += "".join(f" {line}" for line in _dominance(s))

@@ -31,10 +31,12 @@ class RunData:
 
     @property
     def candidates(self) -> pd.DataFrame:
-        """Completed search trials (not the baseline, not reference recipes)."""
+        """Completed search trials (not the baseline, not reference recipes), each candidate once:
+        a repeat answered from an earlier trial is that trial again, not a second point."""
         f = self.frame
-        ref = f["reference"].notna() if "reference" in f else False
-        return f[(f["state"] == "COMPLETE") & ~ref]
+        ref = f["reference"].notna() if "reference" in f else pd.Series(False, index=f.index)
+        repeat = f["duplicate_of"].notna() if "duplicate_of" in f else pd.Series(False, index=f.index)
+        return f[(f["state"] == "COMPLETE") & ~ref & ~repeat]
 
     def onnx(self, trial: int | str) -> Path:
         return RunDir(self.run_dir).onnx(trial)
