@@ -95,7 +95,8 @@ def _search(out: Console, spec: Any) -> None:
     out.print(results_table(outcome))
     if (closing := final_table(outcome)) is not None:
         out.print(closing)
-    said = headline(result.trials, outcome.plan.objectives, outcome.plan.spec.benchmark.model_dump())
+    said = headline(result.trials, outcome.plan.objectives, outcome.plan.spec.benchmark.model_dump(),
+                    outcome.plan.run_dir)
     out.print(f"[bold]{escape(said.text)}[/]")
     out.print(f"every trial: {outcome.plan.run_dir / 'trials.csv'}")
 

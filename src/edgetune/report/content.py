@@ -127,7 +127,7 @@ def _headline(s: _Study) -> Section:
     """What to deploy, first: the pick, its speed-up, what it costs, the references beside it."""
     resolved = RunDir(s.run.run_dir).resolved_experiment
     benchmark = (yaml.safe_load(resolved.read_text()) or {}).get("benchmark") if resolved.is_file() else None
-    said = headline(s.frame, s.run.objectives, benchmark or {})
+    said = headline(s.frame, s.run.objectives, benchmark or {}, s.run.run_dir)
     return Section("headline", "What to deploy", said.text)
 
 

@@ -78,15 +78,25 @@ def measured_on(benchmark: dict[str, Any], row: pd.Series | None = None) -> str:
             f"{benchmark.get('threads', 1)} thread(s), batch {benchmark.get('batch_size', 1)}, {precision}")
 
 
-def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[str, Any] | None = None) -> Headline:
+def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[str, Any] | None = None,
+             run_dir: Any = None) -> Headline:
+    """`benchmark`: the study's settings; `run_dir`, where the pick's own settings are read (a
+    sweep may have searched or fixed its precision)."""
     base = frame[frame["trial"].astype(str) == "baseline"].iloc[0]
     row = pick_row(frame, objectives)
-    where = f" on {measured_on(benchmark, row)}" if benchmark is not None and row is not None else ""
     if row is None:
         reason = ("no finalist's loss held at the stated confidence" if "final_val_top1" in frame
                   and frame["final_val_top1"].notna().any() else "no trial met every constraint")
-        return Headline(None, [f"Nothing to deploy from this study: {reason} (see the table below and trials.csv)."])
+        unpruned = {"latency_ratio": 1.0, "top1": _accuracy(base)[0], "test_top1": _number(base.get("test_top1"))}
+        lines = _against_references(frame, base, unpruned, "the unpruned network")
+        return Headline(None, [f"Nothing to deploy from this study: {reason} (see the table below and trials.csv).",
+                               *lines])
     number = int(float(row["trial"]))
+    if run_dir is not None:
+        from edgetune.study.rundir import RunDir
+
+        benchmark = RunDir(run_dir).trial_benchmark(number) or benchmark
+    where = f" on {measured_on(benchmark, row)}" if benchmark is not None else ""
     ratio = _number(row.get("latency_ratio"))
     acc, on = _accuracy(row)
     base_acc, _ = _accuracy(base)
@@ -107,12 +117,13 @@ def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[s
              f"{figures['params'] / 1e3:.0f} k parameters" if figures["params"] else "",
              f"{figures['onnx_bytes'] / 2**20:.2f} MB of ONNX" if figures["onnx_bytes"] else ""]
     sentences[0] += "; " + ", ".join(s for s in sizes if s) + "." if any(sizes) else "."
-    sentences += _against_references(frame, row, figures)
+    sentences += _against_references(frame, row, figures, "the pick")
     return Headline(number, sentences, figures)
 
 
-def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, Any]) -> list[str]:
-    """Each reference network beside the pick: faster or not, more accurate or not, who dominates."""
+def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, Any], mine_is: str) -> list[str]:
+    """Each reference network beside the pick (or the unpruned network when there is none):
+    faster or not, more accurate or not, who dominates."""
     if "reference" not in frame:
         return []
     out = []
@@ -128,8 +139,8 @@ def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, 
         if ratio is None or acc is None or mine is None or figures["latency_ratio"] is None:
             continue
         faster, better = figures["latency_ratio"] < ratio, mine >= acc
-        verdict = ("the pick dominates it" if faster and better else
-                   "it dominates the pick: deploy it instead" if not faster and not better else
-                   "neither dominates")
+        verdict = (f"{mine_is} dominates it" if faster and better else
+                   f"it dominates {mine_is}" + (": deploy it instead" if mine_is == "the pick" else "")
+                   if not faster and not better else "neither dominates")
         out.append(f"Reference {name}: {ratio:.3f} of the unpruned latency, {acc:.2f} % on {on}; {verdict}.")
     return out

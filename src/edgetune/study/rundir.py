@@ -90,3 +90,13 @@ class RunDir:
 
     def export(self, trial: int | str) -> Path:
         return self.root / "export" / f"trial-{trial}"
+
+    def trial_benchmark(self, number: int) -> dict | None:
+        """The benchmark settings a trial was measured with (its precision may have been searched
+        or fixed by the sweep), from its recipe.yaml; None when it kept none."""
+        recipe = self.trial(number) / "recipe.yaml"
+        if not recipe.is_file():
+            return None
+        import yaml
+
+        return (yaml.safe_load(recipe.read_text()) or {}).get("benchmark")
