@@ -152,3 +152,21 @@ def test_final_section_is_validated(tmp_path):
     with pytest.raises(ConfigError, match=r"final\.epoch"):
         load_experiment(path)
     assert os.path.exists(path)
+
+
+def test_a_finalist_must_be_faster_than_the_unpruned_network():
+    """MobileNetV2's search put a candidate 2.27x slower than the unpruned network on the front
+    (the most accurate), and the final stage picked it: no compression to deploy."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from edgetune.study.final import choose_finalists
+
+    study = optuna.create_study()
+    for ratio, top1 in ((0.73, 90.2), (2.27, 90.9), (0.90, 90.5), (1.10, 89.0)):
+        study.add_trial(create_trial(value=ratio, params={"x": ratio}, distributions={"x": FloatDistribution(0, 3)},
+                                     user_attrs={"latency_ratio": ratio, "latency_adj_ms": 1.8 * ratio, "top1": top1},
+                                     system_attrs={"constraints": [-1.0]}))
+    chosen = [f.number for f in choose_finalists(study, 2, False)]
+    assert chosen == [0, 2]  # the slower ones are left out, and the front is taken among the faster

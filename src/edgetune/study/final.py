@@ -66,12 +66,17 @@ class FinalOutcome:
 def choose_finalists(study: optuna.Study, candidates: int, train_references: bool) -> list[Finalist]:
     """Up to `candidates` members of the feasible front, spread from fastest to most accurate
     (filled from the most accurate other feasible trials when the front is shorter), then one
-    trial of each reference (the unpruned `baseline` reference is the baseline row)."""
-    front = [number for number, _, _ in accuracy_latency_front(study)]
+    trial of each reference (the unpruned `baseline` reference is the baseline row). Only trials
+    measured faster than the unpruned network qualify: one that is slower (a width that runs
+    slower than the full one, a more accurate but heavier candidate) is no compression to deploy,
+    however well it holds its accuracy."""
+    faster = {t.number for t in feasible_trials(study) if (t.user_attrs.get("latency_ratio") or 0.0) < 1.0}
+    front = [number for number, _, _ in accuracy_latency_front(study, keep=lambda t: t.number in faster)]
     if len(front) > candidates:
         front = [front[i] for i in sorted({round(x) for x in np.linspace(0, len(front) - 1, candidates)})]
     else:  # a front shorter than asked: the most accurate of the other feasible trials fill it
-        rest = sorted((t for t in feasible_trials(study) if t.number not in front and t.user_attrs.get("top1") is not None),
+        rest = sorted((t for t in feasible_trials(study) if t.number not in front and t.number in faster
+                       and t.user_attrs.get("top1") is not None),
                       key=lambda t: -float(t.user_attrs["top1"]))
         front += [t.number for t in rest[:candidates - len(front)]]
     chosen = [Finalist(n, None, True) for n in front]

@@ -96,10 +96,13 @@ def best_trial_number(study: optuna.Study) -> int:
     return ranked[0].number
 
 
-def accuracy_latency_front(study: optuna.Study) -> list[tuple[int, float, float]]:
-    """The feasible trials no other beats on both measured latency and top-1, fastest first."""
+def accuracy_latency_front(study: optuna.Study, keep: Any = None) -> list[tuple[int, float, float]]:
+    """The feasible trials (those `keep` accepts) no other beats on both measured latency and
+    top-1, fastest first."""
     points = []
     for t in feasible_trials(study):
+        if keep is not None and not keep(t):
+            continue
         latency = t.user_attrs.get("latency_adj_ms", t.user_attrs.get("latency_ms"))
         top1 = t.user_attrs.get("top1")
         if latency is not None and top1 is not None:
