@@ -71,8 +71,10 @@ def _final_experiment(tmp_path, sweep_extra=None, **final):
 
 @pytest.mark.slow
 def test_front_trained_again_rescored_picked_and_tested_once(tmp_path):
-    light = {"stage_1": {"min": 0.05, "max": 0.25}, "stage_3": {"min": 0.05, "max": 0.25}}
-    path = _final_experiment(tmp_path, {"protocol": {"name": "accuracy-guaranteed", "max_accuracy_drop": 30},
+    # Pruned enough to be clearly faster than the unpruned network (only such trials are
+    # finalists); 256 images cannot rescue that much pruning, so the bound is a wide one.
+    light = {"stage_1": {"min": 0.5, "max": 0.75}, "stage_3": {"min": 0.5, "max": 0.75}}
+    path = _final_experiment(tmp_path, {"protocol": {"name": "accuracy-guaranteed", "max_accuracy_drop": 90},
                                         "parameters": light})
     outcome = run_study(load_experiment(path)[0])
     final = outcome.final
@@ -131,10 +133,11 @@ def test_nothing_feasible_is_said_plainly_and_the_study_kept(tmp_path):
 
 @pytest.mark.slow
 def test_a_stricter_final_drop_than_the_search_screen_can_leave_no_pick(tmp_path):
-    """The search screens loosely (30 points here); the pick holds the finalists to 0 points
+    """The search screens loosely (90 points here); the pick holds the finalists to 0 points
     lost at any confidence, which a short retraining on 256 images does not meet."""
-    light = {"stage_1": {"min": 0.05, "max": 0.25}, "stage_3": {"min": 0.05, "max": 0.25}}
-    path = _final_experiment(tmp_path, {"protocol": {"name": "accuracy-guaranteed", "max_accuracy_drop": 30},
+    # Pruned enough to be clearly faster than the unpruned network: only such trials are finalists.
+    light = {"stage_1": {"min": 0.5, "max": 0.75}, "stage_3": {"min": 0.5, "max": 0.75}}
+    path = _final_experiment(tmp_path, {"protocol": {"name": "accuracy-guaranteed", "max_accuracy_drop": 90},
                                         "parameters": light}, max_accuracy_drop=0.0)
     final = run_study(load_experiment(path)[0]).final
     assert final.max_drop == 0.0 and final.records  # finalists were trained and scored

@@ -69,6 +69,12 @@ def check_bounds(plan: Plan, bench: Workbench, labels: tuple[str, ...] = ("most 
         if label not in labels:
             continue
         schedule, _ = apply(plan.raw_schedule, plan.targets, params, plan.sweep_source)
+        # Widths rounded to the device's measured staircase are known once it is profiled, after
+        # this check: the shapes are checked unrounded (a rounding only keeps fewer or more of
+        # the same layer's filters).
+        schedule = schedule.model_copy(update={"pruners": {
+            n: p.model_copy(update={"round_to": None}) if p.round_to == "measured" else p
+            for n, p in schedule.pruners.items()}})
         model = copy.deepcopy(bench.baseline).eval()
         parameters_of(bench.baseline, schedule)  # a regulariser's weight the network lacks fails here too
         records = apply_pruners(model, schedule, example, None, bench.batches)
