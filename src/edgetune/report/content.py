@@ -13,6 +13,7 @@ import yaml
 
 from edgetune.objectives import Objective
 from edgetune.report import analysis
+from edgetune.report.labels import LABELS
 from edgetune.report.load import RunData
 from edgetune.study.headline import headline
 from edgetune.study.rundir import RunDir
@@ -69,7 +70,10 @@ def _latency_metric(run: RunData) -> str:
 
 
 def _label(metric: str) -> str:
-    units = {"_ms": " (ms)", "top1": " (%)", "top1_before_ft": " (%)", "_mj": " (mJ)"}
+    """An axis in words with its unit (`latency ms (host-adjusted)`, `top-1 %`): the tables' names."""
+    if metric in LABELS and LABELS[metric][1] == 1:
+        return LABELS[metric][0]
+    units = {"_ms": " (ms)", "_mj": " (mJ)"}
     for suffix, unit in units.items():
         if metric.endswith(suffix):
             return metric + unit
