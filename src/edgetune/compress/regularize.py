@@ -19,12 +19,10 @@ from edgetune.errors import closest
 
 
 def _group_norms(weight: torch.Tensor, group: str) -> torch.Tensor:
-    if group in ("Filters", "3D"):
+    if group in ("Filters", "3D", "Rows"):  # a filter of a convolution, a row of a matrix: dim 0
         return weight.flatten(1).norm(dim=1).sum()
     if group == "Channels":
         return weight.transpose(0, 1).flatten(1).norm(dim=1).sum()
-    if group == "Rows":
-        return weight.flatten(1).norm(dim=1).sum()
     if group == "Cols":
         return weight.flatten(1).norm(dim=0).sum()
     if group == "2D":  # kernels
@@ -59,8 +57,10 @@ def parameters_of(model: nn.Module, schedule: Schedule) -> dict[str, dict[str, n
 
 
 def regularization(model: nn.Module, schedule: Schedule, epoch: int) -> Callable[[], torch.Tensor] | None:
-    """The penalty of the regularisers active at `epoch` on `model` (None when none is)."""
-    active = [r for r in schedule.regularizers if _active(schedule, r, epoch)]
+    """The penalty of the regularisers active at `epoch` on `model` (None when none is): with no
+    policies at all every one, else those a policy covering `epoch` names."""
+    active = [r for r in schedule.regularizers if not schedule.policies
+              or any(p.active(epoch) for p in schedule.policies_naming("regularizer", r))]
     if not active:
         return None
     params = parameters_of(model, schedule)
@@ -74,13 +74,6 @@ def regularization(model: nn.Module, schedule: Schedule, epoch: int) -> Callable
         return total
 
     return penalty
-
-
-def _active(schedule: Schedule, name: str, epoch: int) -> bool:
-    policies = [p for p in schedule.policies if p.regularizer is not None and p.regularizer.instance_name == name]
-    if not schedule.policies:
-        return True
-    return any(p.active(epoch) for p in policies)
 
 
 def with_penalty(loss: Callable[..., torch.Tensor] | None, penalty: Callable[[], torch.Tensor] | None

@@ -45,7 +45,7 @@ UNSUPPORTED_PRUNERS: dict[str, str] = {
 
 GROUP_TYPES: dict[str, str] = {
     **{g: "it zeroes parts of a weight tensor that a dense runtime still computes; prune whole Filters or Channels"
-       for g in ("Kernels", "Cols", "Blocks", "Shapes", "Rows")},
+       for g in ("Kernels", "Cols", "Blocks", "Shapes")},
     "Rows": "zeroing a matrix's rows leaves its shape (and removing a classifier's rows would remove classes); "
             "prune the Filters or Channels feeding it",
 }

@@ -287,21 +287,24 @@ class Schedule(Strict):
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{spec.class_}: {exc}", source=source, key=f"lr_schedulers.{name}") from None
 
+    def policies_naming(self, kind: Literal["pruner", "regularizer", "lr_scheduler", "extension"],
+                        name: str) -> list[Policy]:
+        """The policies that name instance `name` of `kind`, in the file's order."""
+        return [p for p in self.policies if (ref := getattr(p, kind)) is not None and ref.instance_name == name]
+
+    def acts(self, kind: Literal["pruner", "regularizer"], name: str) -> bool:
+        """As Distiller: with policies, only what a policy names acts. A schedule with no policies
+        at all (edgetune's shorthand for a one-shot recipe) applies everything it defines."""
+        return not self.policies or bool(self.policies_naming(kind, name))
+
     def applied_pruners(self) -> list[str]:
-        """As Distiller: with policies, only the pruners a policy names act. A schedule with no
-        policies at all (edgetune's shorthand for a one-shot recipe) applies every pruner."""
-        if not self.policies:
-            return list(self.pruners)
-        named = {p.pruner.instance_name for p in self.policies if p.pruner is not None}
-        return [n for n in self.pruners if n in named]
+        return [n for n in self.pruners if self.acts("pruner", n)]
 
     def notes(self) -> list[str]:
         """What edgetune reads differently from Distiller, said once when a study starts."""
-        out = [f"pruner {n} is in no policy, so it is not applied (as in Distiller)"
-               for n in self.pruners if n not in self.applied_pruners()]
-        named = {p.regularizer.instance_name for p in self.policies if p.regularizer is not None}
-        out += [f"regularizer {r} is in no policy, so it is not applied (as in Distiller)"
-                for r in self.regularizers if self.policies and r not in named]
+        out = [f"{kind} {n} is in no policy, so it is not applied (as in Distiller)"
+               for kind, table in (("pruner", self.pruners), ("regularizer", self.regularizers))
+               for n in table if not self.acts(kind, n)]  # type: ignore[arg-type]
         if self.extensions:
             out.append(f"extensions {', '.join(self.extensions)}: edgetune always removes what it prunes (the "
                        "thinning is implied)")
@@ -313,7 +316,8 @@ class Schedule(Strict):
         return out
 
     def policy_of(self, name: str) -> Policy | None:
-        return next((p for p in self.policies if p.pruner is not None and p.pruner.instance_name == name), None)
+        """A pruner's (first) policy, None without one."""
+        return next(iter(self.policies_naming("pruner", name)), None)
 
     def gradual_pruners(self) -> list[str]:
         """The applied pruners that ramp during fine-tuning and thin when it ends."""
@@ -321,12 +325,10 @@ class Schedule(Strict):
 
     def pruner_epoch(self, name: str) -> int:
         """The epoch a (one-shot) pruner acts at: the first its policy names, 0 without a policy."""
-        for policy in self.policies:
-            if policy.pruner is not None and policy.pruner.instance_name == name:
-                if policy.epochs:
-                    return min(policy.epochs)
-                return policy.starting_epoch or 0
-        return 0
+        policy = self.policy_of(name)
+        if policy is None:
+            return 0
+        return min(policy.epochs) if policy.epochs else policy.starting_epoch or 0
 
     def check_references(self, source: str) -> None:
         for i, policy in enumerate(self.policies):
