@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from edgetune.config.sweep import ParameterSpec
+from edgetune.config.sweep import BETA, NORMAL, ParameterSpec
 from edgetune.study.runner import DryRun
 from edgetune.sweep.space import distribution, grid_values, searched
 
@@ -20,9 +20,9 @@ def _range(spec: ParameterSpec) -> str:
     if spec.values is not None:
         return ", ".join(map(str, spec.values))
     dist = spec.distribution or ""
-    if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
+    if dist in NORMAL:
         return f"mu {spec.mu if spec.mu is not None else 0}, sigma {spec.sigma if spec.sigma is not None else 1}"
-    if dist in ("beta", "q_beta"):
+    if dist in BETA:
         return f"a {spec.a if spec.a is not None else 1}, b {spec.b if spec.b is not None else 1}"
     return f"{spec.min} .. {spec.max}" + (f" step {spec.q}" if spec.q else "")
 

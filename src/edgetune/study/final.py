@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-import yaml
 from optuna.trial import TrialState
 from torch import nn
 
@@ -138,10 +137,8 @@ def _read_pick(path: Path) -> FinalOutcome:
 
 def _trial_benchmark(plan: Plan, number: int) -> BenchmarkSpec:
     """The benchmark a trial was measured with (a sweep may have searched its precision)."""
-    recipe = plan.paths.trial(number) / "recipe.yaml"
-    if recipe.is_file():
-        return BenchmarkSpec.model_validate(yaml.safe_load(recipe.read_text())["benchmark"])
-    return plan.spec.benchmark
+    saved = plan.paths.trial_benchmark(number)
+    return BenchmarkSpec.model_validate(saved) if saved is not None else plan.spec.benchmark
 
 
 def _predict(model: nn.Module, spec: BenchmarkSpec, bench: Workbench, images: np.ndarray, work: Path) -> np.ndarray:

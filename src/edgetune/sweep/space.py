@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from edgetune.config.sweep import ParameterSpec, SweepSpec
+from edgetune.config.sweep import BETA, NORMAL, QUANTISED, ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
 
 GRID_LIMIT = 10_000
@@ -40,7 +40,7 @@ def searched(sweep: SweepSpec) -> dict[str, ParameterSpec]:
 # the distribution's inverse CDF at u: a uniform u draws from the distribution exactly, and a
 # Bayesian sampler works in the space W&B's own Bayesian search normalises to (its CDF).
 QUANTILE_EDGE = 1e-6
-BY_QUANTILE = ("normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta", "categorical_w_probabilities")
+BY_QUANTILE = (*NORMAL, *BETA, "categorical_w_probabilities")
 
 
 def distribution(spec: ParameterSpec) -> optuna.distributions.BaseDistribution:
@@ -73,15 +73,15 @@ def applied(spec: ParameterSpec, searched_value: Any) -> Any:
     if dist == "categorical_w_probabilities":
         edges = np.cumsum(spec.probabilities)  # type: ignore[arg-type]
         return spec.values[min(int(np.searchsorted(edges, value, side="right")), len(edges) - 1)]  # type: ignore[index]
-    if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
+    if dist in NORMAL:
         value = NormalDist(spec.mu if spec.mu is not None else 0.0,
                            spec.sigma if spec.sigma is not None else 1.0).inv_cdf(value)
         value = math.exp(value) if "log" in dist else value
-    elif dist in ("beta", "q_beta"):
+    elif dist in BETA:
         from scipy.stats import beta
 
         value = float(beta.ppf(value, spec.a if spec.a is not None else 1.0, spec.b if spec.b is not None else 1.0))
-    if dist in ("q_log_uniform", "q_log_uniform_values", "q_normal", "q_log_normal", "q_beta"):
+    if dist in QUANTISED and dist != "q_uniform":  # q_uniform is Optuna's stepped float already
         q = spec.q if spec.q is not None else 1
         value = round(value / q) * q
         return int(value) if isinstance(q, int) else float(value)
