@@ -18,7 +18,7 @@ from rich.table import Table
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
-from edgetune.onnx_stats import onnx_input
+from edgetune.onnx_stats import onnx_input, random_images
 from edgetune.profiler import open_reference, profile_artifact
 
 
@@ -83,13 +83,10 @@ def run_against(model: Path, against: list[Path], *, runtime: str, device: str, 
                               key="--against")
     spec = BenchmarkSpec(runtime=runtime, device=device, threads=threads, throughput_batches=[], energy_seconds=0.0,
                          engine_throughput=False)
-    found = onnx_input(against[0])
     if data:
         splits = load_dataset(data, data_root)
         sample = splits.normalize(splits.val.images[:64]).numpy()
-    elif any(d is None for d in found.dims[1:]):
-        raise ConfigError(f"{against[0]}: {found.describe()}: give --data for images of the right size", key="--data")
     else:
-        sample = np.random.default_rng(0).standard_normal((64, *found.dims[1:])).astype(np.float32)
+        sample = random_images(onnx_input(against[0]), against[0])
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
         return compare([model, *against[1:]], against[0], spec, sample, Path(tmp), console)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
-from edgetune.onnx_stats import OnnxInput, onnx_input
+from edgetune.onnx_stats import OnnxInput, onnx_input, random_images
 from edgetune.profiler import BenchReport, profile_artifact
 
 # The schema's names for what `edgetune bench` calls by its flags.
@@ -80,8 +80,8 @@ def run_bench(
     _check_writable("--csv", csv_path)
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:  # removed on every exit path
         work = Path(tmp)
-        module, onnx_path, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split, spec, work)
-        found = onnx_input(onnx_path)
+        module, onnx_path, found, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split,
+                                                            spec, work)
         _check_batches(model, found, batches)
         calib, eval_images, eval_labels = scoring
         if found.fixed_batch is not None:
@@ -151,9 +151,9 @@ def _print(report: BenchReport, console: Console, top: int) -> None:
 
 
 def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration: str | None, data_root: Path | None,
-            split: str, spec: BenchmarkSpec, work: Path) -> tuple[Any, Path, np.ndarray, tuple]:
+            split: str, spec: BenchmarkSpec, work: Path) -> tuple[Any, Path, OnnxInput, np.ndarray, tuple]:
     """The PyTorch module (parity against PyTorch, or the torch runtime), the ONNX file (a
-    checkpoint exported first), the parity sample, and (calibration, images, labels)."""
+    checkpoint exported first) and its input, the parity sample, and (calibration, images, labels)."""
     module = None
     source = checkpoint if checkpoint is not None else (model if model.suffix in (".pt", ".pth") else None)
     if source is not None:
@@ -172,16 +172,13 @@ def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration:
         shape = (module.conv1.in_channels, 28, 28) if splits is None else (splits.in_channels, *splits.image_size)
         onnx_path = work / f"{model.stem}.onnx"
         export_onnx(module, torch.zeros(1, *shape), onnx_path)
+    found = onnx_input(onnx_path)
     # Real images where a dataset is named (parity on real inputs); a fixed random batch otherwise.
     if splits is not None or calib_splits is not None:
         s = splits or calib_splits
         sample = s.normalize(s.val.images[:64]).numpy()
     else:
-        found = onnx_input(onnx_path)
-        if any(d is None for d in found.dims[1:]):
-            raise ConfigError(f"{model}: {found.describe()}: its image size is left free, so bench cannot make an input; "
-                              "give --data DATASET to time it on that dataset's images", key="--data")
-        sample = np.random.default_rng(0).standard_normal((64, *found.dims[1:])).astype(np.float32)
+        sample = random_images(found, model)
     calib = None
     if spec.precision == "int8":
         if calib_splits is None:
@@ -191,5 +188,5 @@ def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration:
     if splits is not None:
         part = getattr(splits, split)
         eval_images, eval_labels = splits.normalize(part.images).numpy(), part.labels.numpy()
-    return module, onnx_path, sample, (calib, eval_images, eval_labels)
+    return module, onnx_path, found, sample, (calib, eval_images, eval_labels)
 

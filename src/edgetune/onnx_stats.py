@@ -9,10 +9,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import shape_inference
 
-from edgetune.errors import EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int] | None:
@@ -86,3 +87,12 @@ def onnx_input(path: Path) -> OnnxInput:
     if len(dims) < 2:
         raise EdgetuneError(f"{path}: bench feeds a batch of images (batch, channels, ...), but {found.describe()}")
     return found
+
+
+def random_images(found: OnnxInput, path: Path, n: int = 64) -> np.ndarray:
+    """A fixed random batch of the size the model takes (parity and timing need no real images),
+    or an error when the file leaves the image size free."""
+    if any(d is None for d in found.dims[1:]):
+        raise ConfigError(f"{path}: {found.describe()}: its image size is left free, so bench cannot make an input; "
+                          "give --data DATASET to time it on that dataset's images", key="--data")
+    return np.random.default_rng(0).standard_normal((n, *found.dims[1:])).astype(np.float32)  # type: ignore[misc]
