@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
-import yaml
 
 from edgetune.objectives import Objective
 from edgetune.report import analysis
@@ -129,9 +128,7 @@ def build_report(run: RunData, layer_times: Callable[[int], pd.DataFrame | None]
 
 def _headline(s: _Study) -> Section:
     """What to deploy, first: the pick, its speed-up, what it costs, the references beside it."""
-    resolved = RunDir(s.run.run_dir).resolved_experiment
-    benchmark = (yaml.safe_load(resolved.read_text()) or {}).get("benchmark") if resolved.is_file() else None
-    said = headline(s.frame, s.run.objectives, benchmark or {}, s.run.run_dir)
+    said = headline(s.frame, s.run.objectives, s.run.experiment.get("benchmark") or {}, s.run.run_dir)
     return Section("headline", "What to deploy", said.text)
 
 
@@ -224,8 +221,7 @@ def _pareto(s: _Study) -> tuple[Section, pd.DataFrame]:
 
 def _limits(s: _Study, x: str, y: str) -> list[tuple[str, float, str]]:
     """The study's constraints on the two axes, and the protocol's accuracy floor."""
-    resolved = RunDir(s.run.run_dir).resolved_experiment
-    sweep = ((yaml.safe_load(resolved.read_text()) or {}).get("sweep") or {}) if resolved.is_file() else {}
+    sweep = s.run.experiment.get("sweep") or {}
     out = []
     for c in sweep.get("constraints") or []:
         axis = "x" if c.get("metric") == x else "y" if c.get("metric") == y else None

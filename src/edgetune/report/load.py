@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from edgetune.errors import EdgetuneError
 from edgetune.objectives import Objective
@@ -37,6 +39,12 @@ class RunData:
         ref = f["reference"].notna() if "reference" in f else pd.Series(False, index=f.index)
         repeat = f["duplicate_of"].notna() if "duplicate_of" in f else pd.Series(False, index=f.index)
         return f[(f["state"] == "COMPLETE") & ~ref & ~repeat]
+
+    @cached_property
+    def experiment(self) -> dict[str, Any]:
+        """The experiment as the run resolved it (experiment.resolved.yaml), read once."""
+        resolved = RunDir(self.run_dir).resolved_experiment
+        return (yaml.safe_load(resolved.read_text()) or {}) if resolved.is_file() else {}
 
     def onnx(self, trial: int | str) -> Path:
         return RunDir(self.run_dir).onnx(trial)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from edgetune.objectives import Objective
+from edgetune.study.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,6 @@ def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[s
                                *lines])
     number = int(float(row["trial"]))
     if run_dir is not None:
-        from edgetune.study.rundir import RunDir
-
         benchmark = RunDir(run_dir).trial_benchmark(number) or benchmark
     where = f" on {measured_on(benchmark, row)}" if benchmark is not None else ""
     ratio = _number(row.get("latency_ratio"))
