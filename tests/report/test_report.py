@@ -21,7 +21,7 @@ from tests.study.test_study import experiment
 pytestmark = pytest.mark.slow
 
 SECTIONS = ["headline", "summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "metric_matrix",
-            "layers", "listing"]
+            "stages", "layers", "listing"]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,15 @@ def test_markdown_and_csv_reports(finished_run, tmp_path):
     with open(tmp_path / "r" / "tables" / "correlations.csv") as fh:
         assert {"param", "metric", "n", "pearson", "spearman"} <= set(next(csv.DictReader(fh)))
     assert not (tmp_path / "r" / "tables" / "layer_latency.csv").exists()  # --no-per-layer
+    # Where each trial's time went: the stages add up to the trial, the overhead is the rest.
+    with open(tmp_path / "r" / "tables" / "stage_seconds.csv") as fh:
+        stages = list(csv.DictReader(fh))
+    assert len(stages) == 6 and "## Where the time went" in md
+    for row in stages:
+        parts = sum(float(v) for k, v in row.items() if k.startswith("seconds_") and k != "seconds_trial" and v)
+        assert parts == pytest.approx(float(row["seconds_trial"]), abs=0.01)
+        assert float(row["seconds_benchmark"]) > 0 and float(row["seconds_evaluate"]) > 0
+        assert 0 < float(row["overhead_share"]) < 1
 
 
 @pytest.mark.parametrize("name", list(REPORT_RENDERERS))

@@ -15,6 +15,8 @@ from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search import SearchContext, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.study import run_study
+from edgetune.study.headline import headline
+from edgetune.study.results import trials_frame
 from edgetune.sweep import parse_sweep
 from tests.study.test_study import RECIPE, experiment, read_csv
 
@@ -144,6 +146,21 @@ def test_multi_objective_front_is_undominated_and_feasible(tmp_path):
     ref = [r for r in rows if r.get("reference") == "baseline"]
     assert len(ref) == 1 and ref[0]["feasible"] == "False"  # the unpruned reference breaks the budget
     assert "baseline" in outcome.references()
+    # What to deploy from a front: its best by the first objective, the front named around it.
+    said = headline(trials_frame(outcome.study, outcome.baseline, objs), objs)
+    assert said.picked == front[0].number and f"on the front of {len(front)} feasible" in said.text
+
+
+def test_an_rl_study_says_what_to_deploy_from_its_feasible_episodes(tmp_path):
+    spec = _tiny(tmp_path, {"method": "rl", "rl": {"warmup_episodes": 2},
+                            "parameters": {"stage_1": {"min": 0.2, "max": 0.6}, "stage_3": {"min": 0.2, "max": 0.6}},
+                            "constraints": [{"metric": "macs_ratio", "max": 0.95}]}, trials=3, epochs=0)
+    outcome = run_study(spec)
+    objs = outcome.plan.objectives
+    said = headline(trials_frame(outcome.study, outcome.baseline, objs), objs)
+    feasible = outcome.feasible()
+    assert feasible and said.picked == min(feasible, key=lambda t: t.values[0]).number
+    assert said.text.startswith(f"Deploy trial {said.picked}: ") and "feasible trial(s)" in said.text
 
 
 def test_collapse_stops_a_run_at_chance(tmp_path):

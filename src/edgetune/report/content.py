@@ -14,6 +14,7 @@ from edgetune.objectives import Objective
 from edgetune.report import analysis
 from edgetune.report.labels import LABELS
 from edgetune.report.load import RunData
+from edgetune.study.clock import STAGES
 from edgetune.study.headline import headline
 from edgetune.study.rundir import RunDir
 
@@ -37,6 +38,7 @@ class Figure:
     # to the feasible trials, the outliers counted in the title)
     limits: list[tuple[str, float, str]] = field(default_factory=list)
     y_range: tuple[float, float] | None = None
+    stacked: bool = False  # bar: the y columns stacked (parts of one whole), not side by side
 
 
 @dataclass
@@ -121,7 +123,7 @@ def build_report(run: RunData, layer_times: Callable[[int], pd.DataFrame | None]
     sections = [_headline(s), _summary(s), *_final(s), pareto, *_progress(s)]
     if s.params and s.metrics:
         sections += [_correlations(s), _binned(s), _importance(s)]
-    sections += [*_metric_matrix(s), *_layers(s, layer_times), _listing(s, front)]
+    sections += [*_metric_matrix(s), *_stages(s), *_layers(s, layer_times), _listing(s, front)]
     subtitle = f"{run.run_dir} · {len(run.frame) - 1} trials"
     return Report(f"edgetune report: {run.name}", subtitle, sections)
 
@@ -274,6 +276,22 @@ def _progress(s: _Study) -> list[Section]:
                                 [Figure("runs_per_latency", f"trials per {latency} band", "bar", hist, "band", ["n"],
                                         _label(latency), "trials")]))
     return sections
+
+
+def _stages(s: _Study) -> list[Section]:
+    """Where each trial's time went, stage by stage; the overhead is all but training and scoring."""
+    columns = [f"seconds_{name}" for name in STAGES if f"seconds_{name}" in s.frame]
+    timed = s.frame[s.frame["seconds_trial"].notna()] if "seconds_trial" in s.frame else s.frame.iloc[:0]
+    if not columns or not len(timed):
+        return []
+    table = timed[["trial", *columns, "seconds_trial", "overhead_share"]].reset_index(drop=True)
+    drawn = table[["trial", *columns]].rename(columns=lambda c: c.removeprefix("seconds_")).fillna(0.0)
+    share = pd.to_numeric(table["overhead_share"], errors="coerce")
+    text = (f"Seconds per stage of each trial; the overhead (everything but fine-tuning and evaluating) is "
+            f"{share.median():.0%} of a trial at the median, {share.max():.0%} at most.")
+    return [Section("stages", "Where the time went", text, {"stage_seconds": table},
+                    [Figure("stage_seconds", "seconds per stage", "bar", drawn, "trial",
+                            [c.removeprefix("seconds_") for c in columns], "trial", "seconds", stacked=True)])]
 
 
 def _correlations(s: _Study) -> Section:

@@ -60,7 +60,7 @@ def _plotly_figure(fig: Figure):
         counts = [f"n={n}" for n in d["n"]] if "n" in d and fig.y != ["n"] else None  # binned means: per-bin count
         out = go.Figure([go.Bar(x=d[fig.x].astype(str), y=d[c], name=c, text=counts if len(fig.y) == 1 else None)
                          for c in fig.y])
-        out.update_layout(barmode="group")
+        out.update_layout(barmode="stack" if fig.stacked else "group")
     else:
         out = go.Figure(go.Heatmap(z=d.to_numpy(dtype=float), x=[str(c) for c in d.columns],
                                    y=[str(i) for i in d.index], zmin=-1, zmax=1, colorscale="RdBu",

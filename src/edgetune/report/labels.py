@@ -18,6 +18,10 @@ LABELS: dict[str, tuple[str, float]] = {
     "final_drop": ("points lost", 1), "final_drop_upper": ("at most (bound)", 1), "test_top1": ("test top-1 %", 1),
     "final_epochs": ("final epochs", 1), "feasible": ("feasible", 1), "pareto": ("on the front", 1),
     "duplicate_of": ("repeat of trial", 1), "latency_unreliable": ("latency not trusted", 1),
+    "remeasure_of": ("timed again from trial", 1), "rank": ("rank", 1), "seconds_trial": ("trial s", 1),
+    "overhead_share": ("share not training or scoring", 1),
+    **{f"seconds_{s}": (f"{s} s", 1) for s in ("setup", "prune", "finetune", "evaluate", "export", "convert",
+                                                "benchmark", "device", "other")},
 }
 
 

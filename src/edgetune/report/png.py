@@ -36,9 +36,15 @@ def _draw(fig: Figure, ax) -> None:
         ax.legend(fontsize=8)
     elif fig.kind == "bar":
         x = np.arange(len(d))
-        width = 0.8 / max(len(fig.y), 1)
+        width = 0.8 if fig.stacked else 0.8 / max(len(fig.y), 1)
+        bottom = np.zeros(len(d))
         for i, c in enumerate(fig.y):
-            ax.bar(x + i * width - 0.4 + width / 2, pd.to_numeric(d[c], errors="coerce"), width, label=c)
+            values = pd.to_numeric(d[c], errors="coerce").fillna(0.0).to_numpy() if fig.stacked else \
+                pd.to_numeric(d[c], errors="coerce")
+            ax.bar(x if fig.stacked else x + i * width - 0.4 + width / 2, values, width, label=c,
+                   bottom=bottom if fig.stacked else None)
+            if fig.stacked:
+                bottom = bottom + values
         ax.set_xticks(x, d[fig.x].astype(str), rotation=45 if len(d) > 5 else 0, ha="right" if len(d) > 5 else "center",
                       fontsize=7)
         if len(fig.y) > 1:

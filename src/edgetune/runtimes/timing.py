@@ -204,14 +204,14 @@ def distrust(t: Timing) -> str | None:
     return None
 
 
-def time_trusted(call: Call, reference: Call | None = None, *, backoff: tuple[float, ...] = BACKOFF_SECONDS,
+def time_trusted(call: Call, reference: Call | None = None, *, backoff: tuple[float, ...] | None = None,
                  sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> tuple[Timing, str | None]:
     """`time_repeated`, taken again after each pause of `backoff` while it is not to be trusted
     (a busy spell may pass); the steadiest measurement, and why it is still not trusted (None
     when it is). The measurement is kept either way: the caller marks it, never drops it."""
     timing = time_repeated(call, reference, **kwargs)
     reason = distrust(timing)
-    for pause in backoff:
+    for pause in BACKOFF_SECONDS if backoff is None else backoff:
         if reason is None:
             break
         sleep(pause)

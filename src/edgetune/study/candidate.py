@@ -195,6 +195,7 @@ def finetune(
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
         if after_epoch is not None:
+            stage(f"evaluating epoch {epoch + 1}/{ft.epochs}")
             last = bench.evaluate(model)
             after_epoch(epoch, last)
     model.cpu()

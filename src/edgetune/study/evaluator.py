@@ -30,6 +30,7 @@ from edgetune.study.candidate import (
     Workbench,
     run_candidate,
 )
+from edgetune.study.clock import StageClock
 from edgetune.study.network import load_network
 from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
@@ -125,8 +126,9 @@ class Evaluator:
             trial.set_user_attr("int8_format", setup.benchmark.int8_format)
         out = self.plan.paths.trial(trial.number)
         self._save_recipe(out, params, reference, ft, setup, schedule)
+        clock = StageClock(self.reporter.stage)
         try:
-            result = run_candidate(bench, setup, schedule, ft, out, self.reporter.stage, self._hooks(trial, setup))
+            result = run_candidate(bench, setup, schedule, ft, out, clock, self._hooks(trial, setup))
             state = "COMPLETE"
         except StopTrial as stopped:
             if stopped.duplicate_of is not None:
@@ -136,6 +138,9 @@ class Evaluator:
             else:
                 trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
                 result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
+        if result is not None:  # where this trial's time went, beside its figures
+            result.metrics.update(clock.metrics())
+            result.save(out / "metrics.json")
         return result, setup, state
 
     def _answer_from(self, number: int) -> CandidateResult:
@@ -157,10 +162,14 @@ class Evaluator:
         trial.set_user_attr("candidate_key", key)
         if trial.user_attrs.get("reference"):
             return None
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        for t in trials:
             if (t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None
-                    and not t.user_attrs.get("skipped")):
-                return t.number
+                    and not t.user_attrs.get("skipped") and "remeasure_of" not in t.user_attrs):
+                # Its latest timing: a latency timed again replaces one not trusted.
+                again = [r.number for r in trials if r.user_attrs.get("remeasure_of") is not None
+                         and r.user_attrs.get("candidate_key") == key]
+                return max(again, default=t.number)
         return None
 
     @staticmethod

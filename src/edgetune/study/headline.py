@@ -43,25 +43,16 @@ def _truthy(value: Any) -> bool:
     return str(value) == "True"
 
 
-def pick_row(frame: pd.DataFrame, objectives: list[Objective]) -> pd.Series | None:
-    """The final stage's pick; else the best feasible searched trial by the first objective."""
+def pick_row(frame: pd.DataFrame) -> pd.Series | None:
+    """The final stage's pick; else the study's best feasible trial (`rank` 1, by the results'
+    one ranking rule)."""
     trials = frame[frame["trial"].astype(str) != "baseline"]
     if "picked" in trials and trials["picked"].map(_truthy).any():
         return trials[trials["picked"].map(_truthy)].iloc[0]
     if "final_val_top1" in frame and frame["final_val_top1"].notna().any():
         return None  # a final stage ran and picked nothing: say so, do not fall back
-    feasible = trials["feasible"].map(_truthy) if "feasible" in trials else pd.Series(True, index=trials.index)
-    searched = trials[(trials["state"] == "COMPLETE") & feasible]
-    if "reference" in searched:
-        searched = searched[searched["reference"].isna()]
-    if "duplicate_of" in searched:
-        searched = searched[searched["duplicate_of"].isna()]
-    metric = objectives[0].metric
-    if not len(searched) or metric not in searched:
-        return None
-    values = pd.to_numeric(searched[metric], errors="coerce")
-    best = values.idxmin() if objectives[0].goal == "minimize" else values.idxmax()
-    return searched.loc[best] if not math.isnan(values.loc[best]) else None
+    first = trials[pd.to_numeric(trials.get("rank"), errors="coerce") == 1] if "rank" in trials else trials.iloc[:0]
+    return first.iloc[0] if len(first) else None
 
 
 def _accuracy(row: pd.Series) -> tuple[float | None, str]:
@@ -84,7 +75,7 @@ def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[s
     """`benchmark`: the study's settings; `run_dir`, where the pick's own settings are read (a
     sweep may have searched or fixed its precision)."""
     base = frame[frame["trial"].astype(str) == "baseline"].iloc[0]
-    row = pick_row(frame, objectives)
+    row = pick_row(frame)
     if row is None:
         reason = ("no finalist's loss held at the stated confidence" if "final_val_top1" in frame
                   and frame["final_val_top1"].notna().any() else "no trial met every constraint")
@@ -116,8 +107,32 @@ def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[s
              f"{figures['params'] / 1e3:.0f} k parameters" if figures["params"] else "",
              f"{figures['onnx_bytes'] / 2**20:.2f} MB of ONNX" if figures["onnx_bytes"] else ""]
     sentences[0] += "; " + ", ".join(s for s in sizes if s) + "." if any(sizes) else "."
-    sentences += _against_references(frame, row, figures, "the pick")
+    sentences += _why(frame, row, objectives) + _against_references(frame, row, figures, "the pick")
     return Headline(number, sentences, figures)
+
+
+def _why(frame: pd.DataFrame, row: pd.Series, objectives: list[Objective]) -> list[str]:
+    """The rule that chose it; with several objectives, the front it was chosen from, end to end
+    (a front has no single best: the user's own trade-off may point elsewhere along it)."""
+    if "picked" in row and _truthy(row["picked"]):
+        return []  # the final stage's own sentence (report) and pick.json say why
+    feasible = int(frame["feasible"].map(_truthy).sum()) if "feasible" in frame else 0
+    goal = "lowest" if objectives[0].goal == "minimize" else "highest"
+    if len(objectives) == 1 or "pareto" not in frame:
+        return [f"Chosen as the {goal} {objectives[0].metric} of {feasible} feasible trial(s)."]
+    front = frame[frame["pareto"].map(_truthy)].copy()
+    front["_ratio"] = pd.to_numeric(front.get("latency_ratio"), errors="coerce")
+    front["_top1"] = pd.to_numeric(front.get("top1"), errors="coerce")
+    said = (f"Chosen as the {goal} {objectives[0].metric} on the front of {len(front)} feasible trade-off(s) "
+            f"({', '.join(o.metric for o in objectives)})")
+    ends = []
+    for column, what, pick in (("_ratio", "fastest", "idxmin"), ("_top1", "most accurate", "idxmax")):
+        if front[column].notna().any():
+            end = front.loc[getattr(front[column], pick)()]
+            if int(float(end["trial"])) != int(float(row["trial"])):
+                ends.append(f"the {what} is trial {int(float(end['trial']))} ({end['_ratio']:.3f} of the unpruned "
+                            f"latency, top-1 {end['_top1']:.2f} %)")
+    return [said + ("; " + " and ".join(ends) + ": the Pareto figure shows the rest." if ends else ".")]
 
 
 def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, Any], mine_is: str) -> list[str]:

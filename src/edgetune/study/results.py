@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",
-         "duplicate_of", "latency_unreliable")
+         "duplicate_of", "latency_unreliable", "remeasure_of")
 
 
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
@@ -38,12 +38,13 @@ def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     reason other than a kill (a killed trial's candidate is queued again and that copy counts).
     Reference trials come on top, and so do candidates skipped on their predicted latency (they
     cost a pruning and an evaluation, not a measurement). A repeat of an earlier candidate counts:
-    the sampler chose it (a grid's points are its own), though it cost no training."""
+    the sampler chose it (a grid's points are its own), though it cost no training. A latency
+    timed again (`remeasure_of`) is the same candidate's: it does not count."""
     trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
     retried = retried_numbers(trials)
     n = 0
     for t in trials:
-        if t.user_attrs.get("reference") or t.user_attrs.get("skipped"):
+        if t.user_attrs.get("reference") or t.user_attrs.get("skipped") or "remeasure_of" in t.user_attrs:
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried):
@@ -147,13 +148,17 @@ def recorded_metrics(attrs: dict[str, Any], also: tuple[str, ...] = ()) -> dict[
     """The metrics among a trial's user attributes, and the keys in `also`, in their order (the
     rest are bookkeeping)."""
     return {k: v for k, v in attrs.items()
-            if k in METRICS or k.startswith(("throughput_b", "top1_epoch")) or k in also}
+            if k in METRICS or k.startswith(("throughput_b", "top1_epoch", "seconds_")) or k in also
+            or k == "overhead_share"}
 
 
 def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list[Objective]) -> pd.DataFrame:
     """One row per trial (the baseline first): state, objective values, `param.*`, metrics,
-    feasibility and Pareto membership. What trials.csv holds and what reports analyse."""
-    best = {t.number for t in best_trials(feasible_trials(study), objectives)} if len(objectives) > 1 else set()
+    feasibility, Pareto membership and `rank` (1 is the study's best feasible trial, by
+    `best_trials`: the rule the headline and the runner's best line read). What trials.csv holds
+    and what reports analyse."""
+    ranked = {t.number: i + 1 for i, t in enumerate(best_trials(feasible_trials(study), objectives))}
+    best = set(ranked) if len(objectives) > 1 else set()
     rows = [{"trial": "baseline", "state": "BASELINE", **baseline}]
     also = (*NOTES, *study.user_attrs.get("user_metrics", []))  # the user's `evaluate` metrics too
     for t in study.get_trials(deepcopy=False):
@@ -162,11 +167,12 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
         rows.append({"trial": t.number, "state": t.state.name, **values,
                      **{f"param.{k}": v for k, v in {**t.params, **t.user_attrs.get("applied_params", {})}.items()}, **metrics,
                      "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
-                     "pareto": t.number in best,
+                     "pareto": t.number in best, "rank": ranked.get(t.number),
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
     frame = pd.DataFrame(rows)
-    if "duplicate_of" in frame:  # a trial number, not a float because other rows are empty
-        frame["duplicate_of"] = frame["duplicate_of"].astype("Int64")
+    for column in ("duplicate_of", "remeasure_of", "rank"):  # trial numbers, not floats beside empty rows
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
     return frame
 
 

@@ -45,6 +45,7 @@ from edgetune.study.network import check_input_shape, load_network
 from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.preflight import Bound, check_bounds
 from edgetune.study.profile import TargetProfile, measure_target
+from edgetune.study.remeasure import remeasure_unreliable
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
 from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
@@ -89,7 +90,11 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
                 "warm_started"):
             _warm_start(plan, study, profile, constraints, seed)
         evaluator = Evaluator(plan, study, bench, profile, constraints, reporter)
+        # A latency not trusted is timed again on resuming (so the sampler learns from it) and
+        # when the search ends (so the pick may take it).
+        remeasure_unreliable(plan, study, bench, profile, constraints, reporter)
         _drive(plan, study, strategy, ctx, evaluator, storage)
+        remeasure_unreliable(plan, study, bench, profile, constraints, reporter)
         reporter.finish()
         write_trials_csv(StudyOutcome(plan, study, profile.baseline, reclaimed, constraints), plan.paths.trials_csv)
         bench.executor.close()

@@ -33,10 +33,15 @@ def make_app(broker: str, results_dir: Path | None = None, visibility_timeout: f
         raise MissingExtraError("celery", "worker") from None
     broker = with_tls_defaults(broker)
     app = Celery("edgetune", broker=broker, backend=broker)
+    # Kombu sweeps for messages whose worker died every interval x throttle seconds (100 s by
+    # default) once they are older than the visibility timeout: a killed worker's benchmark
+    # would wait that long on top of it. Sweeping every few seconds costs one sorted-set range
+    # read on Redis.
+    sweep = {"unacked_restore_interval": max(1, min(10, round(visibility_timeout / 2))), "unacked_restore_throttle": 1}
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={"visibility_timeout": visibility_timeout, **sweep},
         result_backend_transport_options={"visibility_timeout": visibility_timeout},
         broker_connection_retry_on_startup=True, broker_connection_max_retries=None, result_expires=7 * 24 * 3600,
         # A worker whose broker restarts mid-benchmark keeps trying to store the answer rather

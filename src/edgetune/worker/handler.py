@@ -38,10 +38,11 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
         except ValueError:  # a damaged answer (a disk filled mid-write, an edit): measured again
             done.unlink()
         else:
-            if cached.error is None:
+            if cached.error is None and not cached.metrics.get("latency_unreliable"):
                 return cached
             # An error answer is not kept for ever: the request is tried again (the model may
-            # have been fixed, the device freed), and its new answer replaces the old.
+            # have been fixed, the device freed), and its new answer replaces the old. Nor is a
+            # latency the device's rounds did not agree on: asked again, it is timed again.
     with tempfile.TemporaryDirectory(prefix="edgetune-worker-") as tmp:
         work = Path(tmp)
         try:
