@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from _common import exported, fashion_mnist, machine
 
 from edgetune.compress.recipe import apply_pruners
@@ -47,7 +48,7 @@ policies:
 def half_pruned(model: torch.nn.Module) -> torch.nn.Module:
     names = ", ".join(n for n, p in model.named_parameters() if n.endswith("conv1.weight") and "layer" in n)
     pruned = copy.deepcopy(model)
-    apply_pruners(pruned, parse_schedule(HALF.format(names=names)), torch.zeros(1, 1, 28, 28), ["half"])
+    apply_pruners(pruned, parse_schedule(yaml.safe_load(HALF.format(names=names))), torch.zeros(1, 1, 28, 28), ["half"])
     return pruned.eval()
 
 
@@ -75,6 +76,26 @@ def onnxruntime_top1(path: Path, data, split, batch: int = 500) -> float:
     return 100.0 * hits / len(split)
 
 
+def openvino_top1(path: Path, data, split, batch: int = 500) -> float:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0].get_any_name(): [batch, *split.images.shape[1:]]})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                 "INFERENCE_NUM_THREADS": str(os.cpu_count() or 1)})
+    request = compiled.create_infer_request()
+    images = data.normalize(split.images).numpy()
+    hits = 0
+    for i in range(0, len(split), batch):
+        x = images[i:i + batch]
+        if len(x) < batch:  # the last batch padded to the compiled shape
+            x = np.concatenate([x, np.zeros((batch - len(x), *x.shape[1:]), np.float32)])
+        out = request.infer({0: x})[compiled.outputs[0]][:len(split) - i]
+        hits += int((out.argmax(1) == split.labels[i:i + batch].numpy()).sum())
+    return 100.0 * hits / len(split)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -90,7 +111,8 @@ def main() -> None:
         export_onnx(model, torch.zeros(1, 1, 28, 28), path)
         ways = {"torch": lambda m=model: evaluate(m, data, split).top1,
                 "torch-cl": lambda m=model: torch_cl(copy.deepcopy(m), data, split),
-                "onnxruntime": lambda p=path: onnxruntime_top1(p, data, split)}
+                "onnxruntime": lambda p=path: onnxruntime_top1(p, data, split),
+                "openvino": lambda p=path: openvino_top1(p, data, split)}
         seconds: dict[str, list[float]] = {k: [] for k in ways}
         top1: dict[str, float] = {}
         for _ in range(args.rounds):

@@ -148,8 +148,7 @@ def profile_artifact(
     batch of 1 is scored one image at a time)."""
     runtime = get_runtime(spec.runtime)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
-    if spec.precision != "fp32":
-        stage(f"converting to {spec.precision}")
+    stage(f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model")
     deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
                                                    calibration, spec.int8_format)
     rss0 = rss_bytes()
@@ -205,7 +204,8 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
         **parity, **({"latency_unreliable": unreliable} if unreliable else {}),
     }
     for b in spec.throughput_batches:
-        metrics[f"throughput_b{b}"] = throughput(session.bind(_batch(sample, b)), b, min_seconds=spec.throughput_seconds)
+        metrics[f"throughput_b{b}"] = throughput(session.bind(_batch(sample, b)), b, min_seconds=spec.throughput_seconds,
+                                                   stable=spec.throughput_stable)
     first = spec.throughput_batches[0] if spec.throughput_batches else spec.batch_size
     metrics["throughput"] = metrics.get(f"throughput_b{first}") or 1e3 * spec.batch_size / timing.latency_ms
     metrics["batch_latency_ms"] = 1e3 * first / metrics["throughput"]

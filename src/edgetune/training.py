@@ -54,19 +54,24 @@ def checked_loss(loss: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> to
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
+    model: nn.Module | None, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
     device: str | torch.device = "cpu", metric: Metric | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Top-1/top-5 accuracy (%) and mean cross-entropy on one split, per image for (batch,
     classes) outputs and per position for dense ones (a segmentation's pixels); and with
-    `metric`, the user's metrics over the whole split's outputs and targets."""
-    model.eval()
+    `metric`, the user's metrics over the whole split's outputs and targets. `forward` in place
+    of the model: another engine's outputs (the exported file's), counted by the same code."""
+    if forward is None:
+        assert model is not None
+        model.eval()
+        forward = model
     correct1 = correct5 = positions = 0
     loss_sum = 0.0
     k = min(5, data.num_classes)
     outputs, targets = [], []
     for images, labels in iterate_batches(split, batch_size, device=device):
-        logits = model(data.normalize(images)).float()
+        logits = forward(data.normalize(images)).float()
         loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
         flat = logits.movedim(1, -1).reshape(-1, logits.shape[1])
         top = flat.topk(k, dim=1).indices

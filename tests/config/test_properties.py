@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgetune.config import benchmark, experiment, recipe, sweep
-from edgetune.errors import EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError
 
 MODELS = [experiment.ExperimentSpec, experiment.ModelSpec, experiment.DataSpec, experiment.FinetuneSpec,
           experiment.FinalSpec, benchmark.BenchmarkSpec, sweep.SweepSpec, sweep.ParameterSpec, sweep.MetricSpec,
@@ -83,3 +83,12 @@ def test_the_generator_reaches_the_schemas():
     assert valid > 0
     with pytest.raises(pydantic.ValidationError):
         sweep.ParameterSpec.model_validate({"distribution": "normal", "min": 1})
+
+
+def test_a_list_where_a_class_name_belongs_is_refused_in_our_words():
+    """Found by Hypothesis: `group_type: []` crashed the Distiller scan (a list is unhashable)."""
+    from edgetune.config.recipe import parse_schedule
+
+    with pytest.raises(ConfigError, match="group_type"):
+        parse_schedule({"pruners": {"p": {"group_type": [], "class": "L1RankedStructureParameterPruner",
+                                          "desired_sparsity": 0.5, "weights": ["conv.weight"]}}})

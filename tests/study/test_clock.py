@@ -13,6 +13,7 @@ from edgetune.study.clock import StageClock, category
     ("thinning the gradual pruners", "prune"), ("fine-tuning epoch 1/3", "finetune"),
     ("evaluating after pruning", "evaluate"), ("evaluating epoch 2/3", "evaluate"),
     ("scoring the deployed model", "evaluate"), ("exporting ONNX", "export"), ("converting to int8", "convert"),
+    ("checking the exported model", "convert"),
     ("benchmarking", "benchmark"), ("benchmarking on the device worker 'q'", "device"),
     ("profiling layers", "benchmark"), ("something new", "other"),
 ])

@@ -41,6 +41,9 @@ class BenchmarkSpec(Strict):
     batch_size: int = Field(1, gt=0, le=4096)
     throughput_batches: list[Annotated[int, Field(gt=0, le=4096)]] = Field(default_factory=lambda: [32], max_length=16)
     throughput_seconds: float = Field(1.0, gt=0, le=600)
+    # Throughput is timed until its relative standard error is under this (at least 5 batches and
+    # a tenth of throughput_seconds, at most throughput_seconds); None: for throughput_seconds.
+    throughput_stable: float | None = Field(0.01, gt=0, le=1)
     warmup: int = Field(10, ge=0, le=100_000)
     runs_per_round: int = Field(30, gt=0, le=100_000)
     min_rounds: int = Field(5, gt=0, le=10_000)

@@ -79,7 +79,7 @@ def unsupported(raw: dict[str, Any]) -> list[tuple[str, str]]:
                                           ("lr_schedulers", "class", SCHEDULERS, "")):
         for name, spec in _table(raw, section):
             value = _field(spec, field)
-            if value in refused:
+            if isinstance(value, str) and value in refused:  # anything else is the schema's to refuse
                 found.append((f"{section}.{name}.{field}", f"{what}{value} is not supported: {refused[value]}"))
     policies = raw["policies"] if isinstance(raw.get("policies"), list) else []
     for i, policy in enumerate(policies):

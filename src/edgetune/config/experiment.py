@@ -180,6 +180,11 @@ class ExperimentSpec(Strict):
     # cross-entropy); distillation adds its soft term to it.
     loss: EntryPoint | None = Field(None, description="package.module:function or path/to/file.py:function")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    # What scores a candidate whose shape is final on the validation images: its exported ONNX
+    # file in ONNX Runtime on every core (2.1-2.4x faster than PyTorch eager on a 2-core CPU,
+    # the same top-1: benchmarks/bench_evaluation.py), or PyTorch. `auto`: ONNX Runtime when
+    # training runs on the CPU, PyTorch on an accelerator.
+    score_with: Literal["auto", "onnxruntime", "pytorch"] = "auto"
     trials: int = Field(20, ge=0)  # 0: measure the baseline and the `enqueue` references only
     seed: int = 0
     run_dir: Path | None = None

@@ -171,15 +171,28 @@ def _pool(runs: list[Timing], spread: float) -> Timing:
     )
 
 
-def throughput(call: Call, batch_size: int, *, min_seconds: float = 1.0, warmup: int = 2) -> float:
-    """Images per second calling `call` (one batch of `batch_size`) for at least `min_seconds`."""
+def throughput(call: Call, batch_size: int, *, min_seconds: float = 1.0, warmup: int = 2,
+               stable: float | None = None, min_batches: int = 5) -> float:
+    """Images per second calling `call` (one batch of `batch_size`) for `min_seconds`; with
+    `stable`, stopped sooner once the mean batch time's relative standard error is under it
+    (after `min_batches` and a tenth of `min_seconds`: a short network's batches are too quick
+    for a handful of them to say much)."""
     for _ in range(warmup):
         call()
-    n, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < min_seconds or n < 3:
+    times: list[float] = []
+    t0 = time.perf_counter()
+    while True:
+        t = time.perf_counter()
         call()
-        n += 1
-    return n * batch_size / elapsed
+        now = time.perf_counter()
+        times.append(now - t)
+        elapsed = now - t0
+        if elapsed >= min_seconds and len(times) >= 3:
+            break
+        if (stable is not None and len(times) >= min_batches and elapsed >= min_seconds / 10
+                and np.std(times, ddof=1) / np.sqrt(len(times)) <= stable * np.mean(times)):
+            break
+    return len(times) * batch_size / elapsed
 
 
 # Interleaved rounds whose ratios spread (IQR over median) by more than this, or a ratio that

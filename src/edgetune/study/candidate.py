@@ -55,9 +55,26 @@ class Workbench:
     metric: Metric | None = None  # the user's `evaluate` function, scored beside top-1
     loss: Loss | None = None  # the user's fine-tuning loss (default: cross-entropy)
 
+    score_onnx: bool = False  # score a final shape from its exported file (`score_with`)
+
     def evaluate(self, model: nn.Module) -> EvalResult:
         """The validation subset's figures, the user's metrics among them."""
         return evaluate(model, self.data, self.val, device=self.device, metric=self.metric)
+
+    def score(self, model: nn.Module, onnx_path: Path | None = None) -> EvalResult:
+        """`evaluate`, from the exported file in ONNX Runtime on every core when there is one and
+        the study scores that way: the same images, counted by the same code."""
+        if onnx_path is None or not self.score_onnx:
+            return self.evaluate(model)
+        from edgetune.runtimes.base import SessionOptions
+        from edgetune.runtimes.onnxruntime import OrtSession
+
+        session = OrtSession(onnx_path, SessionOptions(threads=torch.get_num_threads()))
+        try:
+            return evaluate(None, self.data, self.val, metric=self.metric,
+                            forward=lambda x: torch.from_numpy(session.run(np.ascontiguousarray(x.numpy()))))
+        finally:
+            session.close()
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
@@ -208,11 +225,13 @@ def finetune(
 
 
 def measure(model: nn.Module, bench: Workbench, setup: TrialSetup, onnx_path: Path, stage: Stage,
-            score: bool = True) -> tuple[dict[str, Any], dict]:
-    """Export, then measure on the target next to the reference (parity checked first)."""
+            score: bool = True, exported: bool = False) -> tuple[dict[str, Any], dict]:
+    """Export (unless `exported` already), then measure on the target next to the reference
+    (parity checked first)."""
     spec = setup.benchmark
-    stage("exporting ONNX")
-    export_onnx(model, bench.example(spec.batch_size), onnx_path)
+    if not exported:
+        stage("exporting ONNX")
+        export_onnx(model, bench.example(spec.batch_size), onnx_path)
     done = bench.executor.measure(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec, score),
                                   work_dir=onnx_path.parent, stage=stage)
     ref_ms = setup.reference_ms if setup.reference_ms is not None else done.timing.get("reference_ms")
@@ -244,13 +263,18 @@ def run_candidate(
     shape_final = all(epoch == 0 for epoch in plan) and not (ft.epochs and schedule.gradual_pruners())
     if shape_final:
         _stop_if_duplicate(model, setup, schedule, ft, hooks)
-    stage("evaluating after pruning")
-    before = bench.evaluate(model)
-    metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     onnx_path = out_dir / "model.onnx"
+    exported = shape_final and bench.score_onnx
+    if exported:  # the file the runtime times scores the images too: exported once, used twice
+        stage("exporting ONNX")
+        export_onnx(model, bench.example(setup.benchmark.batch_size), onnx_path)
+    stage("evaluating after pruning")
+    before = bench.score(model, onnx_path if exported else None)
+    metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     timing: dict[str, Any] = {}
     if shape_final:
-        timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage)
+        timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
+                                            exported)
     try:
         ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
                                               hooks.after_epoch)
@@ -290,7 +314,8 @@ def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, 
 
 def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
                                hooks: Hooks, before: EvalResult, metrics: dict[str, Any],
-                               thinning: list[CompressionRecord], out_dir: Path, stage: Stage) -> dict[str, Any]:
+                               thinning: list[CompressionRecord], out_dir: Path, stage: Stage,
+                               exported: bool = False) -> dict[str, Any]:
     """With the shape final, its speed is known before fine-tuning: measure it into `metrics` and
     return the timing, unless StopTrial rules it out first, on a predicted latency over budget
     (nothing exported or timed) or a measured resource constraint broken."""
@@ -299,7 +324,8 @@ def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialS
         metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
         result = _finish(metrics, {}, thinning, {}, out_dir)
         raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
-    perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0)
+    perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
+                           exported=exported)
     metrics.update(perf)
     reason = hooks.resource_violation(perf)
     if reason is not None:

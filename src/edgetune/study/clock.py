@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-# Stage of a progress text, by its first words; the order matters ("benchmarking on the device
+# Stage of a progress text, by its first words ("checking the exported model": opening the
+# runtime's session and the parity check, the deployment's own preparation); the order matters ("benchmarking on the device
 # worker" before "benchmarking").
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("pruning", "prune"), ("gradual pruning", "prune"), ("thinning", "prune"),
     ("fine-tuning", "finetune"),
     ("evaluating", "evaluate"), ("scoring", "evaluate"),
     ("exporting", "export"),
-    ("converting", "convert"),
+    ("converting", "convert"), ("checking", "convert"),
     ("benchmarking on the device worker", "device"),
     ("benchmarking", "benchmark"), ("profiling", "benchmark"),
 )

@@ -158,11 +158,13 @@ class Plan:
 # fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
 ADDED_LATER = {"sweep": ("reference_finetune", "apiVersion", "kind", "controller", "job", "image_uri",
                          "early_terminate"),
-               "finetune": ("distill",), "data": ("factory", "kwargs"), "model": ("factory", "kwargs", "input_shape")}
+               "finetune": ("distill",), "data": ("factory", "kwargs"), "model": ("factory", "kwargs", "input_shape"),
+               "benchmark": ("throughput_stable",)}
 # Keys added inside a sweep's metric and each of its parameters (W&B's), None when not given.
 ADDED_LATER_NESTED = {"metric": ("target", "impute", "impute_while_running"),
                       "parameters": ("probabilities", "mu", "sigma", "a", "b")}
-_SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", ModelSpec: "model"}
+_SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", ModelSpec: "model",
+             BenchmarkSpec: "benchmark"}
 
 
 def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:

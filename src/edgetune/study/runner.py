@@ -225,7 +225,8 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
         executor=open_executor(spec.remote if remote else None), calibration=data.normalize(calibration).numpy(), device=spec.device,
-        seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss)
+        seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss,
+        score_onnx=spec.score_with == "onnxruntime" or (spec.score_with == "auto" and spec.device == "cpu"))
 
 
 def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:

@@ -1,0 +1,32 @@
+"""Scoring a final shape from its exported file in ONNX Runtime gives every trial the top-1
+PyTorch gives it: the same candidates (one seed, one sampler), the same images, the same figures
+to 0.05 point, and the file is exported once."""
+
+import pytest
+import yaml
+
+from edgetune.config.experiment import load_experiment
+from edgetune.study import run_study
+from tests.study.test_study import experiment
+
+
+def _study(tmp_path, score_with):
+    (tmp_path / score_with).mkdir()
+    path = experiment(tmp_path / score_with, trials=3, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "score_with": score_with}))
+    return run_study(load_experiment(path)[0])
+
+
+@pytest.mark.slow
+def test_onnxruntime_scores_every_trial_as_pytorch_does(tmp_path):
+    torch_run, ort_run = _study(tmp_path, "pytorch"), _study(tmp_path, "onnxruntime")
+    assert torch_run.baseline["top1"] == pytest.approx(ort_run.baseline["top1"], abs=0.05)
+    pairs = list(zip(torch_run.study.get_trials(), ort_run.study.get_trials(), strict=True))
+    assert len(pairs) == 3
+    for a, b in pairs:
+        assert a.params == b.params
+        for key in ("top1", "top5", "loss"):
+            assert a.user_attrs[key] == pytest.approx(b.user_attrs[key], abs=0.05 if key != "loss" else 1e-3), key
+        # The ONNX Runtime path exports before scoring and never again; the PyTorch path scores first.
+        assert b.user_attrs["seconds_export"] > 0 and a.user_attrs["seconds_evaluate"] > 0
