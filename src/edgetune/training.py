@@ -57,16 +57,19 @@ def evaluate(
     model: nn.Module | None, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
     device: str | torch.device = "cpu", metric: Metric | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    stop_when: Callable[[int, int], bool] | None = None,
 ) -> EvalResult:
     """Top-1/top-5 accuracy (%) and mean cross-entropy on one split, per image for (batch,
     classes) outputs and per position for dense ones (a segmentation's pixels); and with
     `metric`, the user's metrics over the whole split's outputs and targets. `forward` in place
-    of the model: another engine's outputs (the exported file's), counted by the same code."""
+    of the model: another engine's outputs (the exported file's), counted by the same code.
+    `stop_when(correct, seen)`: checked after each batch of per-image labels; when it says so,
+    the figures are those of the images seen (`n`)."""
     if forward is None:
         assert model is not None
         model.eval()
         forward = model
-    correct1 = correct5 = positions = 0
+    correct1 = correct5 = positions = seen = 0
     loss_sum = 0.0
     k = min(5, data.num_classes)
     outputs, targets = [], []
@@ -79,12 +82,14 @@ def evaluate(
         correct1 += int(hits[:, 0].sum())
         correct5 += int(hits.any(dim=1).sum())
         positions += flat.shape[0]
+        seen += len(labels)
         if metric is not None:
             outputs.append(logits.cpu())
             targets.append(labels.cpu())
-    n = len(split)
+        if stop_when is not None and labels.ndim == 1 and stop_when(correct1, positions):
+            break
     extra = user_metrics(metric, torch.cat(outputs), torch.cat(targets)) if metric is not None else {}
-    return EvalResult(100.0 * correct1 / positions, 100.0 * correct5 / positions, loss_sum / positions, n, extra)
+    return EvalResult(100.0 * correct1 / positions, 100.0 * correct5 / positions, loss_sum / positions, seen, extra)
 
 
 def train_epoch(

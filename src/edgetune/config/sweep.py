@@ -192,6 +192,9 @@ class EarlyStopSpec(Strict):
     collapse: bool = True
     collapse_margin: float = Field(2.0, ge=0)
     warmup_epochs: int = Field(2, ge=0)  # epochs before collapse or a pruner may stop a run
+    # Stop scoring a candidate once its top-1 cannot reach a top-1 constraint's `min` at this
+    # confidence (study/reject.py); null scores every validation image.
+    reject_confidence: float | None = Field(0.999, gt=0.5, lt=1)
 
 
 class ProtocolSpec(Strict):

@@ -3,7 +3,7 @@
 that drives them (runner.py), what the study holds (results.py), where it is stored
 (storage.py) and every path of its run directory (rundir.py)."""
 
-from edgetune.study.candidate import CandidateResult, TrialSetup, Workbench, run_candidate
+from edgetune.study.candidate import CandidateResult, run_candidate
 from edgetune.study.plan import Plan, plan_study
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reporter import Reporter
@@ -19,6 +19,7 @@ from edgetune.study.results import (
 )
 from edgetune.study.rundir import RunDir
 from edgetune.study.runner import redact_url, run_study
+from edgetune.study.workbench import TrialSetup, Workbench
 
 __all__ = ["CandidateResult", "Plan", "Reporter", "RunDir", "StudyOutcome", "TargetProfile", "TrialSetup",
            "Workbench", "best_trial_number", "best_trials", "counted", "feasible_trials", "open_study", "plan_study",

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,92 +24,14 @@ from edgetune.compress.gradual import GradualMasks
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.compress.structure import describe_structure
-from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
+from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
-from edgetune.data.splits import DataSplits, ImageSplit
-from edgetune.executors.base import Executor, Scoring
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
-from edgetune.hardware.widths import WidthTable
 from edgetune.models.registry import save_checkpoint
-from edgetune.training import EvalResult, Loss, Metric, evaluate, train_epoch
-
-Stage = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Workbench:
-    """What every trial of a study shares and none changes: the data, the unpruned network, the
-    calibration images, and the executor that measures candidates beside the reference."""
-
-    data: DataSplits
-    train: ImageSplit
-    val: ImageSplit
-    baseline: nn.Module
-    executor: Executor
-    calibration: np.ndarray | None = None
-    device: str = "cpu"
-    seed: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)  # the baseline checkpoint's: rebuilds a trial's model
-    metric: Metric | None = None  # the user's `evaluate` function, scored beside top-1
-    loss: Loss | None = None  # the user's fine-tuning loss (default: cross-entropy)
-
-    score_onnx: bool = False  # score a final shape from its exported file (`score_with`)
-
-    def evaluate(self, model: nn.Module) -> EvalResult:
-        """The validation subset's figures, the user's metrics among them."""
-        return evaluate(model, self.data, self.val, device=self.device, metric=self.metric)
-
-    def score(self, model: nn.Module, onnx_path: Path | None = None) -> EvalResult:
-        """`evaluate`, from the exported file in ONNX Runtime on every core when there is one and
-        the study scores that way: the same images, counted by the same code."""
-        if onnx_path is None or not self.score_onnx:
-            return self.evaluate(model)
-        from edgetune.runtimes.base import SessionOptions
-        from edgetune.runtimes.onnxruntime import OrtSession
-
-        session = OrtSession(onnx_path, SessionOptions(threads=torch.get_num_threads()))
-        try:
-            return evaluate(None, self.data, self.val, metric=self.metric,
-                            forward=lambda x: torch.from_numpy(session.run(np.ascontiguousarray(x.numpy()))))
-        finally:
-            session.close()
-
-    def example(self, batch: int = 1) -> torch.Tensor:
-        return self.data.sample_input(batch)
-
-    def sample(self, batch: int = 64) -> np.ndarray:
-        """Real, normalised images: the parity check's inputs and the timed batch's source."""
-        return self.example(batch).numpy()
-
-    def batches(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n labelled training images for methods that sample data; the same images every trial,
-        so candidates differ by their settings, not by their luck."""
-        images = self.train.subset(min(n, len(self.train)), seed=self.seed + 2)
-        return self.data.normalize(images.images), images.labels
-
-    def scoring(self, spec: BenchmarkSpec, score: bool = True) -> Scoring:
-        """Calibration images, and at a reduced precision the validation images the deployed
-        artefact is scored on (its accuracy is its own, not PyTorch's)."""
-        if not score or spec.precision == "fp32":
-            return Scoring(self.calibration)
-        return Scoring(self.calibration, self.data.normalize(self.val.images).numpy(), self.val.labels.numpy(),
-                       self.metric)
-
-
-@dataclass(frozen=True)
-class TrialSetup:
-    """One trial's target: its benchmark settings (a sweep may search the precision), the width
-    profile measured at that precision, and the reference's milliseconds that turn a ratio into
-    `latency_adj_ms`."""
-
-    benchmark: BenchmarkSpec
-    reference_ms: float | None = None
-    width_table: WidthTable | None = None
-
-    @property
-    def staircases(self) -> dict[str, list[int]] | None:
-        return self.width_table.staircases() if self.width_table is not None else None
+from edgetune.study.reject import Rejection, StopRule
+from edgetune.study.workbench import Stage, TrialSetup, Workbench
+from edgetune.training import EvalResult, train_epoch
 
 
 @dataclass
@@ -166,12 +87,17 @@ class Hooks:
     # network, fine-tuned and measured the same way, to answer from instead of training and
     # timing it again; None to go on.
     duplicate_of: Callable[[str], int | None] = lambda _: None
+    # The accuracy floor the final scoring may stop at (study/reject.py); None to score every image.
+    rejection: Rejection | None = None
+
+    def final_rule(self) -> StopRule | None:
+        return self.rejection.stop if self.rejection is not None else None
 
 
 def finetune(
     model: nn.Module, bench: Workbench, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
     plan: dict[int, list[str]], stage: Stage, thinning: list[CompressionRecord],
-    after_epoch: Callable[[int, EvalResult], None] | None = None,
+    after_epoch: Callable[[int, EvalResult], None] | None = None, stop_when: StopRule | None = None,
 ) -> tuple[float, float, EvalResult | None]:
     """Distiller's loop: pruners act at the start of their epoch, gradual pruners mask along their
     ramp (after every step) and thin when the loop ends, LR schedulers step at the end of each
@@ -213,7 +139,7 @@ def finetune(
                 schedulers[policy.lr_scheduler.instance_name].step()
         if after_epoch is not None:
             stage(f"evaluating epoch {epoch + 1}/{ft.epochs}")
-            last = bench.evaluate(model)
+            last = bench.evaluate(model, stop_when if epoch == ft.epochs - 1 else None)
             after_epoch(epoch, last)
     model.cpu()
     bench.baseline.cpu()
@@ -264,33 +190,44 @@ def run_candidate(
     if shape_final:
         _stop_if_duplicate(model, setup, schedule, ft, hooks)
     onnx_path = out_dir / "model.onnx"
-    exported = shape_final and bench.score_onnx
-    if exported:  # the file the runtime times scores the images too: exported once, used twice
+    # The file the runtime times scores the images too (exported once, used twice); not for a
+    # candidate its predicted latency skips, which is never exported.
+    exported = shape_final and bench.score_onnx and hooks.predicted_violation(thinning) is None
+    if exported:
         stage("exporting ONNX")
         export_onnx(model, bench.example(setup.benchmark.batch_size), onnx_path)
     stage("evaluating after pruning")
-    before = bench.score(model, onnx_path if exported else None)
+    before = bench.score(model, onnx_path if exported else None, hooks.final_rule() if not ft.epochs else None)
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
+    _note_rejection(metrics, before, hooks)
     timing: dict[str, Any] = {}
     if shape_final:
         timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
                                             exported)
     try:
         ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
-                                              hooks.after_epoch)
+                                              hooks.after_epoch, hooks.final_rule())
     except StopTrial as stop:
         model.cpu()
         stop.result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
         stop.result.save(out_dir / "metrics.json")
         raise
-    after = last or (bench.evaluate(model) if ft.epochs else before)
+    after = last or (bench.evaluate(model, hooks.final_rule()) if ft.epochs else before)
     model.cpu().eval()
     metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
+    _note_rejection(metrics, after, hooks)
     perf, timing = _final_measurement(model, bench, setup, ft, shape_final, onnx_path, metrics, timing, stage)
     metrics["sparsity"] = zero_fraction(model)
     if bench.meta:
         save_trial_model(model, bench, out_dir / "model.pt")
     return _finish(metrics, perf, thinning, timing, out_dir)
+
+
+def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -> None:
+    """Say so when the scoring stopped at the accuracy floor: its figures are of fewer images."""
+    if hooks.rejection is not None and result.n < hooks.rejection.total:
+        metrics.update(rejected_early=hooks.rejection.reason(round(result.top1 * result.n / 100), result.n),
+                       top1_images=result.n)
 
 
 def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec) -> str:

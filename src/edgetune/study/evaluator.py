@@ -34,6 +34,7 @@ from edgetune.study.clock import StageClock
 from edgetune.study.network import load_network
 from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
+from edgetune.study.reject import rejection
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials, recorded_metrics
 from edgetune.sweep import apply
@@ -224,6 +225,8 @@ class Evaluator:
             trial.set_user_attr("error", f"objective values {values} are not all finite")
             return Verdict("FAIL", metrics=metrics, note="objective not finite")
         notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
+        if metrics.get("rejected_early"):
+            notes.append(metrics["rejected_early"])
         if metrics.get("latency_unreliable"):
             notes.append(f"latency unreliable, kept but never picked: {metrics['latency_unreliable']}")
         if trial.user_attrs.get("duplicate_of") is not None:
@@ -270,10 +273,15 @@ class Evaluator:
             _, reasons = violations(self.constraints, add_ratios(metrics, self.profile.baseline), resources_only=True)
             return "; ".join(reasons) or None
 
+        # The fp32 top-1 stands for the deployed one only at fp32; a user's metric wants every image.
+        rejects = setup.benchmark.precision == "fp32" and self.bench.metric is None and not trial.user_attrs.get(
+            "reference")
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
-                     duplicate_of=lambda key: self._duplicate_of(trial, key))
+                     duplicate_of=lambda key: self._duplicate_of(trial, key),
+                     rejection=rejection(self.constraints, len(self.bench.val), stop.reject_confidence)
+                     if rejects else None)
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""

@@ -35,11 +35,11 @@ from edgetune.files import atomic_write_json
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import ACCURACY, Constraint
 from edgetune.profiler import deployed_predictions
-from edgetune.study.candidate import Workbench
 from edgetune.study.held import PairedDrop, finalist_records, paired_drop
 from edgetune.study.plan import Plan
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
+from edgetune.study.workbench import Workbench
 from edgetune.training import Teacher, train_baseline
 
 

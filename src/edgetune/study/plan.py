@@ -23,7 +23,7 @@ from edgetune.config.experiment import (
     sweep_of,
 )
 from edgetune.config.recipe import Schedule, load_schedule
-from edgetune.config.sweep import SweepSpec
+from edgetune.config.sweep import EarlyStopSpec, SweepSpec
 from edgetune.entrypoints import load_entry_point
 from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
@@ -173,6 +173,9 @@ def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
         if dumped[name] == type(model).model_fields[name].get_default(call_default_factory=True):
             del dumped[name]
     if isinstance(model, SweepSpec):
+        early = dumped.get("early_stop") or {}
+        if early.get("reject_confidence") == EarlyStopSpec.model_fields["reject_confidence"].default:
+            early.pop("reject_confidence")
         nodes = [("metric", dumped["metric"]), *(("parameters", p) for p in dumped["parameters"].values())]
         for section, node in nodes:
             for name in ADDED_LATER_NESTED[section]:

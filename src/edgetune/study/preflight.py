@@ -19,8 +19,8 @@ from edgetune.compress.base import CompressionRecord
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
-from edgetune.study.candidate import Workbench
 from edgetune.study.plan import Plan
+from edgetune.study.workbench import Workbench
 from edgetune.sweep.mapping import Target, apply, extremes
 from edgetune.sweep.space import fixed_values, searched
 

@@ -17,9 +17,10 @@ from edgetune.executors.local import LocalExecutor
 from edgetune.export import export_onnx
 from edgetune.hardware.formats import choose_int8_format, write_choice
 from edgetune.hardware.widths import WidthTable, width_table
-from edgetune.study.candidate import TrialSetup, Workbench, run_candidate
+from edgetune.study.candidate import run_candidate
 from edgetune.study.plan import Plan
 from edgetune.study.reporter import Reporter
+from edgetune.study.workbench import TrialSetup, Workbench
 
 OTHER_PRECISION_STEP = 4
 PROFILE_CALIBRATION = 32  # images to quantise a profiled width on: its speed, not its accuracy, is measured

@@ -25,11 +25,12 @@ from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.files import atomic_write_json
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
-from edgetune.study.candidate import Workbench, adjusted
+from edgetune.study.candidate import adjusted
 from edgetune.study.plan import Plan
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import recorded_metrics
+from edgetune.study.workbench import Workbench
 
 # What a fresh measurement decides again; everything else (accuracy, sizes, the candidate) stays.
 REJUDGED = ("latency_unreliable", "infeasible", "flags")

@@ -38,7 +38,6 @@ from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.candidate import Workbench
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
 from edgetune.study.network import check_input_shape, load_network
@@ -49,6 +48,7 @@ from edgetune.study.remeasure import remeasure_unreliable
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
 from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
+from edgetune.study.workbench import Workbench
 from edgetune.sweep import fixed_values, suggest
 from edgetune.tracking import Tracker, TrialRecord, open_trackers
 
