@@ -32,7 +32,7 @@ from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
 
 PATHS = {"before": {"score_with": "pytorch", "throughput_stable": None}, "now": {}}
-STAGES = ["setup", "prune", "evaluate", "export", "benchmark"]
+STAGES = ["setup", "prune", "evaluate", "export", "convert", "benchmark"]
 
 
 def experiment(work: Path, trials: int, path: dict) -> Path:

@@ -239,9 +239,11 @@ def verify_artifact(
     onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
     calibration: np.ndarray | None = None, eval_images: np.ndarray | None = None,
     eval_labels: np.ndarray | None = None, work_dir: Path | None = None, eval_metric: Any = None,
+    stage: Any = lambda _: None,
 ) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
+    stage(f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model")
     deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
                                                    calibration, spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
@@ -250,7 +252,7 @@ def verify_artifact(
         check = _batch(sample, min(len(sample), 64))
         out = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
                            f"{deployed} on {session.description}")
-        out.update(_deployed_scores(session, (eval_images, eval_labels, eval_metric)))
+        out.update(_deployed_scores(session, (eval_images, eval_labels, eval_metric), stage))
         out["model_bytes"] = _model_bytes(deployed)
         return out
     finally:

@@ -66,7 +66,7 @@ class Executor(ABC):
 
     @abstractmethod
     def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
-               scoring: Scoring = NO_SCORING) -> dict[str, Any]:
+               scoring: Scoring = NO_SCORING, stage: Stage = lambda _: None) -> dict[str, Any]:
         """Parity (and the deployed accuracy) of new weights in a shape already timed."""
 
     def close(self) -> None:

@@ -60,11 +60,11 @@ class DeviceWorkerExecutor(Executor):
                                                   "request": request.id})
 
     def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
-               scoring: Scoring = NO_SCORING) -> dict[str, Any]:
+               scoring: Scoring = NO_SCORING, stage: Stage = lambda _: None) -> dict[str, Any]:
         if spec.precision != "fp32" and scoring.images is not None:
             # The deployed model's accuracy needs the device's runtime: ask the worker again (new
             # weights make a new request; the timing is the same shapes' again).
-            return self.measure(onnx_path, spec, sample, module=module, scoring=scoring).metrics
+            return self.measure(onnx_path, spec, sample, module=module, scoring=scoring, stage=stage).metrics
         # fp32 parity is checked here on ONNX Runtime: the device's runtime may not be installed on
         # this machine, and the device checked its own.
-        return verify_artifact(onnx_path, BenchmarkSpec(batch_size=spec.batch_size), sample, module=module)
+        return verify_artifact(onnx_path, BenchmarkSpec(batch_size=spec.batch_size), sample, module=module, stage=stage)

@@ -35,9 +35,10 @@ class LocalExecutor(Executor):
         return Measurement(dict(report.metrics), {**report.timing, "description": report.description})
 
     def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
-               scoring: Scoring = NO_SCORING) -> dict[str, Any]:
+               scoring: Scoring = NO_SCORING, stage: Stage = lambda _: None) -> dict[str, Any]:
         return verify_artifact(onnx_path, spec, sample, module=module, calibration=scoring.calibration,
-                               eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric)
+                               eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric,
+                               stage=stage)
 
     def close(self) -> None:
         if self.reference is not None:

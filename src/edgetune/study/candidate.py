@@ -286,7 +286,8 @@ def _final_measurement(model: nn.Module, bench: Workbench, setup: TrialSetup, ft
     spec = setup.benchmark
     stage("exporting the fine-tuned model")
     export_onnx(model, bench.example(spec.batch_size), onnx_path)
-    perf = bench.executor.verify(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec))
+    perf = bench.executor.verify(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec),
+                                 stage=stage)
     if "latency_ratio" in perf:  # a device worker measured it again to score the deployed model
         adjusted(perf, setup.reference_ms)
     metrics.update(perf)
