@@ -3,7 +3,6 @@ end a table of the best candidates beside the unpruned baseline."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -13,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgetune.study.candidate import CandidateResult
-from edgetune.study.plan import Plan
+from edgetune.study.plan import Plan, reference_label
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome
 
@@ -132,7 +131,7 @@ def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
     table.add_row("base", *(_cell(k, outcome.baseline.get(k)) for k, _ in COLUMNS), *("-" for _ in names),
                   style="bold")
     for name, figures in outcome.references().items():  # each reference's mean over its repeats
-        label = "ref " + (Path(name).stem if name != "baseline" else "baseline")
+        label = "ref " + (reference_label(name) if name != "baseline" else "baseline")
         table.add_row(label, *(_cell(k, figures[k][0] if k in figures else None) for k, _ in COLUMNS),
                       *("-" for _ in names), style="italic")
     for t in done[:top]:
@@ -170,7 +169,7 @@ def final_table(outcome: StudyOutcome) -> Table | None:
     for key, r in final.records.items():
         if key == "baseline":
             continue
-        name = ("ref " + Path(r["reference"]).stem) if r.get("reference") else f"trial {key}"
+        name = ("ref " + reference_label(r["reference"])) if r.get("reference") else f"trial {key}"
         ratio = r.get("latency_ratio")
         table.add_row(name, _pct(r["final_val_top1"]), f"{r['final_drop']:+.2f}", f"{r['final_drop_upper']:.2f}",
                       "yes" if r["held"] else "no", _pct(final.test_top1.get(key)),

@@ -214,3 +214,33 @@ def test_a_repeat_of_another_producers_candidate_is_answered_from_the_study(tmp_
     assert again.user_attrs["duplicate_of"] == first.number and again.values == first.values
     assert again.user_attrs["top1"] == first.user_attrs["top1"]
     assert again.user_attrs["pruned_structures"] == first.user_attrs["pruned_structures"]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_reference_is_measured_in_every_precision_the_search_may_deploy(tmp_path):
+    """With the precision searched, the smaller sibling is measured quantised too: what a user
+    would try first is beside the search in each precision the search may pick."""
+    from rich.console import Console
+
+    from edgetune.progress import results_table
+    from tests.study.test_study import ROOT
+
+    other = ROOT / "models" / "resnet20-fmnist.pt"
+    path = experiment(tmp_path, trials=1, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["enqueue"] = [str(other)]
+    raw["sweep"]["parameters"]["precision"] = {"values": ["fp32", "int8"]}
+    raw["benchmark"]["calibration_images"] = 64
+    path.write_text(yaml.safe_dump(raw))
+    outcome = run_study(load_experiment(path)[0])
+    refs = {t.user_attrs["reference"]: t for t in outcome.study.trials if t.user_attrs.get("reference")}
+    assert set(refs) == {str(other), f"{other}@int8"}
+    fp32, int8 = refs[str(other)].user_attrs, refs[f"{other}@int8"].user_attrs
+    assert "deployed_top1" in int8 and "deployed_top1" not in fp32  # the INT8 file itself is scored
+    assert int8["model_bytes"] < 0.5 * fp32["model_bytes"]
+    recipe = yaml.safe_load((tmp_path / "run" / "trials" / f"{refs[f'{other}@int8'].number:04d}" /
+                             "recipe.yaml").read_text())
+    assert recipe["benchmark"]["precision"] == "int8"
+    console = Console(width=200, record=True)
+    console.print(results_table(outcome))
+    assert "ref resnet20-fmnist int8" in console.export_text()

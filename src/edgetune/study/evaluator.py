@@ -114,7 +114,8 @@ class Evaluator:
         """Build and measure the candidate; (its result, its target, COMPLETE or PRUNED)."""
         spec = self.plan.spec
         if reference:
-            schedule, over = self.references[reference].schedule, {}
+            ref = self.references[reference]
+            schedule, over = ref.schedule, {"benchmark": {"precision": ref.precision}} if ref.precision else {}
         else:
             schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
         ft = FinetuneSpec.model_validate(merged(spec.finetune.model_dump(), over.get("finetune", {})))

@@ -36,7 +36,7 @@ from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import ACCURACY, Constraint
 from edgetune.profiler import deployed_predictions
 from edgetune.study.held import PairedDrop, finalist_records, paired_drop
-from edgetune.study.plan import Plan
+from edgetune.study.plan import Plan, reference_source
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
 from edgetune.study.workbench import Workbench
@@ -84,7 +84,7 @@ def choose_finalists(study: optuna.Study, candidates: int, train_references: boo
         ref = t.user_attrs.get("reference")
         if ref and ref != "baseline" and ref not in seen:
             seen.add(ref)
-            checkpoint = Path(ref).suffix in (".pt", ".pth")
+            checkpoint = Path(reference_source(ref)).suffix in (".pt", ".pth")
             chosen.append(Finalist(t.number, ref, train_references or not checkpoint))
     return chosen
 

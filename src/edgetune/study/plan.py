@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ class Reference:
     name: str
     schedule: Schedule
     checkpoint: Path | None = None
+    # Measured at this precision rather than the experiment's: another network in each precision
+    # the search may deploy (the smaller sibling quantised is what a user would try first).
+    precision: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,7 +222,30 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
         raise ConfigError(f"evaluate scores the deployed artefact at {reduced[0]} with your function, which runs in "
                           "this process; a device worker cannot call it: benchmark at fp32 there, or here",
                           key="evaluate")
-    return plan
+    return _in_each_precision(plan)
+
+
+_AT_PRECISION = re.compile(r"@(fp32|fp16|bf16|int8)$")
+
+
+def reference_source(name: str) -> str:
+    """The `enqueue` entry a reference's name comes from (`x.pt@int8` is x.pt measured at int8)."""
+    return _AT_PRECISION.sub("", name)
+
+
+def reference_label(name: str) -> str:
+    """A reference's short name for tables: its file's stem, and the precision it was measured at."""
+    found = _AT_PRECISION.search(name)
+    return Path(reference_source(name)).stem + (f" {found.group(1)}" if found else "")
+
+
+def _in_each_precision(plan: Plan) -> Plan:
+    """Each checkpoint reference once more at every other precision the sweep searches, named
+    `<checkpoint>@<precision>`."""
+    others = plan.precisions()[1:]
+    extra = [dataclasses.replace(ref, name=f"{ref.name}@{p}", precision=p)
+             for ref in plan.references if ref.checkpoint is not None for p in others]
+    return dataclasses.replace(plan, references=[*plan.references, *extra]) if extra else plan
 
 
 def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective],
