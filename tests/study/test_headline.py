@@ -47,6 +47,7 @@ def test_the_pick_is_the_best_feasible_searched_trial_in_human_units():
                                         "latency on onnxruntime cpu, 1 thread(s), batch 1, fp32")
     assert "top-1 94.70 % against 95.00 % on validation (-0.30 points)" in said.text
     assert "40.0 M MACs, 300 k parameters, 1.20 MB of ONNX" in said.text
+    assert "Chosen as the lowest latency_adj_ms of 2 feasible trial(s)." in said.text  # not the reference nor the repeat
     assert "Reference resnet20-fmnist.pt: 0.200 of the unpruned latency, 94.90 % on validation; it dominates the " \
            "pick: deploy it instead." in said.text
 

@@ -116,7 +116,9 @@ def _why(frame: pd.DataFrame, row: pd.Series, objectives: list[Objective]) -> li
     (a front has no single best: the user's own trade-off may point elsewhere along it)."""
     if "picked" in row and _truthy(row["picked"]):
         return []  # the final stage's own sentence (report) and pick.json say why
-    feasible = int(frame["feasible"].map(_truthy).sum()) if "feasible" in frame else 0
+    # The ranked trials: the feasible search trials (neither a reference, nor a repeat of an
+    # earlier candidate, nor a latency not trusted).
+    feasible = int(pd.to_numeric(frame["rank"], errors="coerce").notna().sum()) if "rank" in frame else 0
     goal = "lowest" if objectives[0].goal == "minimize" else "highest"
     if len(objectives) == 1 or "pareto" not in frame:
         return [f"Chosen as the {goal} {objectives[0].metric} of {feasible} feasible trial(s)."]
