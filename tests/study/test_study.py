@@ -186,7 +186,9 @@ def test_example_paths_are_relative_to_the_file_and_flags_override():
     assert plan.limit == 0  # the references only
     # The main job's file: depth + width + precision searched, ResNet-20 beside, a final stage.
     main = plan_study(load_experiment(EXAMPLES / "experiment.yaml")[0])
-    assert [ref.checkpoint for ref in main.references] == [(ROOT / "models" / "resnet20-fmnist.pt").resolve()]
+    sibling = (ROOT / "models" / "resnet20-fmnist.pt").resolve()
+    # ResNet-20 as trained, and quantised: the precision is searched, so the sibling is measured in both.
+    assert [(ref.checkpoint, ref.precision) for ref in main.references] == [(sibling, None), (sibling, "int8")]
     assert {"depth_1_blocks", "width_1", "precision"} <= set(main.targets)
     assert main.spec.final is not None and main.spec.final.max_accuracy_drop == 0.5
     assert main.spec.finetune.distill is not None
