@@ -148,7 +148,7 @@ def profile_artifact(
     batch of 1 is scored one image at a time)."""
     runtime = get_runtime(spec.runtime)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
-    stage(f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model")
+    stage(_preparing(spec))
     deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
                                                    calibration, spec.int8_format)
     rss0 = rss_bytes()
@@ -162,6 +162,11 @@ def profile_artifact(
 
 def _batch(sample: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.resize(sample, (n, *sample.shape[1:])).astype(np.float32))
+
+
+def _preparing(spec: BenchmarkSpec) -> str:
+    """The progress text of converting (and, at fp32, only opening) the artefact and its parity check."""
+    return f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model"
 
 
 def _deployed_scores(session: Session, scored: tuple[Any, ...], stage: Any = lambda _: None) -> dict[str, float]:
@@ -243,7 +248,7 @@ def verify_artifact(
 ) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
-    stage(f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model")
+    stage(_preparing(spec))
     deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
                                                    calibration, spec.int8_format)
     options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edgetune.study.clock import STAGES
+
 # column -> (label, divisor): MACs in millions, parameters in thousands, bytes in MB.
 LABELS: dict[str, tuple[str, float]] = {
     "trial": ("trial", 1), "row": ("network", 1), "state": ("state", 1),
@@ -21,8 +23,7 @@ LABELS: dict[str, tuple[str, float]] = {
     "remeasure_of": ("timed again from trial", 1), "rejected_early": ("scoring stopped", 1),
     "top1_images": ("images scored", 1), "rank": ("rank", 1), "seconds_trial": ("trial s", 1),
     "overhead_share": ("share not training or scoring", 1),
-    **{f"seconds_{s}": (f"{s} s", 1) for s in ("setup", "prune", "finetune", "evaluate", "export", "convert",
-                                                "benchmark", "device", "other")},
+    **{f"seconds_{s}": (f"{s} s", 1) for s in STAGES},
 }
 
 

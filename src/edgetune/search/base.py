@@ -69,12 +69,18 @@ def get_strategy(name: str) -> Strategy:
     return load_plugin(STRATEGIES, name, "search method", "method")  # type: ignore[return-value]
 
 
+def constraint_values(names: Sequence[str], values: Sequence[float]) -> dict[str, float]:
+    """The verdict as Optuna stores it (its convention: <= 0 holds), keyed in the constraints'
+    order. A missing metric counts as broken by a large finite amount: the GP standardises these
+    values and an infinity would poison it."""
+    return {f"{i:02d}:{name}": min(float(value), 1e9) for i, (name, value) in enumerate(zip(names, values, strict=True))}
+
+
 def record_constraints(trial: optuna.Trial, names: Sequence[str], values: Sequence[float]) -> None:
-    """Store the verdict with `Trial.set_constraint` (Optuna's convention: <= 0 holds), where
-    every constrained sampler and every report reads it. A missing metric counts as broken by a
-    large finite amount: the GP standardises these values and an infinity would poison it."""
-    for i, (name, value) in enumerate(zip(names, values, strict=True)):
-        trial.set_constraint(f"{i:02d}:{name}", min(float(value), 1e9))
+    """Store the verdict with `Trial.set_constraint`, where every constrained sampler and every
+    report reads it."""
+    for key, value in constraint_values(names, values).items():
+        trial.set_constraint(key, value)
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:

@@ -26,11 +26,12 @@ from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.compress.structure import describe_structure
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
+from edgetune.executors.base import Stage
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.models.registry import save_checkpoint
 from edgetune.study.reject import Rejection, StopRule
-from edgetune.study.workbench import Stage, TrialSetup, Workbench
+from edgetune.study.workbench import TrialSetup, Workbench
 from edgetune.training import EvalResult, train_epoch
 
 
@@ -190,9 +191,10 @@ def run_candidate(
     if shape_final:
         _stop_if_duplicate(model, setup, schedule, ft, hooks)
     onnx_path = out_dir / "model.onnx"
+    ruled_out = hooks.predicted_violation(thinning) if shape_final else None
     # The file the runtime times scores the images too (exported once, used twice); not for a
     # candidate its predicted latency skips, which is never exported.
-    exported = shape_final and bench.score_onnx and hooks.predicted_violation(thinning) is None
+    exported = shape_final and bench.score_onnx and ruled_out is None
     if exported:
         stage("exporting ONNX")
         export_onnx(model, bench.example(setup.benchmark.batch_size), onnx_path)
@@ -203,7 +205,7 @@ def run_candidate(
     timing: dict[str, Any] = {}
     if shape_final:
         timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
-                                            exported)
+                                            ruled_out)
     try:
         ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
                                               hooks.after_epoch, hooks.final_rule())
@@ -252,17 +254,18 @@ def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, 
 def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
                                hooks: Hooks, before: EvalResult, metrics: dict[str, Any],
                                thinning: list[CompressionRecord], out_dir: Path, stage: Stage,
-                               exported: bool = False) -> dict[str, Any]:
+                               ruled_out: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
     """With the shape final, its speed is known before fine-tuning: measure it into `metrics` and
     return the timing, unless StopTrial rules it out first, on a predicted latency over budget
-    (nothing exported or timed) or a measured resource constraint broken."""
-    if (ruled_out := hooks.predicted_violation(thinning)) is not None:
+    (`ruled_out`: nothing exported or timed) or a measured resource constraint broken. When the
+    study scores from the exported file, that file is already written."""
+    if ruled_out is not None:
         reason, predicted = ruled_out
         metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
         result = _finish(metrics, {}, thinning, {}, out_dir)
         raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
     perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
-                           exported=exported)
+                           exported=bench.score_onnx)
     metrics.update(perf)
     reason = hooks.resource_violation(perf)
     if reason is not None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-# Stage of a progress text, by its first words ("checking the exported model": opening the
-# runtime's session and the parity check, the deployment's own preparation); the order matters ("benchmarking on the device
-# worker" before "benchmarking").
+# Stage of a progress text, by its first words; the order matters ("benchmarking on the device
+# worker" before "benchmarking"). "checking the exported model" is opening the runtime's session
+# and the parity check: the deployment's own preparation, as converting is.
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("pruning", "prune"), ("gradual pruning", "prune"), ("thinning", "prune"),
     ("fine-tuning", "finetune"),

@@ -136,11 +136,10 @@ class Evaluator:
             if stopped.duplicate_of is not None:
                 trial.set_user_attr("duplicate_of", stopped.duplicate_of)
                 result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
-                result.save(out / "metrics.json")  # every trial's folder holds its figures
             else:
                 trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
                 result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
-        if result is not None:  # where this trial's time went, beside its figures
+        if result is not None:  # every trial's folder holds its figures, and where its time went
             result.metrics.update(clock.metrics())
             result.save(out / "metrics.json")
         return result, setup, state

@@ -25,6 +25,7 @@ from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.files import atomic_write_json
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
+from edgetune.search.base import constraint_values
 from edgetune.study.candidate import adjusted
 from edgetune.study.plan import Plan
 from edgetune.study.profile import TargetProfile
@@ -64,16 +65,12 @@ def remeasure_unreliable(plan: Plan, study: optuna.Study, bench: Workbench, prof
         shutil.copytree(source, target, dirs_exist_ok=True)
         saved = json.loads((source / "metrics.json").read_text()) if (source / "metrics.json").is_file() else {}
         atomic_write_json(target / "metrics.json", {**saved, "metrics": metrics, "remeasure_of": old.number}, indent=2)
-        still = _trial(study, number).user_attrs.get("latency_unreliable")
+        still = metrics.get("latency_unreliable")
         reporter.stage(f"trial {old.number} timed again as trial {number}: latency ratio "
                        f"{old.user_attrs.get('latency_ratio', float('nan')):.3f} -> {metrics['latency_ratio']:.3f}"
                        + (f", still not trusted ({still})" if still else ", trusted"))
         added.append(number)
     return added
-
-
-def _trial(study: optuna.Study, number: int) -> FrozenTrial:
-    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 def _measured_again(old: FrozenTrial, source: Path, work: Path, plan: Plan, bench: Workbench,
@@ -108,6 +105,5 @@ def _add_trial(study: optuna.Study, old: FrozenTrial, metrics: dict[str, Any], p
         attrs["flags"] = "; ".join(flags)
     study.add_trial(optuna.trial.create_trial(
         params=old.params, distributions=old.distributions, values=values, user_attrs=attrs,
-        constraints={f"{i:02d}:{c.metric}": min(float(v), 1e9) for i, (c, v) in enumerate(zip(constraints, held,
-                                                                                          strict=True))}))
+        constraints=constraint_values([c.metric for c in constraints], held)))
     return max(t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("remeasure_of") == old.number)

@@ -6,7 +6,6 @@ target profile need the workbench without the training loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from edgetune.executors.base import Executor, Scoring
 from edgetune.hardware.widths import WidthTable
 from edgetune.study.reject import StopRule
 from edgetune.training import EvalResult, Loss, Metric, evaluate
-
-Stage = Callable[[str], None]
 
 
 @dataclass(frozen=True)
