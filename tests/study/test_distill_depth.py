@@ -13,7 +13,7 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
 from edgetune.training import distillation_loss
-from tests.study.test_study import RECIPE, experiment, read_csv
+from tests.study.test_study import RECIPE, ROOT, experiment, read_csv
 
 
 def test_distillation_loss_is_the_stated_mix():
@@ -46,7 +46,8 @@ def test_a_study_searches_depth_width_and_distillation(tmp_path):
     assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows), [r.get("error") for r in rows]
     for r in rows:
         saved = yaml.safe_load((tmp_path / "run" / "trials" / f"{int(r['trial']):04d}" / "recipe.yaml").read_text())
-        assert saved["finetune"]["distill"] == {"alpha": float(r["param.finetune.distill.alpha"]), "temperature": 4.0}
+        assert saved["finetune"]["distill"] == {"alpha": float(r["param.finetune.distill.alpha"]), "temperature": 4.0,
+                                                "teacher": None}
         assert saved["schedule"]["pruners"]["depth"]["blocks"] == int(float(r["param.depth_blocks"]))
     by_depth = {int(float(r["param.depth_blocks"])): float(r["macs"]) for r in rows}
     if len(by_depth) == 2:  # fewer blocks kept, fewer MACs
@@ -135,18 +136,66 @@ def test_another_checkpoint_is_measured_beside_the_search(tmp_path):
 
 def test_a_reference_of_other_classes_is_refused_naming_both(tmp_path):
     from edgetune.errors import ConfigError
-    from edgetune.models import build_model, save_checkpoint
 
-    five = tmp_path / "five-classes.pt"
-    save_checkpoint(five, build_model("resnet20", num_classes=5, in_channels=1),
-                    {"model": "resnet20", "num_classes": 5, "in_channels": 1})
+    five = _five_classes(tmp_path)
     path = experiment(tmp_path, trials=0, epochs=0)
     raw = yaml.safe_load(path.read_text())
     raw["sweep"]["enqueue"] = [str(five)]
     path.write_text(yaml.safe_dump(raw))
     spec, _ = load_experiment(path)
-    with pytest.raises(ConfigError, match=r"reference .*five-classes.pt does not fit the baseline's data \(10 classes"):
+    with pytest.raises(ConfigError, match=r"reference .*five-classes.pt does not fit the student \(model resnet20: 10 classes"):
         run_study(spec)
+
+
+def _five_classes(tmp_path):
+    from edgetune.models import build_model, save_checkpoint
+
+    five = tmp_path / "five-classes.pt"
+    save_checkpoint(five, build_model("resnet20", num_classes=5, in_channels=1),
+                    {"model": "resnet20", "num_classes": 5, "in_channels": 1})
+    return five
+
+
+def test_a_teacher_of_other_classes_is_refused_naming_both_before_any_trial(tmp_path):
+    from edgetune.errors import ConfigError
+
+    path = experiment(tmp_path, trials=1, epochs=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["finetune"]["distill"] = {"alpha": 0.5, "teacher": str(_five_classes(tmp_path))}
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    with pytest.raises(ConfigError, match=r"teacher .*five-classes.pt does not fit the student \(model resnet20: "
+                                          r"10 classes, \(1, 28, 28\) images\)") as caught:
+        run_study(spec)
+    assert caught.value.key == "finetune.distill.teacher"
+    assert not (tmp_path / "run" / "trials").exists()
+
+
+@pytest.mark.slow
+def test_the_named_teacher_is_the_one_the_candidates_learn_from(tmp_path):
+    """A teacher that always answers class 3, distilled at alpha 1, drags the student's top-1
+    towards chance; the unpruned network as teacher keeps it: so the named one was used."""
+    from edgetune.models import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(ROOT / "models" / "resnet20-fmnist.pt")
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
+    biased = tmp_path / "class-3.pt"
+    save_checkpoint(biased, model, meta)
+    top1 = {}
+    for name, teacher in (("unpruned", None), ("biased", str(biased))):
+        (tmp_path / name).mkdir()
+        path = experiment(tmp_path / name, trials=1, epochs=1, train_subset=2048)
+        raw = yaml.safe_load(path.read_text())
+        raw["sweep"]["parameters"] = {"stage_1": {"value": 0.3}, "stage_3": {"value": 0.3}}
+        raw["finetune"].update(learning_rate=0.02, distill={"alpha": 1.0, "temperature": 1.0, "teacher": teacher})
+        path.write_text(yaml.safe_dump(raw))
+        spec, _ = load_experiment(path)
+        run_study(spec)
+        row = read_csv(tmp_path / name / "run" / "trials.csv")[1]
+        top1[name] = float(row["top1"])
+    assert top1["unpruned"] > 80 and top1["biased"] < top1["unpruned"] - 30, top1
 
 
 # The fields of the schemas when the first studies were written (commit 9d5be25): a study's

@@ -87,11 +87,13 @@ class DataSpec(Strict):
 
 
 class DistillSpec(Strict):
-    """Knowledge distillation from the unpruned network while fine-tuning (Hinton et al. 2015):
+    """Knowledge distillation from the unpruned network (or `teacher`) while training (Hinton et al. 2015):
     loss = (1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student) at temperature T."""
 
     alpha: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(4.0, gt=0)
+    teacher: Path | None = Field(None, description="a checkpoint whose network teaches (default: the unpruned "
+                                 "network); it must take the same images and give the same classes")
 
 
 class FinetuneSpec(Strict):
@@ -274,6 +276,9 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         if getattr(owner, field) is not None:
             setattr(owner, field, resolve_reference(getattr(owner, field), base))
     spec.data.root = fix(spec.data.root)
+    for distill in (spec.finetune.distill, spec.final.distill if spec.final else None):
+        if distill is not None:
+            distill.teacher = fix(distill.teacher)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)
     if isinstance(spec.sweep, Path):

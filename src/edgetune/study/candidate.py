@@ -114,9 +114,9 @@ def finetune(
     last: EvalResult | None = None
     masks = GradualMasks(schedule)
     teacher: dict[str, Any] = {}
-    if ft.distill is not None:  # the unpruned network teaches its pruned copy
-        bench.baseline.to(bench.device).eval()
-        teacher = {"teacher": bench.baseline, "alpha": ft.distill.alpha, "temperature": ft.distill.temperature}
+    if ft.distill is not None:  # the unpruned network (or the user's teacher) teaches the pruned copy
+        teacher = bench.teacher(ft.distill).as_kwargs()
+        teacher["teacher"].to(bench.device)
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
@@ -143,7 +143,8 @@ def finetune(
             last = bench.evaluate(model, stop_when if epoch == ft.epochs - 1 else None)
             after_epoch(epoch, last)
     model.cpu()
-    bench.baseline.cpu()
+    if teacher:
+        teacher["teacher"].cpu()
     if masks:  # what the ramps masked is removed for real; the thinned network is scored afresh
         stage("thinning the gradual pruners")
         thinning += apply_pruners(model, schedule, bench.example(), masks.names, bench.batches, setup.staircases)
@@ -239,7 +240,9 @@ def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: F
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    settings = [ft.model_dump(), setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
+    # A teacher left at its default stays out, as before it could be named: earlier studies' keys hold.
+    tuning = ft.model_dump(exclude={"distill": {"teacher"}} if ft.distill and ft.distill.teacher is None else None)
+    settings = [tuning, setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
 

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-import torch
 import yaml
 from optuna.trial import TrialState
 
 from edgetune.compress.base import CompressionRecord
 from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
-from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.errors import ConfigError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
@@ -31,7 +30,7 @@ from edgetune.study.candidate import (
     run_candidate,
 )
 from edgetune.study.clock import StageClock
-from edgetune.study.network import load_network
+from edgetune.study.network import load_companion
 from edgetune.study.plan import Plan, Reference
 from edgetune.study.profile import TargetProfile
 from edgetune.study.reject import rejection
@@ -45,19 +44,8 @@ USER_CODE = ("loss", "evaluate")
 
 
 def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
-    """The workbench with another checkpoint's network in place of the baseline; refused when it
-    does not take the data's images or give its classes."""
-    data = bench.data
-    try:
-        model, meta = load_network(ref.checkpoint, data)  # type: ignore[arg-type]
-        with torch.no_grad():
-            out = model(bench.example())
-    except (EdgetuneError, RuntimeError) as exc:
-        raise ConfigError(f"reference {ref.checkpoint} does not fit the baseline's data ({data.num_classes} classes, "
-                          f"{data.in_channels}-channel {data.image_size} images): {exc}", key="enqueue") from None
-    if out.shape[-1] != data.num_classes:
-        raise ConfigError(f"reference {ref.checkpoint} gives {out.shape[-1]} outputs, the baseline "
-                          f"{data.num_classes} classes", key="enqueue")
+    """The workbench with another checkpoint's network in place of the baseline."""
+    model, meta = load_companion(ref.checkpoint, bench.data, bench.student, "reference", "enqueue")  # type: ignore[arg-type]
     return dataclasses.replace(bench, baseline=model, meta=meta)
 
 
@@ -178,7 +166,7 @@ class Evaluator:
                      schedule: Schedule) -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "recipe.yaml").write_text(yaml.safe_dump(
-            {"params": params, "reference": reference, "finetune": ft.model_dump(),
+            {"params": params, "reference": reference, "finetune": ft.model_dump(mode="json"),
              "benchmark": setup.benchmark.model_dump(),
              "schedule": schedule.model_dump(by_alias=True, exclude_none=True)}, sort_keys=False))
 

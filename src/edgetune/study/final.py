@@ -40,7 +40,7 @@ from edgetune.study.plan import Plan, reference_source
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
 from edgetune.study.workbench import Workbench
-from edgetune.training import Teacher, train_baseline
+from edgetune.training import train_baseline
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def _drop_text(drop: PairedDrop) -> str:
 def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str, Any], f: Finalist,
                  final: FinalSpec, work: Path, reporter: Reporter) -> nn.Module:
     distill = final.distill or plan.spec.finetune.distill
-    teacher = Teacher(bench.baseline, distill.alpha, distill.temperature) if distill is not None else None
+    teacher = bench.teacher(distill) if distill is not None else None
     split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)
                          if final.train_subset else bench.data.train)
     label = f"final training of trial {f.number}"
@@ -224,7 +224,8 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
                    lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed, device=bench.device,
                    log=reporter.stage, on_step=lambda done, total: reporter.step(label, done, total),
                    split=split, teacher=teacher, score_test=False, loss=bench.loss)
-    bench.baseline.cpu()
+    if teacher is not None:
+        teacher.model.cpu()
     return model.cpu()
 
 

@@ -55,3 +55,21 @@ def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"{what} gives outputs of shape {shape} for {tuple(example.shape)} images; the data's "
                           f"{data.num_classes} classes{' per pixel' if dense else ''} need {wanted}", key="model.factory")
+
+
+def load_companion(checkpoint: Path, data: DataSplits, student: str, role: str, key: str) -> tuple[nn.Module, dict]:
+    """Another checkpoint's network that works beside the study's (a reference measured like its
+    trials, a teacher it learns from): refused, naming both, unless it takes the student's
+    images and gives its classes, since its figures or its logits would otherwise mean nothing."""
+    example = data.sample_input(1)
+    wants = f"{student}: {data.num_classes} classes, {tuple(example.shape[1:])} images"
+    try:
+        model, meta = load_network(checkpoint, data)
+        with torch.no_grad():
+            out = model(example)
+    except Exception as exc:  # noqa: BLE001 - any failure to build or run it is the same mistake
+        raise ConfigError(f"{role} {checkpoint} does not fit the student ({wants}): {exc}", key=key) from None
+    if out.shape[-1] != data.num_classes:
+        raise ConfigError(f"{role} {checkpoint} gives {out.shape[-1]} outputs, the student ({wants}) "
+                          f"{data.num_classes}", key=key)
+    return model, meta

@@ -176,6 +176,8 @@ def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
     for name in ADDED_LATER.get(_SECTIONS.get(type(model), ""), ()):
         if dumped[name] == type(model).model_fields[name].get_default(call_default_factory=True):
             del dumped[name]
+    if isinstance(model, FinetuneSpec) and dumped.get("distill") and dumped["distill"]["teacher"] is None:
+        del dumped["distill"]["teacher"]
     if isinstance(model, SweepSpec):
         early = dumped.get("early_stop") or {}
         if early.get("reject_confidence") == EarlyStopSpec.model_fields["reject_confidence"].default:

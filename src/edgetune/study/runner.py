@@ -40,7 +40,7 @@ from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
 from edgetune.study.evaluator import Evaluator
 from edgetune.study.final import run_final
-from edgetune.study.network import check_input_shape, load_network
+from edgetune.study.network import check_input_shape, load_companion, load_network
 from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.preflight import Bound, check_bounds
 from edgetune.study.profile import TargetProfile, measure_target
@@ -221,12 +221,17 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     check_input_shape(spec.model.input_shape, data)
     model, meta = load_network(spec.model.checkpoint, data, spec.model.name, plan.factory)
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
-    return Workbench(
+    bench = Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
         executor=open_executor(spec.remote if remote else None), calibration=data.normalize(calibration).numpy(), device=spec.device,
         seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss,
         score_onnx=spec.score_with == "onnxruntime" or (spec.score_with == "auto" and spec.device == "cpu"))
+    for key, distill in (("finetune.distill.teacher", spec.finetune.distill),
+                         ("final.distill.teacher", spec.final.distill if spec.final else None)):
+        if distill is not None and distill.teacher is not None and distill.teacher not in bench.teachers:
+            bench.teachers[distill.teacher] = load_companion(distill.teacher, data, bench.student, "teacher", key)[0]
+    return bench
 
 
 def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:

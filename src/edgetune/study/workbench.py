@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgetune.config.experiment import BenchmarkSpec
+from edgetune.config.experiment import BenchmarkSpec, DistillSpec
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.executors.base import Executor, Scoring
 from edgetune.hardware.widths import WidthTable
 from edgetune.study.reject import StopRule
-from edgetune.training import EvalResult, Loss, Metric, evaluate
+from edgetune.training import EvalResult, Loss, Metric, Teacher, evaluate
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ class Workbench:
     loss: Loss | None = None  # the user's fine-tuning loss (default: cross-entropy)
 
     score_onnx: bool = False  # score a final shape from its exported file (`score_with`)
+    teachers: dict[Path, nn.Module] = field(default_factory=dict)  # `distill.teacher` checkpoints, loaded once
+
+    @property
+    def student(self) -> str:
+        """The unpruned network, named for errors about networks beside it."""
+        return f"model {self.meta.get('model') or self.meta.get('factory') or 'being compressed'}"
+
+    def teacher(self, distill: DistillSpec) -> Teacher:
+        """Who a candidate learns from: the unpruned network, or the checkpoint the user named (a
+        larger sibling can teach a network searched from a smaller one)."""
+        model = self.baseline if distill.teacher is None else self.teachers[distill.teacher]
+        return Teacher(model, distill.alpha, distill.temperature)
 
     def evaluate(self, model: nn.Module, stop_when: StopRule | None = None) -> EvalResult:
         """The validation subset's figures, the user's metrics among them."""
