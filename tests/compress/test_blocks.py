@@ -114,3 +114,33 @@ def test_a_sweep_searches_blocks_kept_per_stage():
     model = build_model("resnet20", num_classes=10, in_channels=1).eval()
     records = apply_pruners(model, applied, X, batches=_batches)
     assert sum(r.removed for r in records) == 2  # three removable blocks in stage 1, one kept
+
+
+def test_a_stage_is_scored_once_per_network_and_images(monkeypatch):
+    """A study prunes copies of one network: the second trial's stages are answered from the
+    first's scores, the same blocks go; other weights or other images are scored afresh."""
+    import copy
+
+    from edgetune.compress import blocks
+
+    monkeypatch.setattr(blocks, "_SCORES", {})
+    calls: list[list[str]] = []
+    real = blocks.Blocks.scores
+    monkeypatch.setattr(blocks.Blocks, "scores", lambda self, model, members, *a: calls.append(members) or
+                        real(self, model, members, *a))
+    base = build_model("resnet20", num_classes=10, in_channels=1).eval()
+    raw = {"pruners": {"d": {"class": "blocks-change", "blocks": 1, "weights": ["layer1", "layer2"]}}}
+
+    def removed(model, batches=_batches) -> list[str]:
+        return [r.weight for r in apply_pruners(model, parse_schedule(raw), X, batches=batches) if r.removed]
+
+    first = removed(copy.deepcopy(base))
+    assert len(calls) == 2  # one score per stage
+    assert removed(copy.deepcopy(base)) == first and len(calls) == 2
+    other = copy.deepcopy(base)
+    with torch.no_grad():
+        other.layer1[0].conv1.weight.mul_(2)
+    removed(other)
+    assert len(calls) == 4
+    removed(copy.deepcopy(base), batches=lambda n: _batches(n + 1))
+    assert len(calls) == 6

@@ -8,9 +8,11 @@ says so, because a dense runtime runs zeros at full cost.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +21,16 @@ from edgetune.catalog import COMPRESSION_METHODS, load_plugin
 from edgetune.compress.widths import snap_width
 from edgetune.config.recipe import PrunerSpec
 from edgetune.errors import ConfigError, closest
+
+
+def state_hash(model: nn.Module, h: Any = None) -> Any:
+    """The network's weights and shape hashed (names and bytes of every tensor, into `h` when
+    given): equal hashes, the same function, so what was computed for one holds for the other."""
+    h = h if h is not None else hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h
 
 
 class CompressionError(ConfigError):

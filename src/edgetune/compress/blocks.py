@@ -34,6 +34,7 @@ from edgetune.compress.base import (
     CompressionRecord,
     PrunerOptions,
     replace_module,
+    state_hash,
 )
 from edgetune.errors import closest
 
@@ -51,6 +52,8 @@ class Block:
 # `self.downsample is None`); tracing every module of a ResNet-56 took 0.2 s, once per pruner of
 # every trial. Keyed so, the answer is traced once per kind of block.
 _RESIDUAL: dict[tuple, bool] = {}
+# Block scores by network (weights and shape), criterion, blocks and images: see `_remembered_scores`.
+_SCORES: dict[str, dict[str, float]] = {}
 
 
 def _ends_in_residual(module: nn.Module) -> bool:
@@ -126,6 +129,7 @@ class Blocks(CompressionMethod):
     name = "blocks-change"
     unit = "blocks"
     layer_types = (nn.Module,)
+    needs_images = True  # the score reads sampled training images (part of what it is remembered by)
 
     def targets(self, model: nn.Module, ctx: CompressionContext) -> list[str]:
         return list(residual_blocks(model, ctx.example))
@@ -142,13 +146,31 @@ class Blocks(CompressionMethod):
             keep = len(members) - min(round(ratio * len(members)), len(members))
             if options.blocks is not None:
                 keep = min(options.blocks, len(members))
-            scores = self.scores(model, members, ctx, pruner)
+            scores = self._remembered_scores(model, members, ctx, pruner)
             drop = sorted(members, key=lambda b: scores[b])[:len(members) - keep]
             for b in drop:
                 replace_module(model, b, nn.Identity())
             records += [self.record(pruner, b, 1, int(b in drop)) for b in members]
         ctx.invalidate()
         return records
+
+    def _remembered_scores(self, model: nn.Module, members: list[str], ctx: CompressionContext,
+                           pruner: str) -> dict[str, float]:
+        """`scores`, computed once per network, blocks and images: a study's trials prune the same
+        unpruned network, so most of them ask again what an earlier one's stage was scored
+        (it was 90 % of a `make run` trial's pruning time)."""
+        h = state_hash(model)
+        h.update(repr((self.name, members)).encode())
+        if self.needs_images:
+            images, labels = ctx.samples(SAMPLES, pruner) if ctx.batches is not None else (ctx.example, None)
+            for t in (images, labels):
+                h.update(t.numpy().tobytes() if t is not None else b"-")
+        key = h.hexdigest()
+        if key not in _SCORES:
+            if len(_SCORES) >= 512:
+                _SCORES.pop(next(iter(_SCORES)))
+            _SCORES[key] = self.scores(model, members, ctx, pruner)
+        return _SCORES[key]
 
     def _why_none(self, model: nn.Module, scope: str, blocks: dict[str, Block]) -> str:
         names = [n for n, _ in model.named_modules() if n]
@@ -173,6 +195,7 @@ class Blocks(CompressionMethod):
 
 class BlocksBatchNorm(Blocks):
     name = "blocks-bn"
+    needs_images = False
 
     def scores(self, model: nn.Module, members: list[str], ctx: CompressionContext, pruner: str) -> dict[str, float]:
         out = {}

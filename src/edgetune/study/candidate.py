@@ -8,7 +8,6 @@ compares like with like.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgetune.compress.base import CompressionRecord
+from edgetune.compress.base import CompressionRecord, state_hash
 from edgetune.compress.gradual import GradualMasks
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import regularization, with_penalty
@@ -90,6 +89,9 @@ class Hooks:
     duplicate_of: Callable[[str], int | None] = lambda _: None
     # The accuracy floor the final scoring may stop at (study/reject.py); None to score every image.
     rejection: Rejection | None = None
+    # Time a final shape before fine-tuning (a resource constraint may rule it out there); without
+    # one it is timed after, from the file that is scored, converted to its precision once.
+    time_first: bool = True
 
     def final_rule(self) -> StopRule | None:
         return self.rejection.stop if self.rejection is not None else None
@@ -204,7 +206,8 @@ def run_candidate(
     metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
     _note_rejection(metrics, before, hooks)
     timing: dict[str, Any] = {}
-    if shape_final:
+    timed_first = shape_final and (hooks.time_first or not ft.epochs)
+    if timed_first:
         timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
                                             ruled_out)
     try:
@@ -219,7 +222,7 @@ def run_candidate(
     model.cpu().eval()
     metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
     _note_rejection(metrics, after, hooks)
-    perf, timing = _final_measurement(model, bench, setup, ft, shape_final, onnx_path, metrics, timing, stage)
+    perf, timing = _final_measurement(model, bench, setup, ft, timed_first, onnx_path, metrics, timing, stage)
     metrics["sparsity"] = zero_fraction(model)
     if bench.meta:
         save_trial_model(model, bench, out_dir / "model.pt")
@@ -236,10 +239,7 @@ def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -
 def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec) -> str:
     """What makes two candidates the same: the pruned network itself (its weights, so the same
     widths from other ratios or rounding match), how it is fine-tuned, and how it is measured."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h = state_hash(model)
     # A teacher left at its default stays out, as before it could be named: earlier studies' keys hold.
     tuning = ft.model_dump(exclude={"distill": {"teacher"}} if ft.distill and ft.distill.teacher is None else None)
     settings = [tuning, setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
@@ -278,12 +278,13 @@ def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialS
     return timing
 
 
-def _final_measurement(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, shape_final: bool,
+def _final_measurement(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, timed_first: bool,
                        onnx_path: Path, metrics: dict[str, Any], timing: dict[str, Any],
                        stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
-    """After fine-tuning: a shape that changed during it is measured now; the same shape with new
-    weights is exported again, its parity checked and its deployed accuracy scored."""
-    if not shape_final:
+    """After fine-tuning: a shape not timed yet (it changed during fine-tuning, or nothing needed
+    its speed sooner) is measured now; one timed before is exported again with its new weights,
+    its parity checked and its deployed accuracy scored."""
+    if not timed_first:
         perf, timing = measure(model, bench, setup, onnx_path, stage)
         metrics.update(perf)
         return perf, timing

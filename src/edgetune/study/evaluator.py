@@ -269,7 +269,8 @@ class Evaluator:
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
                      duplicate_of=lambda key: self._duplicate_of(trial, key),
                      rejection=rejection(self.constraints, len(self.bench.val), stop.reject_confidence)
-                     if rejects else None)
+                     if rejects else None,
+                     time_first=any(c.on_resources for c in self.constraints) or self.plan.spec.remote is not None)
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""
