@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
 
@@ -32,20 +33,26 @@ def summarise(model: str, precision: str, seconds: float) -> dict:
     rows = []
     for r in finals.to_dict("records"):
         ref = r.get("reference") if isinstance(r.get("reference"), str) else None
-        name = f"{model} (unpruned)" if r["trial"] == "baseline" else (
-            NAMES.get(ref.split("@")[0], ref) + (" INT8" if ref.endswith("@int8") else "") if ref else f"trial {r['trial']}")
+        name = f"{model} (unpruned)" if r["trial"] == "baseline" else reference_name(ref) if ref else f"trial {r['trial']}"
         rows.append({"network": name, "latency_ratio": 1.0 if r["trial"] == "baseline" else r.get("latency_ratio"),
                      "search_top1": r.get("top1"), "val_top1": r["final_val_top1"], "drop": r.get("final_drop"),
                      "bound": r.get("final_drop_upper"), "held": r.get("held"), "test_top1": r.get("test_top1"),
                      "picked": bool(r.get("picked"))})
     # A search from a smaller network enqueues ResNet-56 (fp32): its ratio, timed in the same
     # rounds, turns each row's ratio into one against ResNet-56, the issue's yardstick.
-    big = [r["latency_ratio"] for r in rows if r["network"] == NAMES["resnet56-fmnist"]]
+    big = [r["latency_ratio"] for r in rows if r["network"] == NAMES["resnet56-fmnist"] and model != "resnet56"]
     for r in rows:
         r["x_resnet56"] = r["latency_ratio"] / big[0] if big and r["latency_ratio"] else None
     return {"model": model, "precision": precision, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
             "picked": pick["picked"], "reason": pick["reason"], "rows": rows,
             "trials": int((frame["trial"] != "baseline").sum())}
+
+
+def reference_name(ref: str) -> str:
+    """`.../models/resnet20-fmnist.pt@int8` -> `ResNet-20 (trained as usual) INT8`."""
+    path, _, precision = ref.partition("@")
+    stem = Path(path).stem
+    return NAMES.get(stem, stem) + (f" {precision.upper()}" if precision else "")
 
 
 def show(summary: dict) -> None:
@@ -69,16 +76,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["resnet56"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
+    parser.add_argument("--summarise", action="store_true",
+                        help="summarise finished runs again without running anything (wall time: the study's)")
     args = parser.parse_args()
     summaries = []
     for model in args.models:
         for precision in args.precisions:
             name = f"part7-{model}-{precision}"
-            seconds = edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name))
+            seconds = (earlier_seconds(model, precision) if args.summarise else
+                       edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name)))
             summaries.append(summarise(model, precision, seconds))
     for s in summaries:
         show(s)
     save("part7", {"runs": merged(summaries)})
+
+
+def earlier_seconds(model: str, precision: str) -> float:
+    path = SUMMARIES / "part7.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    return next(r["wall_seconds"] for r in runs if (r.get("model", "resnet56"), r["precision"]) == (model, precision))
 
 
 def merged(summaries: list[dict]) -> list[dict]:

@@ -172,3 +172,18 @@ def test_the_headline_says_what_trials_csv_says(finished_run, tmp_path):
     assert (f"Deploy trial {int(best['trial'])}: {1 / best['latency_ratio']:.2f}x faster than the unpruned network "
             f"({best['latency_ratio']:.3f} of its latency") in text
     assert f"top-1 {best['top1']:.2f} %" in text
+
+
+def test_the_overhead_of_fine_tuned_trials_is_over_their_summed_time():
+    """A reference (timed, never trained) is all overhead and stays out; the share is of the
+    summed seconds, not a mean of shares."""
+    import pandas as pd
+
+    from edgetune.report.content import finetuned_overhead
+
+    table = pd.DataFrame({"trial": [0, 1, 2], "seconds_finetune": [8.0, 18.0, None],
+                          "seconds_evaluate": [1.0, 1.0, 1.0], "seconds_benchmark": [1.0, 1.0, 3.0],
+                          "seconds_trial": [10.0, 20.0, 4.0], "overhead_share": [0.1, 0.05, 0.75]})
+    count, share, median = finetuned_overhead(table)
+    assert count == 2 and share == pytest.approx(2 / 30) and median == pytest.approx(0.075)
+    assert finetuned_overhead(table.drop(columns="seconds_finetune")) is None

@@ -278,6 +278,18 @@ def _progress(s: _Study) -> list[Section]:
     return sections
 
 
+def finetuned_overhead(table: pd.DataFrame) -> tuple[int, float, float] | None:
+    """Over the trials that fine-tuned (references and repeats do not, and would count as all
+    overhead): how many, the overhead's share of their summed seconds, and its median share."""
+    if "seconds_finetune" not in table:
+        return None
+    tuned = table[pd.to_numeric(table["seconds_finetune"], errors="coerce") > 0]
+    if not len(tuned):
+        return None
+    useful = sum(tuned[c].fillna(0.0).sum() for c in ("seconds_finetune", "seconds_evaluate") if c in tuned)
+    return len(tuned), float(1 - useful / tuned["seconds_trial"].sum()), float(tuned["overhead_share"].median())
+
+
 def _stages(s: _Study) -> list[Section]:
     """Where each trial's time went, stage by stage; the overhead is all but training and scoring."""
     columns = [f"seconds_{name}" for name in STAGES if f"seconds_{name}" in s.frame]
@@ -289,6 +301,10 @@ def _stages(s: _Study) -> list[Section]:
     share = pd.to_numeric(table["overhead_share"], errors="coerce")
     text = (f"Seconds per stage of each trial; the overhead (everything but fine-tuning and evaluating) is "
             f"{share.median():.0%} of a trial at the median, {share.max():.0%} at most.")
+    tuned = finetuned_overhead(table)
+    if tuned is not None:
+        text += (f" Over the {tuned[0]} fine-tuned trials it is {tuned[1]:.1%} of their summed time "
+                 f"({tuned[2]:.1%} at the median).")
     return [Section("stages", "Where the time went", text, {"stage_seconds": table},
                     [Figure("stage_seconds", "seconds per stage", "bar", drawn, "trial",
                             [c.removeprefix("seconds_") for c in columns], "trial", "seconds", stacked=True)])]

@@ -69,7 +69,7 @@ def load_companion(checkpoint: Path, data: DataSplits, student: str, role: str, 
             out = model(example)
     except Exception as exc:  # noqa: BLE001 - any failure to build or run it is the same mistake
         raise ConfigError(f"{role} {checkpoint} does not fit the student ({wants}): {exc}", key=key) from None
-    if out.shape[-1] != data.num_classes:
-        raise ConfigError(f"{role} {checkpoint} gives {out.shape[-1]} outputs, the student ({wants}) "
-                          f"{data.num_classes}", key=key)
+    if out.ndim < 2 or out.shape[1] != data.num_classes:  # (N, classes) or, per pixel, (N, classes, H, W)
+        raise ConfigError(f"{role} {checkpoint} gives outputs of shape {tuple(out.shape)}; the student ({wants}) "
+                          f"needs {data.num_classes} scores per image{' or pixel' if out.ndim > 2 else ''}", key=key)
     return model, meta
