@@ -193,7 +193,10 @@ def test_a_study_skips_candidates_predicted_over_budget_and_starts_from_the_fron
     trials = outcome.study.trials
     steps = outcome.study.user_attrs["measured_widths"]["stage_3_width"]
     assert 64 in steps and all(t.params["stage_3_width"] in steps for t in trials)
-    assert [bool(t.user_attrs.get("warm_start")) for t in trials[:4]] == [False, False, True, True]
+    # Warm starts follow the two enqueued trials: two, or one when the timed profile's predicted
+    # front holds a single point (the profile is measured on this host, so its front varies).
+    flags = [bool(t.user_attrs.get("warm_start")) for t in trials]
+    assert flags[:3] == [False, False, True] and sum(flags) in (1, 2) and flags[3:] == sorted(flags[3:], reverse=True)
     for t in trials[:2]:
         assert t.user_attrs["skipped"].startswith("skipped: predicted latency") and t.state.name == "COMPLETE"
     skipped = [t for t in trials if t.user_attrs.get("skipped")]
