@@ -162,8 +162,7 @@ class Blocks(CompressionMethod):
         h = state_hash(model)
         h.update(repr((self.name, members)).encode())
         if self.needs_images:
-            images, labels = ctx.samples(SAMPLES, pruner) if ctx.batches is not None else (ctx.example, None)
-            for t in (images, labels):
+            for t in _sampled(ctx, pruner):
                 h.update(t.numpy().tobytes() if t is not None else b"-")
         key = h.hexdigest()
         if key not in _SCORES:
@@ -183,7 +182,7 @@ class Blocks(CompressionMethod):
 
     def scores(self, model: nn.Module, members: list[str], ctx: CompressionContext, pruner: str) -> dict[str, float]:
         """Lower is removed first."""
-        images, _ = ctx.samples(SAMPLES, pruner) if ctx.batches is not None else (ctx.example, None)
+        images, _ = _sampled(ctx, pruner)
         inputs = _block_inputs(model, members, images)
         out = {}
         with torch.no_grad():
@@ -225,6 +224,11 @@ class BlocksDefault(Blocks):
     """`blocks`: the criterion benchmarks/bench_depth.py measured best."""
 
     name = "blocks"
+
+
+def _sampled(ctx: CompressionContext, pruner: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training images a data-driven score reads (the example input when none were given)."""
+    return ctx.samples(SAMPLES, pruner) if ctx.batches is not None else (ctx.example, None)
 
 
 class _Seen(Exception):

@@ -106,6 +106,14 @@ class FinetuneSpec(Strict):
     distill: DistillSpec | None = None
 
 
+def finetune_identity(ft: FinetuneSpec, mode: str = "python") -> dict[str, Any]:
+    """The fine-tuning settings as a study's fingerprint and a candidate's key hash them: a
+    teacher left at its default stays out, as before one could be named, so earlier studies
+    still resume and still recognise their own candidates."""
+    teacher_unset = ft.distill is not None and ft.distill.teacher is None
+    return ft.model_dump(mode=mode, exclude={"distill": {"teacher"}} if teacher_unset else None)
+
+
 class FinalSpec(Strict):
     """After the search: the feasible front trained again with a larger budget, re-scored on the
     whole validation split against the unpruned network image by image, and one picked; its

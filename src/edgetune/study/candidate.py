@@ -23,7 +23,7 @@ from edgetune.compress.gradual import GradualMasks
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.compress.structure import describe_structure
-from edgetune.config.experiment import FinetuneSpec
+from edgetune.config.experiment import FinetuneSpec, finetune_identity
 from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
 from edgetune.export import export_onnx
@@ -240,9 +240,7 @@ def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: F
     """What makes two candidates the same: the pruned network itself (its weights, so the same
     widths from other ratios or rounding match), how it is fine-tuned, and how it is measured."""
     h = state_hash(model)
-    # A teacher left at its default stays out, as before it could be named: earlier studies' keys hold.
-    tuning = ft.model_dump(exclude={"distill": {"teacher"}} if ft.distill and ft.distill.teacher is None else None)
-    settings = [tuning, setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
+    settings = [finetune_identity(ft), setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
 

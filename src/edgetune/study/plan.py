@@ -20,6 +20,7 @@ from edgetune.config.experiment import (
     ExperimentSpec,
     FinetuneSpec,
     ModelSpec,
+    finetune_identity,
     recipe_of,
     sweep_of,
 )
@@ -172,12 +173,10 @@ _SECTIONS = {SweepSpec: "sweep", FinetuneSpec: "finetune", DataSpec: "data", Mod
 
 
 def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
-    dumped = model.model_dump(mode=mode)
+    dumped = finetune_identity(model, mode) if isinstance(model, FinetuneSpec) else model.model_dump(mode=mode)
     for name in ADDED_LATER.get(_SECTIONS.get(type(model), ""), ()):
         if dumped[name] == type(model).model_fields[name].get_default(call_default_factory=True):
             del dumped[name]
-    if isinstance(model, FinetuneSpec) and dumped.get("distill") and dumped["distill"]["teacher"] is None:
-        del dumped["distill"]["teacher"]
     if isinstance(model, SweepSpec):
         early = dumped.get("early_stop") or {}
         if early.get("reject_confidence") == EarlyStopSpec.model_fields["reject_confidence"].default:
