@@ -2,10 +2,13 @@
 with distillation, the front trained again and the pick held to 0.5 point at 90 % confidence,
 in fp32 and with every candidate INT8, ResNet-20 (trained as usual) measured beside both.
 
-    python experiments/part7.py [--models resnet56 resnet20 mobilenetv2] [--precisions fp32 int8]
+    python experiments/part7.py [--models resnet56 resnet20 mobilenetv2] [--precisions fp32 int8] [--longer]
 
 `--models resnet20` starts from the smaller sibling, ResNet-56 teaching and enqueued, so the
-speed-up column is against ResNet-56 there too.
+speed-up column is against ResNet-56 there too. `--longer` trains the front of a finished run
+again with a larger final budget (`part7-MODEL-PRECISION-long.experiment.yaml`): the run's search
+is copied into its own directory (the study, its trials and networks; not `final/`), so only the
+final stage runs, and the summary counts the search's time plus the new final stage's.
 
 Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on all
 5,000 images, the paired bound on what it loses, test top-1 where the final stage measured it
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
@@ -25,8 +29,8 @@ from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
 NAMES = {"resnet20-fmnist": "ResNet-20 (trained as usual)", "resnet56-fmnist": "ResNet-56 (trained as usual)"}
 
 
-def summarise(model: str, precision: str, seconds: float) -> dict:
-    run_dir = RUNS / f"part7-{model}-{precision}"
+def summarise(model: str, precision: str, seconds: float, variant: str = "") -> dict:
+    run_dir = RUNS / f"part7-{model}-{precision}{variant}"
     pick = json.loads((run_dir / "final" / "pick.json").read_text())
     frame = trials(run_dir)
     finals = frame[frame["final_val_top1"].notna()]
@@ -43,7 +47,7 @@ def summarise(model: str, precision: str, seconds: float) -> dict:
     big = [r["latency_ratio"] for r in rows if r["network"] == NAMES["resnet56-fmnist"] and model != "resnet56"]
     for r in rows:
         r["x_resnet56"] = r["latency_ratio"] / big[0] if big and r["latency_ratio"] else None
-    return {"model": model, "precision": precision, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
+    return {"model": model, "precision": precision, "variant": variant, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
             "picked": pick["picked"], "reason": pick["reason"], "rows": rows,
             "trials": int((frame["trial"] != "baseline").sum())}
 
@@ -56,7 +60,7 @@ def reference_name(ref: str) -> str:
 
 
 def show(summary: dict) -> None:
-    print(f"\n{summary.get('model', 'resnet56')} {summary['precision']}: {summary['wall_seconds'] / 60:.1f} min in all; pick: {summary['picked']} "
+    print(f"\n{summary.get('model', 'resnet56')} {summary['precision']}{summary.get('variant', '')}: {summary['wall_seconds'] / 60:.1f} min in all; pick: {summary['picked']} "
           f"({summary['reason']})")
     print(f"{'network':32} {'x base':>7} {'x R-56':>7} {'speed-up':>8} {'val %':>7} {'lost':>6} {'bound':>6} {'test %':>7}")
     for r in summary["rows"]:
@@ -78,31 +82,51 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     parser.add_argument("--summarise", action="store_true",
                         help="summarise finished runs again without running anything (wall time: the study's)")
+    parser.add_argument("--longer", action="store_true",
+                        help="train the front of a finished run again with the -long experiment's final budget")
     args = parser.parse_args()
+    variant = "-long" if args.longer else ""
     summaries = []
     for model in args.models:
         for precision in args.precisions:
-            name = f"part7-{model}-{precision}"
-            seconds = (earlier_seconds(model, precision) if args.summarise else
+            name = f"part7-{model}-{precision}{variant}"
+            if args.longer:
+                copy_search(RUNS / f"part7-{model}-{precision}", RUNS / name)
+            seconds = (earlier_seconds(model, precision, variant) if args.summarise else
                        edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name)))
-            summaries.append(summarise(model, precision, seconds))
+            if args.longer and not args.summarise:  # the copied search's time, then the final stage's
+                seconds += study_seconds(RUNS / name) or 0.0
+            summaries.append(summarise(model, precision, seconds, variant))
     for s in summaries:
         show(s)
     save("part7", {"runs": merged(summaries)})
 
 
-def earlier_seconds(model: str, precision: str) -> float:
+def copy_search(done: Path, into: Path) -> None:
+    """The finished run's search, without its final stage, as the start of the longer one."""
+    if (into / "study.db").exists():
+        return
+    if not (done / "study.db").exists():
+        raise SystemExit(f"{done} holds no finished search: run it first (without --longer)")
+    shutil.copytree(done, into, ignore=shutil.ignore_patterns("final", "report", "*.bak"))
+
+
+def key(run: dict) -> tuple[str, str, str]:
+    return run.get("model", "resnet56"), run["precision"], run.get("variant", "")
+
+
+def earlier_seconds(model: str, precision: str, variant: str = "") -> float:
     path = SUMMARIES / "part7.json"
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
-    return next(r["wall_seconds"] for r in runs if (r.get("model", "resnet56"), r["precision"]) == (model, precision))
+    return next(r["wall_seconds"] for r in runs if key(r) == (model, precision, variant))
 
 
 def merged(summaries: list[dict]) -> list[dict]:
     """Keep the runs of other precisions already summarised, so each can be made on its own."""
     path = SUMMARIES / "part7.json"
     earlier = json.loads(path.read_text())["runs"] if path.exists() else []
-    fresh = {(s["model"], s["precision"]) for s in summaries}
-    return [r for r in earlier if (r.get("model", "resnet56"), r["precision"]) not in fresh] + summaries
+    fresh = {key(s) for s in summaries}
+    return [r for r in earlier if key(r) not in fresh] + summaries
 
 
 if __name__ == "__main__":

@@ -198,6 +198,31 @@ def test_the_named_teacher_is_the_one_the_candidates_learn_from(tmp_path):
     assert top1["unpruned"] > 80 and top1["biased"] < top1["unpruned"] - 30, top1
 
 
+@pytest.mark.slow
+def test_a_fine_tuned_reference_learns_from_the_unpruned_network_not_from_itself(tmp_path):
+    """A reference whose classifier answers class 3 whatever it sees, fine-tuned with
+    distillation at alpha 1: taught by the unpruned network it recovers; taught by itself (it
+    stands in the baseline's place while it is measured) it would stay at chance."""
+    from edgetune.models import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(ROOT / "models" / "resnet20-fmnist.pt")
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
+    broken = tmp_path / "class-3.pt"
+    save_checkpoint(broken, model, meta)
+    path = experiment(tmp_path, trials=0, epochs=1, train_subset=2048)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"].update(enqueue=[str(broken)], reference_finetune=True)
+    raw["finetune"].update(learning_rate=0.02, distill={"alpha": 1.0, "temperature": 1.0})
+    path.write_text(yaml.safe_dump(raw))
+    spec, _ = load_experiment(path)
+    outcome = run_study(spec)
+    ref = next(t for t in outcome.study.trials if t.user_attrs.get("reference"))
+    assert ref.user_attrs["top1_before_ft"] < 20, ref.user_attrs  # the broken classifier, as enqueued
+    assert ref.user_attrs["top1"] > 80, ref.user_attrs  # taught by the unpruned network
+
+
 # The fields of the schemas when the first studies were written (commit 9d5be25): a study's
 # fingerprint over them must not change when a setting is added at its default, or every
 # earlier study would be refused on resume as "a different experiment".

@@ -44,9 +44,10 @@ USER_CODE = ("loss", "evaluate")
 
 
 def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
-    """The workbench with another checkpoint's network in place of the baseline."""
+    """The workbench with another checkpoint's network in place of the baseline (the unpruned
+    network still teaches it, when it is fine-tuned with distillation)."""
     model, meta = load_companion(ref.checkpoint, bench.data, bench.student, "reference", "enqueue")  # type: ignore[arg-type]
-    return dataclasses.replace(bench, baseline=model, meta=meta)
+    return dataclasses.replace(bench, baseline=model, meta=meta, unpruned=bench.baseline)
 
 
 def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

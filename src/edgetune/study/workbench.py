@@ -41,6 +41,8 @@ class Workbench:
 
     score_onnx: bool = False  # score a final shape from its exported file (`score_with`)
     teachers: dict[Path, nn.Module] = field(default_factory=dict)  # `distill.teacher` checkpoints, loaded once
+    # The unpruned network when `baseline` is a reference in its place: it still teaches by default.
+    unpruned: nn.Module | None = None
 
     @property
     def student(self) -> str:
@@ -49,8 +51,10 @@ class Workbench:
 
     def teacher(self, distill: DistillSpec) -> Teacher:
         """Who a candidate learns from: the unpruned network, or the checkpoint the user named (a
-        larger sibling can teach a network searched from a smaller one)."""
-        model = self.baseline if distill.teacher is None else self.teachers[distill.teacher]
+        larger sibling can teach a network searched from a smaller one). A fine-tuned reference
+        learns from the same teacher as the trials, never from itself."""
+        default = self.unpruned if self.unpruned is not None else self.baseline
+        model = default if distill.teacher is None else self.teachers[distill.teacher]
         return Teacher(model, distill.alpha, distill.temperature)
 
     def evaluate(self, model: nn.Module, stop_when: StopRule | None = None) -> EvalResult:
