@@ -171,18 +171,24 @@ def test_a_teacher_of_other_classes_is_refused_naming_both_before_any_trial(tmp_
     assert not (tmp_path / "run" / "trials").exists()
 
 
-@pytest.mark.slow
-def test_the_named_teacher_is_the_one_the_candidates_learn_from(tmp_path):
-    """A teacher that always answers class 3, distilled at alpha 1, drags the student's top-1
-    towards chance; the unpruned network as teacher keeps it: so the named one was used."""
+def _answers_class_3(tmp_path):
+    """The shipped ResNet-20 with its classifier made to answer class 3 whatever it sees."""
     from edgetune.models import load_checkpoint, save_checkpoint
 
     model, meta = load_checkpoint(ROOT / "models" / "resnet20-fmnist.pt")
     with torch.no_grad():
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
-    biased = tmp_path / "class-3.pt"
-    save_checkpoint(biased, model, meta)
+    path = tmp_path / "class-3.pt"
+    save_checkpoint(path, model, meta)
+    return path
+
+
+@pytest.mark.slow
+def test_the_named_teacher_is_the_one_the_candidates_learn_from(tmp_path):
+    """A teacher that always answers class 3, distilled at alpha 1, drags the student's top-1
+    towards chance; the unpruned network as teacher keeps it: so the named one was used."""
+    biased = _answers_class_3(tmp_path)
     top1 = {}
     for name, teacher in (("unpruned", None), ("biased", str(biased))):
         (tmp_path / name).mkdir()
@@ -203,14 +209,7 @@ def test_a_fine_tuned_reference_learns_from_the_unpruned_network_not_from_itself
     """A reference whose classifier answers class 3 whatever it sees, fine-tuned with
     distillation at alpha 1: taught by the unpruned network it recovers; taught by itself (it
     stands in the baseline's place while it is measured) it would stay at chance."""
-    from edgetune.models import load_checkpoint, save_checkpoint
-
-    model, meta = load_checkpoint(ROOT / "models" / "resnet20-fmnist.pt")
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10)
-    broken = tmp_path / "class-3.pt"
-    save_checkpoint(broken, model, meta)
+    broken = _answers_class_3(tmp_path)
     path = experiment(tmp_path, trials=0, epochs=1, train_subset=2048)
     raw = yaml.safe_load(path.read_text())
     raw["sweep"].update(enqueue=[str(broken)], reference_finetune=True)
