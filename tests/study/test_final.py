@@ -121,6 +121,19 @@ def test_front_trained_again_rescored_picked_and_tested_once(tmp_path):
     assert again.final.picked == final.picked and again.final.test_top1 == final.test_top1
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # Killed after a finalist's training ended but before its record was written: the rerun
+    # scores the trained network, it does not train it again.
+    n = finalists[0]
+    work = tmp_path / "run" / "final" / f"{n:04d}"
+    before = json.loads((work / "result.json").read_text())
+    trained = (work / "model.pt").stat().st_mtime_ns
+    (work / "result.json").unlink()
+    (tmp_path / "run" / "final" / "pick.json").unlink()
+    resumed = run_study(load_experiment(path)[0]).final
+    assert (work / "model.pt").stat().st_mtime_ns == trained
+    assert resumed.records[str(n)]["final_seconds"] == before["final_seconds"]
+    assert resumed.records[str(n)]["final_val_top1"] == before["final_val_top1"]
+
 
 @pytest.mark.slow
 def test_nothing_feasible_is_said_plainly_and_the_study_kept(tmp_path):

@@ -8,14 +8,13 @@ among those whose loss holds at the stated confidence (held.py). The test split 
 once, after the pick, for the pick, the baseline and the references: never to choose.
 
 Everything lands under RUN_DIR/final (one folder per finalist, written when it is done; the
-training itself resumes by epoch), so a killed stage picks up where it stopped and a rerun of
-a finished one redoes nothing.
+training itself resumes by epoch, and a finished training is never repeated), so a killed stage
+picks up where it stopped and a rerun of a finished one redoes nothing.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,13 +183,15 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     if not checkpoint.is_file():  # a study written before trials kept their networks
         raise EdgetuneError(f"trial {f.number} kept no network ({checkpoint} is missing): it cannot be trained "
                             "again; run the search in a new run directory")
-    model, meta = load_checkpoint(checkpoint, factory=plan.factory)
     epochs = final.epochs if f.train_again else 0
-    seconds = 0.0
-    if epochs:
-        t0 = time.perf_counter()
-        model = _train_again(plan, bench, model, meta, f, final, work, reporter)
-        seconds = time.perf_counter() - t0
+    done = _trained_before(plan, work, epochs)
+    if done is not None:  # killed after its training ended, before its record: score it, do not train it again
+        model, seconds = done
+    else:
+        model, meta = load_checkpoint(checkpoint, factory=plan.factory)
+        seconds = 0.0
+    if epochs and done is None:
+        model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter)
     model.eval()
     spec = _trial_benchmark(plan, f.number)
     reporter.stage(f"final: scoring trial {f.number} on {len(labels)} validation images")
@@ -209,24 +210,37 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     return record
 
 
+def _trained_before(plan: Plan, work: Path, epochs: int) -> tuple[nn.Module, float] | None:
+    """The finalist's network as its finished training left it: all epochs done, the resume
+    state gone (training.train_baseline deletes it last); None when training must (re)start."""
+    trained = work / "model.pt"
+    if not epochs or not trained.is_file() or trained.with_name(trained.name + ".train-state").exists():
+        return None
+    model, meta = load_checkpoint(trained, factory=plan.factory)
+    if meta.get("epochs_done") != epochs or "train_seconds" not in meta:
+        return None
+    return model, float(meta["train_seconds"])
+
+
 def _drop_text(drop: PairedDrop) -> str:
     return f"{drop.drop:+.2f} pt lost, at most {drop.upper:.2f} at {drop.confidence:.0%}"
 
 
 def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str, Any], f: Finalist,
-                 final: FinalSpec, work: Path, reporter: Reporter) -> nn.Module:
+                 final: FinalSpec, work: Path, reporter: Reporter) -> tuple[nn.Module, float]:
+    """The finalist trained again, and the seconds its training took (as its checkpoint keeps them)."""
     distill = final.distill or plan.spec.finetune.distill
     teacher = bench.teacher(distill) if distill is not None else None
     split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)
                          if final.train_subset else bench.data.train)
     label = f"final training of trial {f.number}"
-    train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
+    done = train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
                    lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed, device=bench.device,
                    log=reporter.stage, on_step=lambda done, total: reporter.step(label, done, total),
                    split=split, teacher=teacher, score_test=False, loss=bench.loss)
     if teacher is not None:
         teacher.model.cpu()
-    return model.cpu()
+    return model.cpu(), float(done["train_seconds"])
 
 
 def _pick(plan: Plan, study: optuna.Study, finalists: list[Finalist], records: dict[str, dict[str, Any]],
