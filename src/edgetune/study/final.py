@@ -189,9 +189,7 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
         model, seconds = done
     else:
         model, meta = load_checkpoint(checkpoint, factory=plan.factory)
-        seconds = 0.0
-    if epochs and done is None:
-        model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter)
+        model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter) if epochs else (model, 0.0)
     model.eval()
     spec = _trial_benchmark(plan, f.number)
     reporter.stage(f"final: scoring trial {f.number} on {len(labels)} validation images")
@@ -234,13 +232,14 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
     split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)
                          if final.train_subset else bench.data.train)
     label = f"final training of trial {f.number}"
-    done = train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
-                   lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed, device=bench.device,
-                   log=reporter.stage, on_step=lambda done, total: reporter.step(label, done, total),
-                   split=split, teacher=teacher, score_test=False, loss=bench.loss)
+    trained = train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
+                             lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed,
+                             device=bench.device, log=reporter.stage,
+                             on_step=lambda done, total: reporter.step(label, done, total),
+                             split=split, teacher=teacher, score_test=False, loss=bench.loss)
     if teacher is not None:
         teacher.model.cpu()
-    return model.cpu(), float(done["train_seconds"])
+    return model.cpu(), float(trained["train_seconds"])
 
 
 def _pick(plan: Plan, study: optuna.Study, finalists: list[Finalist], records: dict[str, dict[str, Any]],
