@@ -181,6 +181,18 @@ def _sgd_cosine(model: nn.Module, lr: float, weight_decay: float, total_steps: i
     return optimizer, _cosine_with_warmup(optimizer, total_steps, warmup)
 
 
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".train-state")
+
+
+def training_completed(out: Path, meta: dict[str, Any], epochs: int) -> bool:
+    """Whether `out` (its metadata `meta`) is what a completed `epochs`-epoch `train_baseline`
+    left: every epoch done, the final figures written, the resume state deleted (last). A caller
+    killed after the training, before its own next step, reuses it rather than training again."""
+    return (meta.get("epochs_done") == epochs and "train_seconds" in meta and out.is_file()
+            and not _state_path(out).exists())
+
+
 def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[str], None]
             ) -> tuple[int, float, list[dict[str, float]]]:
     """(first epoch, seconds so far, history): a saved training state restored into `run`'s model,
@@ -242,7 +254,7 @@ def train_baseline(
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
     optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
-    state_path = out.with_name(out.name + ".train-state")
+    state_path = _state_path(out)
     run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
     start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
     total_steps = epochs * steps_per_epoch

@@ -39,7 +39,7 @@ from edgetune.study.plan import Plan, reference_source
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
 from edgetune.study.workbench import Workbench
-from edgetune.training import train_baseline
+from edgetune.training import train_baseline, training_completed
 
 
 @dataclass(frozen=True)
@@ -209,15 +209,13 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
 
 
 def _trained_before(plan: Plan, work: Path, epochs: int) -> tuple[nn.Module, float] | None:
-    """The finalist's network as its finished training left it: all epochs done, the resume
-    state gone (training.train_baseline deletes it last); None when training must (re)start."""
+    """The finalist's network as its finished training left it (`training_completed`), with the
+    seconds that training took; None when training must (re)start."""
     trained = work / "model.pt"
-    if not epochs or not trained.is_file() or trained.with_name(trained.name + ".train-state").exists():
+    if not epochs or not trained.is_file():
         return None
     model, meta = load_checkpoint(trained, factory=plan.factory)
-    if meta.get("epochs_done") != epochs or "train_seconds" not in meta:
-        return None
-    return model, float(meta["train_seconds"])
+    return (model, float(meta["train_seconds"])) if training_completed(trained, meta, epochs) else None
 
 
 def _drop_text(drop: PairedDrop) -> str:
