@@ -11,7 +11,7 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +102,18 @@ def train_epoch(
     device: str | torch.device = "cpu",
     step_hook: Callable[[], None] | None = None,
     pad: int = 2,
+    augmented: bool = True,
     split: ImageSplit | None = None,
     teacher: nn.Module | None = None,
+    teacher_logits: torch.Tensor | None = None,
     alpha: float = 0.0,
     temperature: float = 1.0,
     loss: Loss | None = None,
 ) -> float:
-    """One pass over the training split with crop+flip augmentation; returns mean loss. With a
-    `teacher`, the loss is distilled from its logits on the same augmented batch (a flip changes
-    them, so they are computed per batch rather than once per image)."""
+    """One pass over the training split, `augmented` by random crop and flip; returns mean loss.
+    With a `teacher`, the loss is distilled from its logits on the same batch: computed per batch
+    when augmented (a crop or a flip changes them), else looked up in `teacher_logits` when given
+    (`teacher_logits`: once per image of the split, for every epoch)."""
     model.train()
     dev = torch.device(device)
     use_amp = dev.type == "cuda"
@@ -118,19 +121,24 @@ def train_epoch(
     total = torch.zeros((), device=dev)
     seen = 0
     criterion = loss or nn.functional.cross_entropy
-    for images, labels in iterate_batches(
-        split or data.train, batch_size, shuffle=True, generator=generator, device=dev
+    if teacher_logits is not None and augmented:
+        raise ValueError("teacher logits computed once per image are wrong for augmented images")
+    for images, labels, index in iterate_batches(
+        split or data.train, batch_size, shuffle=True, generator=generator, device=dev, with_index=True
     ):
         # Dense targets (masks) would have to be cropped and flipped with their images: not augmented.
-        x = data.normalize(augment(images, pad, generator=generator) if labels.ndim == 1 else images)
+        x = data.normalize(augment(images, pad, generator=generator) if augmented and labels.ndim == 1 else images)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x).float()
             hard = criterion(logits, labels) if seen else checked_loss(criterion, logits, labels)
-            if teacher is None:
+            if teacher is None and teacher_logits is None:
                 value = hard
             else:
-                with torch.no_grad():
-                    target = teacher(x).float()
+                if teacher_logits is not None:
+                    target = teacher_logits[index.to(teacher_logits.device)].to(dev)
+                else:
+                    with torch.no_grad():
+                        target = teacher(x).float()  # type: ignore[misc]
                 value = distillation_loss(logits, target, labels, alpha, temperature, hard=hard)
         optimizer.zero_grad(set_to_none=True)
         value.backward()
@@ -140,6 +148,21 @@ def train_epoch(
         total += value.detach() * len(labels)
         seen += len(labels)
     return float(total) / max(seen, 1)
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
+              device: str | torch.device = "cpu") -> torch.Tensor:
+    """`model`'s logits for every image of `split`, in order, as training computes them (eval
+    mode, the same autocast): a teacher asked once about images that are not augmented rather
+    than once per epoch, which on a CPU is about half of each distilled step."""
+    model.eval()
+    dev = torch.device(device)
+    out = []
+    for images, _ in iterate_batches(split, batch_size, device=dev):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            out.append(model(data.normalize(images)).float())
+    return torch.cat(out)
 
 
 @dataclass(frozen=True)
@@ -240,15 +263,19 @@ def train_baseline(
     teacher: Teacher | None = None,
     score_test: bool = True,
     loss: Loss | None = None,
+    augmented: bool = True,
 ) -> dict[str, Any]:
     """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
     scratch, or a search's finalist again on `split` (a subset of the training images) with a
     `teacher`. A finalist passes `score_test=False`: its test figure is taken once, after the pick.
+    Not `augmented`, the teacher is asked about each image once, before the first epoch.
 
     `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
     needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
     """
     dev = torch.device(device)
+    if data.held_out is not None:  # what a study later checks it is not scored on (study.network)
+        meta = {**meta, "held_out": asdict(data.held_out)}
     for net in (model, *([teacher.model] if teacher is not None else [])):
         net.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
@@ -264,11 +291,15 @@ def train_baseline(
         on_step(min(scheduler.last_epoch, total_steps), total_steps)
 
     on_step(start_epoch * steps_per_epoch, total_steps)
+    teaching = teacher.as_kwargs() if teacher is not None else {}
+    images = split or data.train
+    if teaching and not augmented and images.labels.ndim == 1 and start_epoch < epochs:
+        teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         train_loss = train_epoch(
             model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-            step_hook=step, split=split, loss=loss, **(teacher.as_kwargs() if teacher is not None else {}),
+            step_hook=step, split=split, loss=loss, augmented=augmented, **teaching,
         )
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0

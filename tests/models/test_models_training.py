@@ -90,3 +90,37 @@ def test_shipped_resnet20_matches_its_model_card():
     result = evaluate(model, data, data.test)
     assert result.top1 > 92.0, result
     assert meta["test_top1"] > 94.0
+
+
+def test_without_augmentation_the_teacher_is_asked_once_per_image_and_teaches_the_same(tiny_fmnist):
+    """`finetune.augment: false` shows each image as it is every epoch, so the teacher's logits
+    can be computed once: the student must learn exactly what per-batch teaching gives it, for
+    half the teacher's work over two epochs (and a flip left on would break the equality)."""
+    from edgetune.training import logits_of, train_epoch
+
+    data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
+    torch.manual_seed(1)
+    teacher = build_model("resnet20", num_classes=10, in_channels=1).eval()
+    asked = []
+    teacher.register_forward_hook(lambda module, inputs, output: asked.append(len(inputs[0])))
+
+    def learn(**teaching):
+        torch.manual_seed(0)
+        student = build_model("resnet20", num_classes=10, in_channels=1)
+        optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(2):
+            train_epoch(student, data, optimizer, batch_size=64, generator=generator, augmented=False, alpha=0.7,
+                        temperature=4.0, **teaching)
+        return student
+
+    per_batch = learn(teacher=teacher)
+    assert sum(asked) == 2 * len(data.train)
+    asked.clear()
+    once = learn(teacher_logits=logits_of(teacher, data, data.train))
+    assert sum(asked) == len(data.train)
+    for a, b in zip(per_batch.state_dict().values(), once.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    with pytest.raises(ValueError, match="augmented"):
+        train_epoch(once, data, torch.optim.SGD(once.parameters(), lr=0.1), batch_size=64,
+                    generator=torch.Generator(), teacher_logits=logits_of(teacher, data, data.train))

@@ -24,6 +24,10 @@ def train(
     weight_decay: float = 5e-4,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
+    val_size: Annotated[int, typer.Option(min=1, help=(
+        "Training images held out as the validation split; the checkpoint records it, and a study "
+        "refuses a validation split outside it (data.val_size, data.split_seed)."))] = 5000,
+    split_seed: Annotated[int, typer.Option(help="Seed of the validation split's draw.")] = 0,
 ) -> None:
     """Train a baseline from scratch. Checkpoints every epoch; run the same command again to resume."""
     import json
@@ -43,7 +47,7 @@ def train(
     from edgetune.training import train_baseline
 
     torch.manual_seed(seed)
-    splits = load_dataset(data, data_root)
+    splits = load_dataset(data, data_root, val_size=val_size, split_seed=split_seed)
     net = build_model(model, num_classes=splits.num_classes, in_channels=splits.in_channels)
     meta = {
         "model": model, "num_classes": splits.num_classes, "in_channels": splits.in_channels,

@@ -102,7 +102,8 @@ class FinetuneSpec(Strict):
     batch_size: int = Field(128, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(5e-4, ge=0)
-    augment: bool = True
+    augment: bool = Field(True, description="random crop and flip while training; false: the images as they "
+                          "are, every epoch, and a teacher asked about each image once")
     distill: DistillSpec | None = None
 
 
@@ -124,6 +125,8 @@ class FinalSpec(Strict):
     train_subset: int | None = Field(None, gt=0, description="training images (default: the whole training split)")
     learning_rate: float = Field(0.01, gt=0)
     batch_size: int = Field(128, gt=0)
+    augment: bool = Field(True, description="random crop and flip; false: a teacher asked about each image "
+                          "once, so an epoch costs about half as much on a CPU")
     distill: DistillSpec | None = Field(None, description="default: the search's finetune.distill")
     confidence: float = Field(0.9, ge=0.5, lt=1,
                               description="one-sided confidence of the bound on the accuracy lost")

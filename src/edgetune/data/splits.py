@@ -35,6 +35,22 @@ class ImageSplit:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """Which of a named dataset's training images are validation, as `carve_validation` takes
+    them: the first `val_size` of one seeded permutation. A checkpoint records the split it was
+    trained beside, so a study can refuse to score it on images it learnt from."""
+
+    dataset: str
+    val_size: int
+    split_seed: int
+
+    def within(self, other: HeldOut) -> bool:
+        """Whether every validation image of this split was held out of `other`'s training too
+        (the same permutation, no more of it)."""
+        return (self.dataset, self.split_seed) == (other.dataset, other.split_seed) and self.val_size <= other.val_size
+
+
+@dataclass(frozen=True)
 class DataSplits:
     name: str
     train: ImageSplit
@@ -44,6 +60,7 @@ class DataSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...] = field(default=())
+    held_out: HeldOut | None = None  # a named dataset's split; a user's own data says nothing of it
 
     @property
     def in_channels(self) -> int:
@@ -92,13 +109,17 @@ def iterate_batches(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (uint8 images, labels) batches; the caller normalises (possibly after augmenting)."""
+    with_index: bool = False,
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Yield (uint8 images, labels) batches, and `with_index` each image's position in `split`
+    (to look up what was computed once per image); the caller normalises (possibly after
+    augmenting)."""
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device)
+        batch = split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device)
+        yield (*batch, idx) if with_index else batch
 
 
 def augment(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -183,4 +204,5 @@ def load_dataset(
         mean=tuple(info["mean"]),
         std=tuple(info["std"]),
         classes=tuple(info.get("classes", ())),
+        held_out=HeldOut(name, val_size, split_seed),
     )

@@ -31,7 +31,7 @@ from edgetune.files import atomic_write_json
 from edgetune.models.registry import save_checkpoint
 from edgetune.study.reject import Rejection, StopRule
 from edgetune.study.workbench import TrialSetup, Workbench
-from edgetune.training import EvalResult, train_epoch
+from edgetune.training import EvalResult, logits_of, train_epoch
 
 
 @dataclass
@@ -119,6 +119,11 @@ def finetune(
     if ft.distill is not None:  # the unpruned network (or the user's teacher) teaches the pruned copy
         teacher = bench.teacher(ft.distill).as_kwargs()
         teacher["teacher"].to(bench.device)
+        if not ft.augment and bench.train.labels.ndim == 1:  # the same images every epoch: asked once
+            stage("the teacher's logits, once per image")
+            asked = teacher.pop("teacher")
+            teacher["teacher_logits"] = logits_of(asked, bench.data, bench.train, device=bench.device)
+            asked.cpu()
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
@@ -135,7 +140,7 @@ def finetune(
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
         loss = with_penalty(bench.loss, regularization(model, schedule, epoch))  # Distiller's regularisers
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
-                    split=bench.train, pad=2 if ft.augment else 0, loss=loss,
+                    split=bench.train, augmented=ft.augment, loss=loss,
                     step_hook=masks.apply if masks else None, **teacher)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
@@ -145,7 +150,7 @@ def finetune(
             last = bench.evaluate(model, stop_when if epoch == ft.epochs - 1 else None)
             after_epoch(epoch, last)
     model.cpu()
-    if teacher:
+    if "teacher" in teacher:
         teacher["teacher"].cpu()
     if masks:  # what the ramps masked is removed for real; the thinned network is scored afresh
         stage("thinning the gradual pruners")

@@ -234,7 +234,8 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
                              lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed,
                              device=bench.device, log=reporter.stage,
                              on_step=lambda done, total: reporter.step(label, done, total),
-                             split=split, teacher=teacher, score_test=False, loss=bench.loss)
+                             split=split, teacher=teacher, score_test=False, loss=bench.loss,
+                             augmented=final.augment)
     if teacher is not None:
         teacher.model.cpu()
     return model.cpu(), float(trained["train_seconds"])
