@@ -2,18 +2,23 @@
 with distillation, the front trained again and the pick held to 0.5 point at 90 % confidence,
 in fp32 and with every candidate INT8, ResNet-20 (trained as usual) measured beside both.
 
-    python experiments/part7.py [--models resnet56 resnet20 mobilenetv2] [--precisions fp32 int8] [--longer]
+    python experiments/part7.py [--models resnet56 resnet20 mobilenetv2] [--precisions fp32 int8]
+                                [--longer | --final-variant NAME]
 
 `--models resnet20` starts from the smaller sibling, ResNet-56 teaching and enqueued, so the
 speed-up column is against ResNet-56 there too. `--longer` trains the front of a finished run
 again with a larger final budget (`part7-MODEL-PRECISION-long.experiment.yaml`): the run's search
 is copied into its own directory (the study, its trials and networks; not `final/`), so only the
 final stage runs, and the summary counts the search's time plus the new final stage's.
+`--final-variant NAME` does the same with `part7-MODEL-PRECISION-NAME.experiment.yaml` (`--longer`
+is `--final-variant long`).
 
 Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on all
 5,000 images, the paired bound on what it loses, test top-1 where the final stage measured it
 (the pick, the baseline, the reference: once, after the pick), the latency ratio to ResNet-56
-measured in interleaved rounds, and the wall time of the whole run; writes docs/results/part7.json.
+measured in interleaved rounds (the speed-up: against ResNet-56 where it was measured, else
+against the run's own unpruned network), and the wall time of the whole run; writes
+docs/results/part7.json.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def show(summary: dict) -> None:
         ratio = r["latency_ratio"]
         big = r.get("x_resnet56") or (ratio if summary.get("model", "resnet56") == "resnet56" else None)
         print(f"{r['network']:32} {cell(ratio, '{:.3f}'):>7} {cell(big, '{:.3f}'):>7} "
-              f"{cell(1 / big if big else None, '{:.2f}x'):>8} "
+              f"{cell(1 / (big or ratio) if (big or ratio) else None, '{:.2f}x'):>8} "
               f"{cell(r['val_top1'], '{:.2f}'):>7} {cell(r['drop'], '{:+.2f}'):>6} {cell(r['bound'], '{:.2f}'):>6} "
               f"{cell(r['test_top1'], '{:.2f}'):>7}" + ("  <- picked" if r["picked"] else ""))
 
@@ -84,17 +89,20 @@ def main() -> None:
                         help="summarise finished runs again without running anything (wall time: the study's)")
     parser.add_argument("--longer", action="store_true",
                         help="train the front of a finished run again with the -long experiment's final budget")
+    parser.add_argument("--final-variant", metavar="NAME",
+                        help="train the front of a finished run again as part7-MODEL-PRECISION-NAME says")
     args = parser.parse_args()
-    variant = "-long" if args.longer else ""
+    again = args.final_variant or ("long" if args.longer else None)
+    variant = f"-{again}" if again else ""
     summaries = []
     for model in args.models:
         for precision in args.precisions:
             name = f"part7-{model}-{precision}{variant}"
-            if args.longer:
+            if again:
                 copy_search(RUNS / f"part7-{model}-{precision}", RUNS / name)
             seconds = (earlier_seconds(model, precision, variant) if args.summarise else
                        edgetune("run", f"experiments/{name}.experiment.yaml", "--run-dir", str(RUNS / name)))
-            if args.longer and not args.summarise:  # the copied search's time, then the final stage's
+            if again and not args.summarise:  # the copied search's time, then the final stage's
                 seconds += study_seconds(RUNS / name) or 0.0
             summaries.append(summarise(model, precision, seconds, variant))
     for s in summaries:
