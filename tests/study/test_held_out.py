@@ -64,3 +64,15 @@ def test_a_reference_trained_on_the_validation_images_is_refused_naming_it(tmp_p
     with pytest.raises(ConfigError, match=r"at 'data.split_seed'.*enqueue .*resnet56-fmnist.pt was trained"):
         run_study(spec)
     assert torch.load(mine, weights_only=True)["meta"] == META  # the user's file untouched
+
+
+def test_what_a_checkpoint_says_of_its_split_is_read_from_its_record_or_its_command():
+    from edgetune.data.splits import HeldOut
+    from edgetune.study.network import trained_beside
+
+    assert trained_beside({"held_out": {"dataset": "fashion-mnist", "val_size": 40, "split_seed": 3}}) == \
+        HeldOut("fashion-mnist", 40, 3)
+    assert trained_beside({"command": "edgetune train --model resnet20", "dataset": "fmnist"}) == \
+        HeldOut("fashion-mnist", 5000, 0)
+    assert trained_beside({"held_out": {"dataset": "fashion-mnist"}}) is None  # edited by hand: no check, no crash
+    assert trained_beside({"command": "python my_train.py", "dataset": "fashion-mnist"}) is None

@@ -94,7 +94,10 @@ def trained_beside(meta: dict) -> HeldOut | None:
     """The validation split a checkpoint's training held out, when its metadata says."""
     recorded = meta.get("held_out")
     if isinstance(recorded, dict):
-        return HeldOut(**recorded)
+        try:
+            return HeldOut(str(recorded["dataset"]), int(recorded["val_size"]), int(recorded["split_seed"]))
+        except (KeyError, TypeError, ValueError):  # a record edited by hand: as if there were none
+            return None
     if str(meta.get("command", "")).startswith("edgetune train") and meta.get("dataset"):
         try:
             return HeldOut(dataset_name(str(meta["dataset"])), **_TRAIN_DEFAULT)
