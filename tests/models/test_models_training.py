@@ -124,3 +124,28 @@ def test_without_augmentation_the_teacher_is_asked_once_per_image_and_teaches_th
     with pytest.raises(ValueError, match="augmented"):
         train_epoch(once, data, torch.optim.SGD(once.parameters(), lr=0.1), batch_size=64,
                     generator=torch.Generator(), teacher_logits=logits_of(teacher, data, data.train))
+
+
+def test_the_teachers_one_pass_counts_in_the_training_time(tiny_fmnist, tmp_path):
+    """`train_seconds` is what the training cost, the figure a final stage reports as its compute:
+    the teacher's pass over the images before the first epoch is part of it."""
+    import time
+
+    from edgetune.training import Teacher
+
+    data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
+
+    class Slow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+
+        def forward(self, x):
+            time.sleep(3.0)
+            return self.net(x)
+
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    result = train_baseline(student, data, out=tmp_path / "s.pt", meta={"model": "tiny"}, epochs=1, batch_size=64,
+                            log=lambda s: None, teacher=Teacher(Slow(), alpha=0.5, temperature=2.0),
+                            augmented=False, score_test=False)
+    assert result["train_seconds"] >= 3.0
