@@ -266,18 +266,13 @@ def train_baseline(
     augmented: bool = True,
 ) -> dict[str, Any]:
     """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
-    scratch, or a search's finalist again on `split` (a subset of the training images) with a
-    `teacher`. A finalist passes `score_test=False`: its test figure is taken once, after the pick.
-    Not `augmented`, the teacher is asked about each image once, before the first epoch.
-
-    `out` always holds the latest weights and metadata; `out.train-state` holds what resuming
-    needs (optimizer, schedule, RNG, epoch) and is deleted when training completes.
-    """
+    scratch, or a search's finalist again on `split` with a `teacher` (asked once per image when
+    not `augmented`) and `score_test=False` (its test figure is taken once, after the pick). `out`
+    holds the latest weights; `out.train-state` what resuming needs, deleted when training ends."""
     dev = torch.device(device)
-    if data.held_out is not None:  # what a study later checks it is not scored on (study.network)
-        meta = {**meta, "held_out": asdict(data.held_out)}
-    for net in (model, *([teacher.model] if teacher is not None else [])):
-        net.to(dev)
+    # The split it never trained on, which a study checks before scoring it (study.network).
+    meta = {**meta, **({"held_out": asdict(data.held_out)} if data.held_out is not None else {})}
+    model.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
     optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
@@ -291,12 +286,8 @@ def train_baseline(
         on_step(min(scheduler.last_epoch, total_steps), total_steps)
 
     on_step(start_epoch * steps_per_epoch, total_steps)
-    teaching = teacher.as_kwargs() if teacher is not None else {}
-    images = split or data.train
-    if teaching and not augmented and images.labels.ndim == 1 and start_epoch < epochs:
-        t0 = time.perf_counter()
-        teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev)
-        elapsed += time.perf_counter() - t0  # the training's cost: `train_seconds` counts it
+    teaching, seconds = _teaching(teacher, data, split or data.train, dev, once=not augmented and start_epoch < epochs)
+    elapsed += seconds  # the training's cost: `train_seconds` counts it
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         train_loss = train_epoch(
@@ -314,6 +305,20 @@ def train_baseline(
                     score_test)
     state_path.unlink(missing_ok=True)
     return {**final, "history": history}
+
+
+def _teaching(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool
+              ) -> tuple[dict[str, Any], float]:
+    """What `train_epoch` is taught with, and the seconds it took: `once`, the teacher's logits
+    for every image (per-image labels only: a mask's logits would be the size of the images)."""
+    teaching = teacher.as_kwargs() if teacher is not None else {}
+    if teaching:
+        teaching["teacher"].to(dev)
+    if not (teaching and once and images.labels.ndim == 1):
+        return teaching, 0.0
+    t0 = time.perf_counter()
+    teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev)
+    return teaching, time.perf_counter() - t0
 
 
 def _finish(model: nn.Module, data: DataSplits, dev: torch.device, out: Path, meta: dict[str, Any],
