@@ -71,8 +71,9 @@ def show(summary: dict) -> None:
     for r in summary["rows"]:
         ratio = r["latency_ratio"]
         big = r.get("x_resnet56") or (ratio if summary.get("model", "resnet56") == "resnet56" else None)
+        against = big or ratio  # ResNet-56 where it was measured, else the run's own baseline
         print(f"{r['network']:32} {cell(ratio, '{:.3f}'):>7} {cell(big, '{:.3f}'):>7} "
-              f"{cell(1 / (big or ratio) if (big or ratio) else None, '{:.2f}x'):>8} "
+              f"{cell(1 / against if against else None, '{:.2f}x'):>8} "
               f"{cell(r['val_top1'], '{:.2f}'):>7} {cell(r['drop'], '{:+.2f}'):>6} {cell(r['bound'], '{:.2f}'):>6} "
               f"{cell(r['test_top1'], '{:.2f}'):>7}" + ("  <- picked" if r["picked"] else ""))
 

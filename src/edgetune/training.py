@@ -286,7 +286,7 @@ def train_baseline(
         on_step(min(scheduler.last_epoch, total_steps), total_steps)
 
     on_step(start_epoch * steps_per_epoch, total_steps)
-    teaching, seconds = _teaching(teacher, data, split or data.train, dev, once=not augmented and start_epoch < epochs)
+    teaching, seconds = teaching_for(teacher, data, split or data.train, dev, once=not augmented and start_epoch < epochs)
     elapsed += seconds  # the training's cost: `train_seconds` counts it
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
@@ -307,10 +307,12 @@ def train_baseline(
     return {**final, "history": history}
 
 
-def _teaching(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool
+def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool
               ) -> tuple[dict[str, Any], float]:
-    """What `train_epoch` is taught with, and the seconds it took: `once`, the teacher's logits
-    for every image (per-image labels only: a mask's logits would be the size of the images)."""
+    """What `train_epoch` is taught with (the teacher moved to `dev`), and the seconds it took:
+    `once`, the teacher's logits for every image of `images` instead of the teacher (per-image
+    labels only: a mask's logits would be the size of the images). Search fine-tuning and
+    `train_baseline` both ask it, so both decide alike."""
     teaching = teacher.as_kwargs() if teacher is not None else {}
     if teaching:
         teaching["teacher"].to(dev)

@@ -31,7 +31,7 @@ from edgetune.files import atomic_write_json
 from edgetune.models.registry import save_checkpoint
 from edgetune.study.reject import Rejection, StopRule
 from edgetune.study.workbench import TrialSetup, Workbench
-from edgetune.training import EvalResult, logits_of, train_epoch
+from edgetune.training import EvalResult, teaching_for, train_epoch
 
 
 @dataclass
@@ -115,15 +115,12 @@ def finetune(
     schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}
     last: EvalResult | None = None
     masks = GradualMasks(schedule)
-    teacher: dict[str, Any] = {}
-    if ft.distill is not None:  # the unpruned network (or the user's teacher) teaches the pruned copy
-        teacher = bench.teacher(ft.distill).as_kwargs()
-        teacher["teacher"].to(bench.device)
-        if not ft.augment and bench.train.labels.ndim == 1:  # the same images every epoch: asked once
-            stage("the teacher's logits, once per image")
-            asked = teacher.pop("teacher")
-            teacher["teacher_logits"] = logits_of(asked, bench.data, bench.train, device=bench.device)
-            asked.cpu()
+    # The unpruned network (or the user's teacher) teaches the pruned copy; asked once per image
+    # when the images are not augmented.
+    teacher = bench.teacher(ft.distill) if ft.distill is not None else None
+    if teacher is not None and not ft.augment and bench.train.labels.ndim == 1:
+        stage("the teacher's logits, once per image")
+    teaching, _ = teaching_for(teacher, bench.data, bench.train, torch.device(bench.device), once=not ft.augment)
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             stage(f"pruning at epoch {epoch}")
@@ -141,7 +138,7 @@ def finetune(
         loss = with_penalty(bench.loss, regularization(model, schedule, epoch))  # Distiller's regularisers
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
                     split=bench.train, augmented=ft.augment, loss=loss,
-                    step_hook=masks.apply if masks else None, **teacher)
+                    step_hook=masks.apply if masks else None, **teaching)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
@@ -150,8 +147,8 @@ def finetune(
             last = bench.evaluate(model, stop_when if epoch == ft.epochs - 1 else None)
             after_epoch(epoch, last)
     model.cpu()
-    if "teacher" in teacher:
-        teacher["teacher"].cpu()
+    if teacher is not None:
+        teacher.model.cpu()
     if masks:  # what the ramps masked is removed for real; the thinned network is scored afresh
         stage("thinning the gradual pruners")
         thinning += apply_pruners(model, schedule, bench.example(), masks.names, bench.batches, setup.staircases)
