@@ -7,6 +7,7 @@ class agrees with the reference's on the same images."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from rich.table import Table
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
+from edgetune.files import check_writable
 from edgetune.onnx_stats import onnx_input, random_images
 from edgetune.profiler import open_reference, profile_artifact
 
@@ -31,11 +33,19 @@ def compare(models: list[Path], reference: Path, spec: BenchmarkSpec, sample: np
         if found.dims[1:] != ref_input.dims[1:]:
             raise ConfigError(f"{path}: {found.describe()}, but the reference {reference} takes "
                               f"{ref_input.describe()}: they cannot be timed on the same images", key="--against")
+    fixed = {path: onnx_input(path).fixed_batch for path in [reference, *models]}
+    for path, batch in fixed.items():
+        if batch not in (None, 1):
+            raise ConfigError(f"{path}: {onnx_input(path).describe()}: its batch is fixed at {batch}, and --against "
+                              "times one image at a time; export it with a dynamic batch or a batch of 1",
+                              key="--against")
     session = open_reference(reference, spec, work_dir=work)
     rows = []
     try:
         for path in [reference, *models]:
-            report = profile_artifact(path, spec, sample, reference=session, work_dir=work)
+            # A file exported at a fixed batch of 1 (torch.onnx.export's default) checks parity on one image.
+            report = profile_artifact(path, spec, sample[:1] if fixed[path] == 1 else sample, reference=session,
+                                      work_dir=work)
             m = report.metrics
             rows.append({"network": path.name, "path": str(path), "latency_ms": m["latency_ms"], "ratio": m["latency_ratio"],
                          "ratio_spread": report.timing.get("ratio_spread"),
@@ -74,9 +84,20 @@ def _print(rows: list[dict[str, Any]], console: Console) -> None:
     console.print(table)
 
 
+def refuse_ignored(flags: list[str]) -> None:
+    """A flag `--against` would not honour is refused, not dropped: `--precision int8` timed in
+    fp32 would be a wrong figure under the right name."""
+    if flags:
+        raise ConfigError(f"{', '.join(flags)}: not used with --against, which times each ONNX file as it is "
+                          "(one image at a time, the study's rounds); quantise or export the file first "
+                          "(edgetune bench MODEL --precision int8 --json ..., edgetune export), or drop --against",
+                          key=flags[0])
+
+
 def run_against(model: Path, against: list[Path], *, runtime: str, device: str, threads: int, data: str | None,
-                data_root: Path | None, console: Console) -> list[dict[str, Any]]:
-    """`bench MODEL --against REF ...` (edgetune.bench_against): fp32, batch 1, the study's timing."""
+                data_root: Path | None, console: Console, json_path: Path | None = None) -> list[dict[str, Any]]:
+    """`bench MODEL --against REF ...` (edgetune.bench_against): fp32, batch 1, the study's timing;
+    `--json` keeps the table's rows, so a script reads the ratios rather than the printed table."""
     for path in (model, *against):
         if not path.is_file() or path.suffix != ".onnx":
             raise ConfigError(f"{path}: --against compares ONNX files; export a checkpoint first (edgetune export)",
@@ -88,5 +109,10 @@ def run_against(model: Path, against: list[Path], *, runtime: str, device: str, 
         sample = splits.normalize(splits.val.images[:64]).numpy()
     else:
         sample = random_images(onnx_input(against[0]), against[0])
+    if json_path is not None:
+        check_writable("--json", json_path)
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
-        return compare([model, *against[1:]], against[0], spec, sample, Path(tmp), console)
+        rows = compare([model, *against[1:]], against[0], spec, sample, Path(tmp), console)
+    if json_path is not None:
+        json_path.write_text(json.dumps({"reference": str(against[0]), "rows": rows}, indent=2))
+    return rows

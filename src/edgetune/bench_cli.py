@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.files import check_writable
 from edgetune.onnx_stats import OnnxInput, onnx_input, random_images
 from edgetune.profiler import BenchReport, profile_artifact
 
@@ -39,17 +39,6 @@ def _check_batches(path: Path, found: OnnxInput, batches: list[int]) -> None:
                           f"{', '.join(str(b) for b in batches if b != fixed)} cannot run; export with a dynamic batch "
                           f"(torch.onnx.export(..., dynamic_axes={{'{found.name}': {{0: 'batch'}}}})) or use --batch "
                           f"{fixed}", key="--batch")
-
-
-def _check_writable(flag: str, path: Path | None) -> None:
-    """Before an hour of benchmarking, not after it."""
-    if path is None:
-        return
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist", key=flag)
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"{flag} {path}: not writable here; give a path in a folder you can write to", key=flag)
 
 
 def _dataset(name: str, root: Path | None):
@@ -76,8 +65,8 @@ def run_bench(
         raise ConfigError(f"--{flag}: {first['msg']} (got {first.get('input')!r})", key=f"--{flag}") from None
     if not model.is_file():
         raise EdgetuneError(f"{model}: no such file")
-    _check_writable("--json", json_path)
-    _check_writable("--csv", csv_path)
+    check_writable("--json", json_path)
+    check_writable("--csv", csv_path)
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:  # removed on every exit path
         work = Path(tmp)
         module, onnx_path, found, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split,

@@ -46,3 +46,14 @@ def cache_root() -> Path:
     """Where measurements that hold beyond one run are kept (width profiles, INT8 formats):
     $EDGETUNE_CACHE, else ~/.cache/edgetune."""
     return Path(os.environ.get("EDGETUNE_CACHE") or Path.home() / ".cache" / "edgetune")
+
+
+def check_writable(flag: str, path: Path | None) -> None:
+    """Before an hour of benchmarking, not after it."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist", key=flag)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag} {path}: not writable here; give a path in a folder you can write to", key=flag)

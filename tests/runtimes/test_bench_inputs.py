@@ -133,3 +133,30 @@ def test_bench_against_times_networks_interleaved_with_the_reference_in_one_tabl
     bad = subprocess.run([sys.executable, "-m", "edgetune.cli", "bench", str(other), "--against", str(base)],
                          capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode == 2 and "cannot be timed on the same images" in bad.stderr
+
+
+def test_bench_against_writes_its_rows_to_json_and_refuses_flags_it_would_not_honour(tmp_path):
+    """`--json` was dropped with `--against`, `--precision int8` timed the file in fp32 under the
+    int8 name, and a file exported at a fixed batch of 1 (torch.onnx.export's default) raised
+    ONNX Runtime's traceback; the rows are now kept, the flag refused, the file timed."""
+    import json
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    base = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), "base.onnx", input_names=["x"])
+    pick = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), "pick.onnx", input_names=["x"])
+    cli = [sys.executable, "-m", "edgetune.cli", "bench", str(pick), "--against", str(base)]
+    done = subprocess.run([*cli, "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    assert saved["reference"] == str(base) and [r["network"] for r in saved["rows"]] == ["base.onnx", "pick.onnx"]
+    assert all(r["latency_ms"] > 0 and r["ratio"] > 0 for r in saved["rows"])
+    bad = subprocess.run([*cli, "--precision", "int8", "--calibration", "fashion-mnist"], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and "--precision, --calibration: not used with --against" in bad.stderr
+    pair = _export(tmp_path, Small(), (torch.randn(2, 1, 8, 8),), "pair.onnx", input_names=["x"])
+    bad = subprocess.run([*cli[:4], str(pair), "--against", str(base)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert bad.returncode == 2 and "pair.onnx" in bad.stderr and "fixed at 2" in bad.stderr

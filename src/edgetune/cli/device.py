@@ -53,7 +53,8 @@ def bench(
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Where the time goes, layer by layer.")] = False,
     top: Annotated[int, typer.Option(help="Layers to print with --per-layer.")] = 15,
     csv: Annotated[Path | None, typer.Option(help="Write the per-layer table here (default: next to --json).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write every metric here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every metric here (with --against: "
+                                                                     "the table's rows).")] = None,
     against: Annotated[list[Path] | None, typer.Option(
         help="Compare instead: time MODEL and every --against file in rounds interleaved with the first "
              "--against file, and print one table of milliseconds, ratios and top-class agreement.")] = None,
@@ -74,10 +75,15 @@ def bench(
     from edgetune.bench_cli import run_bench
 
     if against:
-        from edgetune.bench_against import run_against
+        from edgetune.bench_against import refuse_ignored, run_against
 
+        ignored = {"--batch": batch and batch != [1], "--precision": precision != "fp32", "--calibration": calibration,
+                   "--checkpoint": checkpoint, "--split": split != "test", "--repeats": repeats != 3,
+                   "--per-layer": per_layer, "--csv": csv, "--hint": hint != "latency"}
+        refuse_ignored([flag for flag, given in ignored.items() if given])
         run_against(model, against, runtime=runtime, device=device, threads=threads, data=data,
-                    data_root=data_root, console=Console() if sys.stdout.isatty() else Console(width=140))
+                    data_root=data_root, console=Console() if sys.stdout.isatty() else Console(width=140),
+                    json_path=json_out)
         return
 
     run_bench(
