@@ -11,7 +11,9 @@ again with a larger final budget (`part7-MODEL-PRECISION-long.experiment.yaml`):
 is copied into its own directory (the study, its trials and networks; not `final/`), so only the
 final stage runs, and the summary counts the search's time plus the new final stage's.
 `--final-variant NAME` does the same with `part7-MODEL-PRECISION-NAME.experiment.yaml` (`--longer`
-is `--final-variant long`).
+is `--final-variant long`). `--models resnet20v10k` starts from ResNet-20 trained beside 10,000
+validation images (models/resnet20-fmnist-val10k.pt); ResNet-56 learnt half of those, so it is not
+enqueued but timed against afterwards (`edgetune bench --against`), with ResNet-20 quantised.
 
 Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on all
 5,000 images, the paired bound on what it loses, test top-1 where the final stage measured it
@@ -29,7 +31,13 @@ import math
 import shutil
 from pathlib import Path
 
-from _run import RUNS, SUMMARIES, edgetune, save, study_seconds, trials
+import torch
+from _run import ROOT, RUNS, SUMMARIES, edgetune, save, study_seconds, trials
+
+from edgetune.data import load_dataset
+from edgetune.export import export_onnx
+from edgetune.models import load_checkpoint
+from edgetune.quantize import format_args, ort_int8
 
 NAMES = {"resnet20-fmnist": "ResNet-20 (trained as usual)", "resnet56-fmnist": "ResNet-56 (trained as usual)"}
 
@@ -52,9 +60,56 @@ def summarise(model: str, precision: str, seconds: float, variant: str = "") -> 
     big = [r["latency_ratio"] for r in rows if r["network"] == NAMES["resnet56-fmnist"] and model != "resnet56"]
     for r in rows:
         r["x_resnet56"] = r["latency_ratio"] / big[0] if big and r["latency_ratio"] else None
+    if not big and model.startswith("resnet20"):
+        rows += timed_beside_resnet56(run_dir, rows, finals, precision)
     return {"model": model, "precision": precision, "variant": variant, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
             "picked": pick["picked"], "reason": pick["reason"], "rows": rows,
             "trials": int((frame["trial"] != "baseline").sum())}
+
+
+def timed_beside_resnet56(run_dir: Path, rows: list[dict], finals, precision: str) -> list[dict]:
+    """A run whose validation split ResNet-56 partly learnt cannot enqueue it (a study refuses to
+    score it there), so its finalists' deployed files, its unpruned network and (INT8 runs) that
+    network quantised in the format the run chose are timed afterwards in rounds interleaved with
+    ResNet-56 fp32 (`edgetune bench --against`, the study's timing); each row's ratio is then a
+    direct measurement, and the quantised sibling is a row of its own."""
+    out = run_dir / "final" / "against-resnet56.json"
+    folders = ["baseline" if r["trial"] == "baseline" else f"{int(r['trial']):04d}" for r in finals.to_dict("records")]
+    files = {row["network"]: deployed(run_dir / "final" / folder) for row, folder in zip(rows, folders, strict=True)}
+    extra = []
+    if precision == "int8":
+        name = f"{run_dir.name.split('-')[1]} unpruned, INT8"
+        files[name] = quantised_baseline(run_dir)
+        extra.append({"network": name, "latency_ratio": None, "search_top1": None, "val_top1": None, "drop": None,
+                      "bound": None, "held": None, "test_top1": None, "picked": False})
+    if not out.exists():
+        big = run_dir / "final" / "resnet56.onnx"
+        model, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
+        export_onnx(model.eval(), torch.zeros(1, 1, 28, 28), big)
+        paths = list(files.values())
+        edgetune("bench", str(paths[0]), "--against", str(big), *[a for p in paths[1:] for a in ("--against", str(p))],
+                 "--data", "fashion-mnist", "--json", str(out))
+    ratio = {row["path"]: row["ratio"] for row in json.loads(out.read_text())["rows"]}
+    for r in rows + extra:
+        r["x_resnet56"] = ratio[str(files[r["network"]])]
+    return extra
+
+
+def deployed(final_dir: Path) -> Path:
+    """The file a finalist was scored as: its INT8 form where it has one."""
+    return next(p for p in (final_dir / "model.int8.onnx", final_dir / "model.onnx") if p.exists())
+
+
+def quantised_baseline(run_dir: Path) -> Path:
+    """The run's unpruned network in the INT8 format its trials used (int8-formats.csv), calibrated
+    on 300 training images as benchmarks/bench_quantised_siblings.py calibrates its siblings."""
+    chosen = next(line.split(",")[0] for line in (run_dir / "int8-formats.csv").read_text().splitlines()[1:]
+                  if line.rstrip().endswith("True"))
+    data = load_dataset("fashion-mnist")
+    calibration = data.normalize(data.train.subset(300, seed=1).images).numpy()
+    folder = run_dir / "final" / "baseline-int8"
+    folder.mkdir(exist_ok=True)
+    return ort_int8(run_dir / "final" / "baseline" / "model.onnx", folder, calibration, *format_args(chosen))
 
 
 def reference_name(ref: str) -> str:
