@@ -19,7 +19,7 @@ from rich.table import Table
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
-from edgetune.files import check_writable
+from edgetune.files import atomic_write_text, check_writable
 from edgetune.onnx_stats import onnx_input, random_images
 from edgetune.profiler import open_reference, profile_artifact
 
@@ -102,6 +102,7 @@ def run_against(model: Path, against: list[Path], *, runtime: str, device: str, 
         if not path.is_file() or path.suffix != ".onnx":
             raise ConfigError(f"{path}: --against compares ONNX files; export a checkpoint first (edgetune export)",
                               key="--against")
+    check_writable("--json", json_path)
     spec = BenchmarkSpec(runtime=runtime, device=device, threads=threads, throughput_batches=[], energy_seconds=0.0,
                          engine_throughput=False)
     if data:
@@ -109,10 +110,8 @@ def run_against(model: Path, against: list[Path], *, runtime: str, device: str, 
         sample = splits.normalize(splits.val.images[:64]).numpy()
     else:
         sample = random_images(onnx_input(against[0]), against[0])
-    if json_path is not None:
-        check_writable("--json", json_path)
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:
         rows = compare([model, *against[1:]], against[0], spec, sample, Path(tmp), console)
     if json_path is not None:
-        json_path.write_text(json.dumps({"reference": str(against[0]), "rows": rows}, indent=2))
+        atomic_write_text(json_path, json.dumps({"reference": str(against[0]), "rows": rows}, indent=2))
     return rows
