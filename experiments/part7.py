@@ -15,8 +15,8 @@ is `--final-variant long`). `--models resnet20v10k` starts from ResNet-20 traine
 validation images (models/resnet20-fmnist-val10k.pt); ResNet-56 learnt half of those, so it is not
 enqueued but timed against afterwards (`edgetune bench --against`), with ResNet-20 quantised.
 
-Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on all
-5,000 images, the paired bound on what it loses, test top-1 where the final stage measured it
+Prints, per run, the unpruned network, ResNet-20 and each finalist: validation top-1 on the whole
+validation split, the paired bound on what it loses, test top-1 where the final stage measured it
 (the pick, the baseline, the reference: once, after the pick), the latency ratio to ResNet-56
 measured in interleaved rounds (the speed-up: against ResNet-56 where it was measured, else
 against the run's own unpruned network), and the wall time of the whole run; writes
