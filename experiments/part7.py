@@ -61,37 +61,34 @@ def summarise(model: str, precision: str, seconds: float, variant: str = "") -> 
     for r in rows:
         r["x_resnet56"] = r["latency_ratio"] / big[0] if big and r["latency_ratio"] else None
     if not big and model.startswith("resnet20"):
-        rows += timed_beside_resnet56(run_dir, rows, finals, precision)
+        rows += timed_beside_resnet56(run_dir, model, rows, finals, precision)
     return {"model": model, "precision": precision, "variant": variant, "wall_seconds": seconds, "search_seconds": study_seconds(run_dir),
             "picked": pick["picked"], "reason": pick["reason"], "rows": rows,
             "trials": int((frame["trial"] != "baseline").sum())}
 
 
-def timed_beside_resnet56(run_dir: Path, rows: list[dict], finals, precision: str) -> list[dict]:
+def timed_beside_resnet56(run_dir: Path, model: str, rows: list[dict], finals, precision: str) -> list[dict]:
     """A run whose validation split ResNet-56 partly learnt cannot enqueue it (a study refuses to
     score it there), so its finalists' deployed files, its unpruned network and (INT8 runs) that
     network quantised in the format the run chose are timed afterwards in rounds interleaved with
-    ResNet-56 fp32 (`edgetune bench --against`, the study's timing); each row's ratio is then a
+    ResNet-56 fp32 (`edgetune bench --against`, the study's timing, kept in
+    final/against-resnet56.json and read back by a later --summarise); each row's ratio is then a
     direct measurement, and the quantised sibling is a row of its own."""
     out = run_dir / "final" / "against-resnet56.json"
-    folders = ["baseline" if r["trial"] == "baseline" else f"{int(r['trial']):04d}" for r in finals.to_dict("records")]
-    files = {row["network"]: deployed(run_dir / "final" / folder) for row, folder in zip(rows, folders, strict=True)}
-    extra = []
-    if precision == "int8":
-        name = f"{run_dir.name.split('-')[1]} unpruned, INT8"
-        files[name] = quantised_baseline(run_dir)
-        extra.append({"network": name, "latency_ratio": None, "search_top1": None, "val_top1": None, "drop": None,
-                      "bound": None, "held": None, "test_top1": None, "picked": False})
+    extra = [] if precision != "int8" else [
+        {"network": f"{model} unpruned, INT8", "latency_ratio": None, "search_top1": None, "val_top1": None,
+         "drop": None, "bound": None, "held": None, "test_top1": None, "picked": False}]
     if not out.exists():
+        paths = [deployed(run_dir / "final" / ("baseline" if r["trial"] == "baseline" else f"{int(r['trial']):04d}"))
+                 for r in finals.to_dict("records")] + [quantised_baseline(run_dir) for _ in extra]
         big = run_dir / "final" / "resnet56.onnx"
-        model, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
-        export_onnx(model.eval(), torch.zeros(1, 1, 28, 28), big)
-        paths = list(files.values())
+        network, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
+        export_onnx(network.eval(), torch.zeros(1, 1, 28, 28), big)
         edgetune("bench", str(paths[0]), "--against", str(big), *[a for p in paths[1:] for a in ("--against", str(p))],
                  "--data", "fashion-mnist", "--json", str(out))
-    ratio = {row["path"]: row["ratio"] for row in json.loads(out.read_text())["rows"]}
-    for r in rows + extra:
-        r["x_resnet56"] = ratio[str(files[r["network"]])]
+    timed = json.loads(out.read_text())["rows"][1:]  # after ResNet-56 itself, in the order they were given
+    for r, row in zip(rows + extra, timed, strict=True):
+        r["x_resnet56"] = row["ratio"]
     return extra
 
 

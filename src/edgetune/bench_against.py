@@ -27,16 +27,16 @@ from edgetune.profiler import open_reference, profile_artifact
 def compare(models: list[Path], reference: Path, spec: BenchmarkSpec, sample: np.ndarray, work: Path,
             console: Console) -> list[dict[str, Any]]:
     """One row per network, the reference first."""
-    ref_input = onnx_input(reference)
+    inputs = {path: onnx_input(path) for path in [reference, *models]}
+    ref_input = inputs[reference]
     for path in models:
-        found = onnx_input(path)
+        found = inputs[path]
         if found.dims[1:] != ref_input.dims[1:]:
             raise ConfigError(f"{path}: {found.describe()}, but the reference {reference} takes "
                               f"{ref_input.describe()}: they cannot be timed on the same images", key="--against")
-    fixed = {path: onnx_input(path).fixed_batch for path in [reference, *models]}
-    for path, batch in fixed.items():
-        if batch not in (None, 1):
-            raise ConfigError(f"{path}: {onnx_input(path).describe()}: its batch is fixed at {batch}, and --against "
+    for path, found in inputs.items():
+        if found.fixed_batch not in (None, 1):
+            raise ConfigError(f"{path}: {found.describe()}: its batch is fixed at {found.fixed_batch}, and --against "
                               "times one image at a time; export it with a dynamic batch or a batch of 1",
                               key="--against")
     session = open_reference(reference, spec, work_dir=work)
@@ -44,8 +44,8 @@ def compare(models: list[Path], reference: Path, spec: BenchmarkSpec, sample: np
     try:
         for path in [reference, *models]:
             # A file exported at a fixed batch of 1 (torch.onnx.export's default) checks parity on one image.
-            report = profile_artifact(path, spec, sample[:1] if fixed[path] == 1 else sample, reference=session,
-                                      work_dir=work)
+            report = profile_artifact(path, spec, sample[:1] if inputs[path].fixed_batch == 1 else sample,
+                                      reference=session, work_dir=work)
             m = report.metrics
             rows.append({"network": path.name, "path": str(path), "latency_ms": m["latency_ms"], "ratio": m["latency_ratio"],
                          "ratio_spread": report.timing.get("ratio_spread"),
