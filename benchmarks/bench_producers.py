@@ -22,8 +22,9 @@ import yaml
 from _common import ROOT, machine
 
 sys.path.insert(0, str(ROOT))
-from tests.servers import postgresql
 from tests.test_study import experiment
+
+from tests.servers import postgresql
 
 
 def run_round(url: str, producers: int, name: str, args: argparse.Namespace, work: Path) -> float:

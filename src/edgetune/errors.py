@@ -24,6 +24,10 @@ class ConfigError(EdgetuneError):
         self.key = key
 
 
+class RunDirError(EdgetuneError):
+    """The run directory cannot hold a trial's files: the run stops rather than losing them."""
+
+
 class DatasetNotFoundError(EdgetuneError):
     """The dataset files are missing; the message lists where we looked and how to get them."""
 

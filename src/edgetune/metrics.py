@@ -15,7 +15,14 @@ METRICS: dict[str, str] = {
     "prediction_error": "predicted / measured latency ratio - 1 (round_to: measured recipes)",
     "top5": "validation top-5 accuracy (%) after fine-tuning",
     "loss": "validation cross-entropy after fine-tuning",
-    "top1_before_ft": "validation top-1 (%) right after pruning, before fine-tuning",
+    "top1_before_ft": "validation top-1 (%) right after pruning (and the norm statistics' re-estimation), "
+                      "before fine-tuning",
+    "top1_as_pruned": "validation top-1 (%) as pruned, with the unpruned network's norm statistics (before "
+                      "calibrate.batchnorm re-estimated them)",
+    "norms_reestimated": "norm layers whose running statistics were re-estimated after pruning",
+    "layers_refitted": "layers that lost inputs and were re-fitted by least squares (calibrate.reconstruct)",
+    "rung": "the last rung the candidate reached: 0 scored after re-estimation only, 1 fine-tuned "
+            "(the final stage, the top rung, is in final_* columns)",
     "top5_before_ft": "validation top-5 (%) right after pruning",
     "loss_before_ft": "validation cross-entropy right after pruning",
     "top1_torch": "PyTorch's top-1 when another precision is deployed (top1 is then the deployed model's)",

@@ -10,7 +10,7 @@ from edgetune.config.sweep import ProtocolSpec, SweepSpec
 from edgetune.metrics import METRICS, resolve_metric
 
 ACCURACY = {"top1", "top5", "top1_before_ft", "top5_before_ft", "deployed_top1", "deployed_top5", "top1_torch",
-            "top5_torch", "loss", "loss_before_ft"}
+            "top5_torch", "loss", "loss_before_ft", "top1_as_pruned"}
 
 
 @dataclass(frozen=True)

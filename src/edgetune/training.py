@@ -7,10 +7,13 @@ schedule. Needs only torch, so it also runs on a bare GPU machine.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,40 @@ class EvalResult:
 
 
 Metric = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+Precision = str  # "auto", "fp32" or "bf16" (FinetuneSpec.precision)
+
+
+def bf16_native(device: str | torch.device) -> bool:
+    """Whether `device` computes bf16 natively: CUDA, or a CPU whose oneDNN has bf16 kernels
+    (AVX512-BF16, AMX). Without them, oneDNN emulates bf16 and is ten times slower than fp32
+    (ResNet-56 training on a 2-core AVX2 EPYC: 15-17 against 175-211 images per second)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return True
+    return (dev.type == "cpu" and torch.backends.mkldnn.is_available()
+            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+
+
+@functools.cache
+def _say_fp32(device: str) -> None:
+    logging.getLogger("edgetune").warning("training on %s in fp32: it has no native bf16 (finetune.precision: "
+                                          "auto), where bf16 would run about ten times slower", device)
+
+
+def fast_path(device: str | torch.device, precision: Precision = "auto") -> tuple[bool, bool]:
+    """(bf16 autocast, channels_last) for training on `device`. `auto`: bf16 where the device
+    computes it natively (bf16_native), said once where it does not; on the CPU the
+    convolutions in channels_last (1.2x fp32's images per second on a 2-core AVX2 EPYC:
+    benchmarks/bench_training_speed.py, docs/speed.md). `bf16` autocasts wherever asked;
+    `fp32` turns both off."""
+    dev = torch.device(device)
+    if precision == "fp32" or dev.type not in ("cuda", "cpu"):
+        return False, False
+    channels_last = dev.type == "cpu"
+    if precision == "bf16" or bf16_native(dev):
+        return True, channels_last
+    _say_fp32(str(dev))
+    return False, channels_last
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -109,6 +146,7 @@ def train_epoch(
     alpha: float = 0.0,
     temperature: float = 1.0,
     loss: Loss | None = None,
+    precision: Precision = "auto",
 ) -> float:
     """One pass over the training split, `augmented` by random crop and flip; returns mean loss.
     With a `teacher`, the loss is distilled from its logits on the same batch: computed per batch
@@ -116,52 +154,79 @@ def train_epoch(
     (`teacher_logits`: once per image of the split, for every epoch)."""
     model.train()
     dev = torch.device(device)
-    use_amp = dev.type == "cuda"
+    use_amp, channels_last = fast_path(dev, precision)
     # Summed on the device: a per-step .item() would stall the GPU queue every step.
     total = torch.zeros((), device=dev)
     seen = 0
     criterion = loss or nn.functional.cross_entropy
     if teacher_logits is not None and augmented:
         raise ValueError("teacher logits computed once per image are wrong for augmented images")
-    for images, labels, index in iterate_batches(
-        split or data.train, batch_size, shuffle=True, generator=generator, device=dev, with_index=True
-    ):
-        # Dense targets (masks) would have to be cropped and flipped with their images: not augmented.
-        x = data.normalize(augment(images, pad, generator=generator) if augmented and labels.ndim == 1 else images)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = model(x).float()
-            hard = criterion(logits, labels) if seen else checked_loss(criterion, logits, labels)
-            if teacher is None and teacher_logits is None:
-                value = hard
-            else:
-                if teacher_logits is not None:
-                    target = teacher_logits[index.to(teacher_logits.device)].to(dev)
-                else:
-                    with torch.no_grad():
-                        target = teacher(x).float()  # type: ignore[misc]
-                value = distillation_loss(logits, target, labels, alpha, temperature, hard=hard)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        if step_hook is not None:
-            step_hook()
-        total += value.detach() * len(labels)
-        seen += len(labels)
+    with _layout(channels_last, model, teacher) as fmt:
+        for images, labels, index in iterate_batches(
+            split or data.train, batch_size, shuffle=True, generator=generator, device=dev, with_index=True
+        ):
+            # Dense targets (masks) would have to be cropped and flipped with their images: not augmented.
+            x = data.normalize(augment(images, pad, generator=generator) if augmented and labels.ndim == 1 else images)
+            x = x.contiguous(memory_format=fmt) if x.ndim == 4 else x
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(x).float()
+                hard = criterion(logits, labels) if seen else checked_loss(criterion, logits, labels)
+                target = _taught(teacher, teacher_logits, x, index, dev)
+                value = hard if target is None else distillation_loss(logits, target, labels, alpha, temperature,
+                                                                      hard=hard)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            if step_hook is not None:
+                step_hook()
+            total += value.detach() * len(labels)
+            seen += len(labels)
     return float(total) / max(seen, 1)
+
+
+def _taught(teacher: nn.Module | None, teacher_logits: torch.Tensor | None, x: torch.Tensor, index: torch.Tensor,
+            dev: torch.device) -> torch.Tensor | None:
+    """The teacher's logits for the batch: looked up when computed once per image, else asked."""
+    if teacher_logits is not None:
+        return teacher_logits[index.to(teacher_logits.device)].to(dev)
+    if teacher is None:
+        return None
+    with torch.no_grad():
+        return teacher(x).float()
+
+
+@contextlib.contextmanager
+def _layout(channels_last: bool, *models: nn.Module | None) -> Iterator[torch.memory_format]:
+    """The networks in channels_last for the loop, and back in the usual layout after it, so
+    they are exported, hashed and saved as every other network is."""
+    if not channels_last:
+        yield torch.contiguous_format
+        return
+    present = [m for m in models if m is not None]
+    for m in present:
+        m.to(memory_format=torch.channels_last)
+    try:
+        yield torch.channels_last
+    finally:
+        for m in present:
+            m.to(memory_format=torch.contiguous_format)
 
 
 @torch.no_grad()
 def logits_of(model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
-              device: str | torch.device = "cpu") -> torch.Tensor:
+              device: str | torch.device = "cpu", precision: Precision = "auto") -> torch.Tensor:
     """`model`'s logits for every image of `split`, in order, as training computes them (eval
     mode, the same autocast): a teacher asked once about images that are not augmented rather
     than once per epoch, which on a CPU is about half of each distilled step."""
     model.eval()
     dev = torch.device(device)
+    use_amp, channels_last = fast_path(dev, precision)
     out = []
-    for images, _ in iterate_batches(split, batch_size, device=dev):
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out.append(model(data.normalize(images)).float())
+    with _layout(channels_last, model) as fmt:
+        for images, _ in iterate_batches(split, batch_size, device=dev):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                x = data.normalize(images)
+                out.append(model(x.contiguous(memory_format=fmt) if x.ndim == 4 else x).float())
     return torch.cat(out)
 
 
@@ -264,6 +329,7 @@ def train_baseline(
     score_test: bool = True,
     loss: Loss | None = None,
     augmented: bool = True,
+    precision: Precision = "auto",
 ) -> dict[str, Any]:
     """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
     scratch, or a search's finalist again on `split` with a `teacher` (asked once per image when
@@ -275,8 +341,7 @@ def train_baseline(
     model.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
     optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, steps_per_epoch)
-    generator = torch.Generator().manual_seed(seed)
-    state_path = _state_path(out)
+    generator, state_path = torch.Generator().manual_seed(seed), _state_path(out)
     run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
     start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
     total_steps = epochs * steps_per_epoch
@@ -286,14 +351,14 @@ def train_baseline(
         on_step(min(scheduler.last_epoch, total_steps), total_steps)
 
     on_step(start_epoch * steps_per_epoch, total_steps)
-    teaching, seconds = teaching_for(teacher, data, split or data.train, dev, once=not augmented and start_epoch < epochs)
+    once = not augmented and start_epoch < epochs
+    teaching, seconds = teaching_for(teacher, data, split or data.train, dev, once=once, precision=precision)
     elapsed += seconds  # the training's cost: `train_seconds` counts it
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(
-            model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-            step_hook=step, split=split, loss=loss, augmented=augmented, **teaching,
-        )
+        train_loss = train_epoch(model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
+                                 step_hook=step, split=split, loss=loss, augmented=augmented, precision=precision,
+                                 **teaching)
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": train_loss, **val.as_dict("val_")})
@@ -307,8 +372,8 @@ def train_baseline(
     return {**final, "history": history}
 
 
-def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool
-              ) -> tuple[dict[str, Any], float]:
+def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool,
+                 precision: Precision = "auto") -> tuple[dict[str, Any], float]:
     """What `train_epoch` is taught with (the teacher moved to `dev`), and the seconds it took:
     `once`, the teacher's logits for every image of `images` instead of the teacher (per-image
     labels only: a mask's logits would be the size of the images). Search fine-tuning and
@@ -319,7 +384,7 @@ def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, 
     if not (teaching and once and images.labels.ndim == 1):
         return teaching, 0.0
     t0 = time.perf_counter()
-    teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev)
+    teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev, precision=precision)
     return teaching, time.perf_counter() - t0
 
 

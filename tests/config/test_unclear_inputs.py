@@ -35,3 +35,24 @@ def test_an_unknown_network_lists_the_registered_ones_and_random_bytes_are_not_a
     with pytest.raises(EdgetuneError, match=r"weights.pt: not a PyTorch checkpoint of weights") as err:
         load_checkpoint(junk)
     assert "weights_only=False" not in str(err.value)  # torch's advice would run arbitrary code
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("storage", "notaurl", "is not a study storage URL; accepted: sqlite:///"),
+    ("storage", "sqlite://", "is not a study storage URL"),
+    ("device", "tpu9", "is not a training device; accepted: cpu, cuda, cuda:N"),
+    ("device", "cuda:x", "is not a training device"),
+])
+def test_a_storage_url_or_device_that_cannot_work_is_refused_when_the_experiment_is_read(key, value, says):
+    """Both once passed until the run directory was made, then ended in SQLAlchemy's or PyTorch's
+    traceback."""
+    with pytest.raises(ConfigError, match=rf"at '{key}': .*{says}"):
+        load_experiment(EXPERIMENT, {key: value})
+
+
+def test_accepted_storage_urls_and_devices_pass():
+    for url in ("sqlite:///x.db", "postgresql://u:p@localhost:5432/db", "postgresql+psycopg2://h/db",
+                "redis://localhost:6379/0", "rediss://h:6380/1"):
+        assert load_experiment(EXPERIMENT, {"storage": url})[0].storage == url
+    for device in ("cpu", "cuda", "cuda:1", "mps"):
+        assert load_experiment(EXPERIMENT, {"device": device})[0].device == device

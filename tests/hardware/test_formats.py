@@ -36,6 +36,9 @@ def test_a_study_measures_int8_formats_once_and_uses_the_winner(tmp_path, monkey
     path = experiment(tmp_path, trials=1, epochs=0)
     raw = yaml.safe_load(path.read_text())
     raw["benchmark"].update(precision="int8", calibration_images=64, int8_tolerance=5.0)
+    # Candidates that still rank classes (re-estimated, a 90 %-pruned one scores near chance and
+    # its INT8 form disagrees with fp32 on over 10 % of images: a parity failure, not this test's).
+    raw["sweep"]["parameters"] = {k: {"min": 0.3, "max": 0.5} for k in raw["sweep"]["parameters"]}
     path.write_text(yaml.safe_dump(raw))
     outcome = run_study(load_experiment(path)[0])
     with open(tmp_path / "run" / "int8-formats.csv") as fh:

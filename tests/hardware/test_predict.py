@@ -231,8 +231,11 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
     recipe["pruners"]["stage_3"]["round_to"] = "measured"
     path = experiment(tmp_path, trials=4, epochs=0, recipe=recipe)
     raw = yaml.safe_load(path.read_text())
+    # Up to half removed: further, re-estimated candidates score near chance and their INT8 form
+    # fails parity (agreement under 90 %), which is not this test's subject.
     raw["sweep"].update({"method": "random", "parameters": {"precision": {"values": ["fp32", "int8"]},
-                                                            "stage_3": {"min": 0.0, "max": 0.9}}})
+                                                            "stage_3": {"min": 0.0, "max": 0.5}}})
+    raw["recipe"]["pruners"]["stage_1"]["desired_sparsity"] = 0.3
     raw["benchmark"].update(calibration_images=32, int8_format="qdq-u8-channel")
     path.write_text(yaml.safe_dump(raw))
     outcome = run_study(load_experiment(path)[0])
@@ -246,6 +249,7 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
                 steps.setdefault(key, {})[layer] = W.efficient_widths(p["widths"], p["latency_ms"])
     precisions = set()
     for t in outcome.study.trials:
+        assert t.state.name == "COMPLETE", t.user_attrs.get("error")
         precision = t.params["precision"]
         precisions.add(precision)
         thinning = json.loads((tmp_path / "run" / "trials" / f"{t.number:04d}" / "metrics.json").read_text())["thinning"]

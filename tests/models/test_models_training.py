@@ -149,3 +149,28 @@ def test_the_teachers_one_pass_counts_in_the_training_time(tiny_fmnist, tmp_path
                             log=lambda s: None, teacher=Teacher(Slow(), alpha=0.5, temperature=2.0),
                             augmented=False, score_test=False)
     assert result["train_seconds"] >= 3.0
+
+
+def test_the_fast_path_is_taken_only_where_it_is_fast_and_leaves_the_network_as_it_was(tiny_fmnist):
+    """`auto` autocasts to bf16 only where the device computes it natively (emulated bf16 ran ten
+    times slower than fp32 on an AVX2 CPU), trains the CPU's convolutions in channels_last, and
+    hands back a network in the usual layout (exported, hashed and saved as any other)."""
+    from edgetune.training import bf16_native, fast_path, train_epoch
+
+    assert fast_path("cpu", "fp32") == (False, False)
+    assert fast_path("cpu", "bf16") == (True, True)
+    assert fast_path("cpu", "auto") == (bf16_native("cpu"), True)
+    assert fast_path("meta", "auto") == (False, False)
+    data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
+    trained = {}
+    for precision in ("fp32", "auto"):
+        torch.manual_seed(0)
+        model = build_model("resnet20", num_classes=10, in_channels=1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        train_epoch(model, data, optimizer, batch_size=64, generator=torch.Generator().manual_seed(0),
+                    augmented=False, precision=precision, split=data.train.subset(64))  # one step
+        assert all(p.is_contiguous() for p in model.parameters())
+        trained[precision] = model
+    if not bf16_native("cpu"):  # channels_last alone: the same arithmetic up to summation order
+        for a, b in zip(trained["fp32"].parameters(), trained["auto"].parameters(), strict=True):
+            assert torch.allclose(a, b, atol=1e-4)

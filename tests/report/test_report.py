@@ -20,7 +20,8 @@ from tests.study.test_study import experiment
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
 
-SECTIONS = ["headline", "summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "metric_matrix",
+SECTIONS = ["headline", "summary", "pareto", "progress", "histogram", "correlations", "binned", "importance", "screen",
+            "metric_matrix",
             "stages", "layers", "listing"]
 
 

@@ -123,3 +123,20 @@ def test_tables_people_read_have_words_and_units_and_the_csv_keeps_machine_names
                                    "latency ms (host-adjusted)", "top-1 before fine-tuning %"]
     assert shown["M MACs"].iloc[0] == pytest.approx(97.3) and shown["k parameters"].iloc[0] == pytest.approx(855)
     assert list(table.columns)[2] == "macs" and table["macs"].iloc[0] == 97.3e6  # the original is untouched
+
+
+def test_screen_agreement_is_kendalls_tau_over_the_fine_tuned_candidates():
+    from edgetune.report.analysis import screen_agreement
+
+    frame = pd.DataFrame({"top1_as_pruned": [10.0, 30.0, 20.0, 40.0, 5.0],
+                          "top1_before_ft": [80.0, 90.0, 85.0, 70.0, 60.0],
+                          "top1": [91.0, 93.0, 92.0, 94.0, 60.0],
+                          "rung": [1, 1, 1, 1, 0]})  # the last was held back: top1 is its rung-0 score
+    table = screen_agreement(frame).set_index(["screen", "against"])
+    # as pruned against re-estimated, all five: 7 of the 10 pairs concordant, 3 discordant -> tau 0.4
+    assert table.loc[("top1_as_pruned", "top1_before_ft"), "kendall_tau"] == pytest.approx(0.4)
+    # re-estimated against fine-tuned, the four trained: 3 concordant, 3 discordant -> 0
+    assert table.loc[("top1_before_ft", "top1"), "n"] == 4
+    assert table.loc[("top1_before_ft", "top1"), "kendall_tau"] == pytest.approx(0.0)
+    assert table.loc[("top1_as_pruned", "top1"), "kendall_tau"] == pytest.approx(1.0)
+    assert screen_agreement(frame[["top1"]]).empty

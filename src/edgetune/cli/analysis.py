@@ -25,6 +25,10 @@ def sensitivity(
     runtime: Annotated[str, typer.Option(help="Runtime the latency is measured on.")] = "onnxruntime",
     threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
     out: Annotated[Path | None, typer.Option(help="Output directory (default runs/sensitivity-<checkpoint name>).")] = None,
+    batchnorm_images: Annotated[int, typer.Option(min=0, help=(
+        "Training images each point's norm statistics are re-estimated on before it is scored, as a search's "
+        "candidates are (top1_as_pruned keeps the score before); 0: scored with the unpruned network's "
+        "statistics, as Distiller did."))] = 1024,
 ) -> None:
     """Prune each layer (or coupled group) alone at each ratio: top-1 without fine-tuning, and the
     whole network's latency timed on the runtime beside the unpruned one.
@@ -48,6 +52,7 @@ def sensitivity(
         frame, plan, out_dir = analyse(
             checkpoint, model=model, data=data, data_root=data_root, method=method, ratios=range_,
             layers=tuple(layers or ()), val_subset=val_subset, runtime=runtime, threads=threads, out_dir=out,
+            batchnorm_images=batchnorm_images,
             progress=lambda done, total, what: bar.update(task, completed=done, total=total, description=what))
     console.print(f"{frame['layer'].nunique()} layers x {len(plan.ratios)} ratios in {out_dir}/sensitivity.csv; "
                   f"figures in {out_dir}/figures; next: edgetune recipe suggest {out_dir}")

@@ -12,6 +12,11 @@ from edgetune.cli.app import app, console
 from edgetune.errors import EdgetuneError
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in ("auto", "fp32", "bf16"):
+        raise EdgetuneError(f"--precision {precision!r} is not one of auto, fp32, bf16")
+
+
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Architecture from the registry (edgetune models).")] = "resnet56",
@@ -28,6 +33,9 @@ def train(
         "Training images held out as the validation split; the checkpoint records it, and a study "
         "refuses a validation split outside it (data.val_size, data.split_seed)."))] = 5000,
     split_seed: Annotated[int, typer.Option(help="Seed of the validation split's draw.")] = 0,
+    precision: Annotated[str, typer.Option(help=(
+        "auto: bf16 autocast where the device computes bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX), "
+        "and channels_last on the CPU; bf16: autocast wherever; fp32: neither."))] = "auto",
 ) -> None:
     """Train a baseline from scratch. Checkpoints every epoch; run the same command again to resume."""
     import json
@@ -46,6 +54,7 @@ def train(
     from edgetune.models import build_model
     from edgetune.training import train_baseline
 
+    _check_precision(precision)
     torch.manual_seed(seed)
     splits = load_dataset(data, data_root, val_size=val_size, split_seed=split_seed)
     net = build_model(model, num_classes=splits.num_classes, in_channels=splits.in_channels)
@@ -53,7 +62,7 @@ def train(
         "model": model, "num_classes": splits.num_classes, "in_channels": splits.in_channels,
         "dataset": data, "image_size": list(splits.image_size), "mean": list(splits.mean),
         "std": list(splits.std), "epochs": epochs, "lr": lr, "batch_size": batch_size,
-        "weight_decay": weight_decay, "seed": seed, "command": " ".join(["edgetune", *sys.argv[1:]]),
+        "weight_decay": weight_decay, "seed": seed, "precision": precision, "command": " ".join(["edgetune", *sys.argv[1:]]),
     }
     with Progress(TextColumn(f"[bold]{model}[/] steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
@@ -61,7 +70,7 @@ def train(
         result = train_baseline(
             net, splits, out=out, meta=meta, epochs=epochs, lr=lr, batch_size=batch_size,
             weight_decay=weight_decay, seed=seed, device=device, log=bar.console.print,
-            on_step=lambda done, total: bar.update(task, completed=done, total=total),
+            on_step=lambda done, total: bar.update(task, completed=done, total=total), precision=precision,
         )
     history = result.pop("history")
     out.with_suffix(".json").write_text(json.dumps({**result, "history": history}, indent=2))

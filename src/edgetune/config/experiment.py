@@ -25,6 +25,8 @@ EntryPoint = Annotated[str, AfterValidator(check_reference)]
 # Every setting that names one: made absolute against the experiment file's folder (or, given
 # as a flag, the working directory), so the resolved experiment names the same files anywhere.
 ENTRY_POINTS = ("model.factory", "data.factory", "evaluate", "loss")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "redis", "rediss")
+DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
 class ModelSpec(Strict):
@@ -105,6 +107,10 @@ class FinetuneSpec(Strict):
     augment: bool = Field(True, description="random crop and flip while training; false: the images as they "
                           "are, every epoch, and a teacher asked about each image once")
     distill: DistillSpec | None = None
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="training arithmetic (search and final stage). auto: bf16 autocast where the device "
+        "computes bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX), fp32 elsewhere, and channels_last on the "
+        "CPU; bf16: autocast wherever asked; fp32: neither")
 
 
 def finetune_identity(ft: FinetuneSpec, mode: str = "python") -> dict[str, Any]:
@@ -112,7 +118,28 @@ def finetune_identity(ft: FinetuneSpec, mode: str = "python") -> dict[str, Any]:
     teacher left at its default stays out, as before one could be named, so earlier studies
     still resume and still recognise their own candidates."""
     teacher_unset = ft.distill is not None and ft.distill.teacher is None
-    return ft.model_dump(mode=mode, exclude={"distill": {"teacher"}} if teacher_unset else None)
+    dumped = ft.model_dump(mode=mode, exclude={"distill": {"teacher"}} if teacher_unset else None)
+    if dumped["precision"] == "auto":  # added later: at its default it stays out of earlier keys
+        del dumped["precision"]
+    return dumped
+
+
+class CalibrateSpec(Strict):
+    """What is recovered without training after a structural change, before the candidate is
+    scored or fine-tuned: the norm layers' running statistics, re-estimated from training images
+    (EagleEye's adaptive BatchNorm). Two forward passes' worth of work turn a screen that reads
+    the unpruned network's stale statistics into one that ranks candidates."""
+
+    batchnorm: bool = Field(True, description="re-estimate the running statistics of every norm layer that "
+                            "keeps them (BatchNorm, SyncBatchNorm, tracked InstanceNorm) after pruning")
+    batchnorm_images: int = Field(1024, gt=0, description="training images (not augmented) the statistics are "
+                                  "re-estimated on; fewer when the training split has fewer")
+    score_as_pruned: bool = Field(True, description="also score each candidate as pruned (top1_as_pruned), so "
+                                  "a user sees what recovery gave; one more scoring pass per candidate")
+    reconstruct: bool = Field(False, description="re-fit every layer that lost inputs by least squares to the "
+                              "unpruned network's outputs (ThiNet, He et al. 2017), before the statistics are "
+                              "re-estimated; off by default (docs/results.md, 'Recover before you train')")
+    reconstruct_images: int = Field(256, gt=0, description="training images the least squares are fitted on")
 
 
 class FinalSpec(Strict):
@@ -184,6 +211,7 @@ class ExperimentSpec(Strict):
     recipe: Path | dict[str, Any] | None = None
     sweep: Path | dict[str, Any] | None = None
     finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    calibrate: CalibrateSpec = Field(default_factory=CalibrateSpec)
     final: FinalSpec | None = None
     # A metric of your own: `fn(outputs, targets)` over the whole validation split (the model's
     # outputs concatenated over batches, the targets as the data gives them) returning a dict of
@@ -212,6 +240,29 @@ class ExperimentSpec(Strict):
     remote: RemoteSpec | None = None
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     device: str = "cpu"
+
+    @field_validator("storage")
+    @classmethod
+    def _a_storage_url(cls, url: str | None) -> str | None:
+        """A URL a study can live in, checked before anything is written (SQLAlchemy's own error
+        came after the run directory was made, as a traceback)."""
+        if url is None:
+            return url
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme.split("+", 1)[0] not in STORAGE_SCHEMES or not url.split("://", 1)[1]:
+            raise ValueError(f"{url!r} is not a study storage URL; accepted: sqlite:///path/study.db, "
+                             "postgresql://user:password@host:5432/db (the postgres extra), mysql://..., "
+                             "redis://host:6379/0 or rediss:// (a shared journal)")
+        return url
+
+    @field_validator("device")
+    @classmethod
+    def _a_device(cls, device: str) -> str:
+        """cpu, cuda or cuda:N, mps: what PyTorch accepts, said before any work."""
+        head, _, index = device.partition(":")
+        if head not in DEVICES or (index and (not index.isdigit() or head == "cpu")):
+            raise ValueError(f"{device!r} is not a training device; accepted: cpu, cuda, cuda:N, mps, xpu")
+        return device
 
     @model_validator(mode="before")
     @classmethod
@@ -253,7 +304,9 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
     spec = experiment_from(raw, base, source)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
-        data = spec.model_dump()
+        # What the file set, not every default: a default written back would read as set by the
+        # user (data.name beside data.factory was refused for a file that never named one).
+        data = spec.model_dump(exclude_unset=True)
         for dotted, value in given.items():
             node = data
             *parents, leaf = dotted.split(".")

@@ -13,7 +13,7 @@ import numpy as np
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import EdgetuneError
 from edgetune.executors.base import NO_SCORING, Executor, Measurement, Scoring, Stage
-from edgetune.profiler import verify_artifact
+from edgetune.profiler import ParityError, verify_artifact
 from edgetune.worker import app as worker_app
 from edgetune.worker.messages import BenchRequest, encode_array
 
@@ -55,7 +55,9 @@ class DeviceWorkerExecutor(Executor):
         request = self.request(onnx_path, spec, sample, scoring)
         result = worker_app.submit(self.app, self.queue, request, self.timeout)
         if result.error is not None:
-            raise EdgetuneError(f"device worker on '{self.queue}' ({result.device or 'unknown device'}): {result.error}")
+            # The device's parity verdict stays a ParityError here, as a local measurement's is.
+            kind = ParityError if result.error.startswith("ParityError") else EdgetuneError
+            raise kind(f"device worker on '{self.queue}' ({result.device or 'unknown device'}): {result.error}")
         return Measurement(dict(result.metrics), {"description": f"{result.device} via queue {self.queue}",
                                                   "request": request.id})
 

@@ -47,6 +47,31 @@ def correlations(frame: pd.DataFrame, params: Sequence[str], metrics: Sequence[s
     return pd.DataFrame(rows, columns=["param", "metric", "n", "pearson", "spearman"])
 
 
+# Each cheap score a study records, and the later, dearer ones it is meant to predict: the
+# screen is worth trusting when its order of the candidates is theirs.
+SCREENS = [("top1_as_pruned", "top1_before_ft"), ("top1_as_pruned", "top1"), ("top1_before_ft", "top1"),
+           ("top1_as_pruned", "final_val_top1"), ("top1_before_ft", "final_val_top1"), ("top1", "final_val_top1")]
+
+
+def screen_agreement(frame: pd.DataFrame) -> pd.DataFrame:
+    """Kendall's tau between each cheap score and each later one over the candidates that have
+    both (n says how many): 1 when the screen orders candidates exactly as the later score does,
+    0 when it tells nothing. Against `top1`, only candidates that were fine-tuned count. Pairs that
+    are the same figure (no fine-tuning) or have fewer than three candidates are left out."""
+    rows = []
+    # A candidate held back at rung 0 was never fine-tuned: its `top1` is its rung-0 score again.
+    tuned = frame[pd.to_numeric(frame["rung"], errors="coerce") != 0] if "rung" in frame else frame
+    for cheap, later in SCREENS:
+        if cheap not in frame or later not in frame:
+            continue
+        pair = _numeric(tuned if later == "top1" else frame, [cheap, later]).dropna()
+        if len(pair) < 3 or (pair[cheap] == pair[later]).all() or pair[cheap].nunique() < 2 or pair[later].nunique() < 2:
+            continue
+        rows.append({"screen": cheap, "against": later, "n": len(pair),
+                     "kendall_tau": pair[cheap].corr(pair[later], method="kendall")})
+    return pd.DataFrame(rows, columns=["screen", "against", "n", "kendall_tau"])
+
+
 def binned_means(frame: pd.DataFrame, param: str, metric: str, bins: int = 5) -> pd.DataFrame:
     """The metric's mean, spread and count in equal-width bins of the parameter (figure 4.1)."""
     data = _numeric(frame, [param, metric]).dropna()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -14,53 +13,10 @@ from edgetune.objectives import Objective
 from edgetune.report import analysis
 from edgetune.report.labels import LABELS
 from edgetune.report.load import RunData
-from edgetune.study.clock import STAGES
+from edgetune.report.sections import Figure, Report, Section
+from edgetune.study.clock import STAGES, USEFUL
 from edgetune.study.headline import headline
 from edgetune.study.rundir import RunDir
-
-FigureKind = Literal["scatter", "line", "bar", "heatmap"]
-
-
-@dataclass
-class Figure:
-    name: str  # file stem and element id: figures/<name>.png
-    title: str
-    kind: FigureKind
-    data: pd.DataFrame
-    x: str = ""
-    y: list[str] = field(default_factory=list)
-    x_label: str = ""
-    y_label: str = ""
-    group: str = ""  # scatter: a column whose values colour the points
-    marks: pd.DataFrame | None = None  # scatter: labelled reference points (column "label")
-    line: pd.DataFrame | None = None  # scatter: the Pareto front, drawn through its points
-    # scatter: constraints drawn as lines, ("x" or "y", value, label); the y range shown (zoomed
-    # to the feasible trials, the outliers counted in the title)
-    limits: list[tuple[str, float, str]] = field(default_factory=list)
-    y_range: tuple[float, float] | None = None
-    stacked: bool = False  # bar: the y columns stacked (parts of one whole), not side by side
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    text: str = ""
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: list[Figure] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    title: str
-    subtitle: str
-    sections: list[Section]
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {name: t for s in self.sections for name, t in s.tables.items()}
-
-    def figures(self) -> list[Figure]:
-        return [f for s in self.sections for f in s.figures]
 
 
 def _latency_metric(run: RunData) -> str:
@@ -123,7 +79,7 @@ def build_report(run: RunData, layer_times: Callable[[int], pd.DataFrame | None]
     sections = [_headline(s), _summary(s), *_final(s), pareto, *_progress(s)]
     if s.params and s.metrics:
         sections += [_correlations(s), _binned(s), _importance(s)]
-    sections += [*_metric_matrix(s), *_stages(s), *_layers(s, layer_times), _listing(s, front)]
+    sections += [*_screen(s), *_metric_matrix(s), *_stages(s), *_layers(s, layer_times), _listing(s, front)]
     subtitle = f"{run.run_dir} · {len(run.frame) - 1} trials"
     return Report(f"edgetune report: {run.name}", subtitle, sections)
 
@@ -223,7 +179,7 @@ def _pareto(s: _Study) -> tuple[Section, pd.DataFrame]:
 
 def _limits(s: _Study, x: str, y: str) -> list[tuple[str, float, str]]:
     """The study's constraints on the two axes, and the protocol's accuracy floor."""
-    sweep = s.run.experiment.get("sweep") or {}
+    sweep = s.run.sweep
     out = []
     for c in sweep.get("constraints") or []:
         axis = "x" if c.get("metric") == x else "y" if c.get("metric") == y else None
@@ -286,12 +242,13 @@ def finetuned_overhead(table: pd.DataFrame) -> tuple[int, float, float] | None:
     tuned = table[pd.to_numeric(table["seconds_finetune"], errors="coerce") > 0]
     if not len(tuned):
         return None
-    useful = sum(tuned[c].fillna(0.0).sum() for c in ("seconds_finetune", "seconds_evaluate") if c in tuned)
+    useful = sum(tuned[c].fillna(0.0).sum() for c in (f"seconds_{u}" for u in USEFUL) if c in tuned)
     return len(tuned), float(1 - useful / tuned["seconds_trial"].sum()), float(tuned["overhead_share"].median())
 
 
 def _stages(s: _Study) -> list[Section]:
-    """Where each trial's time went, stage by stage; the overhead is all but training and scoring."""
+    """Where each trial's time went, stage by stage; the overhead is all but recovery, training
+    and scoring."""
     columns = [f"seconds_{name}" for name in STAGES if f"seconds_{name}" in s.frame]
     timed = s.frame[s.frame["seconds_trial"].notna()] if "seconds_trial" in s.frame else s.frame.iloc[:0]
     if not columns or not len(timed):
@@ -308,6 +265,30 @@ def _stages(s: _Study) -> list[Section]:
     return [Section("stages", "Where the time went", text, {"stage_seconds": table},
                     [Figure("stage_seconds", "seconds per stage", "bar", drawn, "trial",
                             [c.removeprefix("seconds_") for c in columns], "trial", "seconds", stacked=True)])]
+
+
+def _screen(s: _Study) -> list[Section]:
+    """How far the cheap scores (as pruned, after re-estimating norm statistics, after a short
+    fine-tuning) can be trusted to rank candidates as the dearer ones do."""
+    agreement = analysis.screen_agreement(s.candidates)
+    if agreement.empty:
+        return []
+    text = ("Kendall's tau between each cheap score and a later one over the candidates that have both: 1 means "
+            "the cheap score orders the candidates exactly as the later one, 0 that it tells nothing. "
+            "top1_as_pruned is scored with the unpruned network's norm statistics, top1_before_ft after they "
+            "were re-estimated, top1 after fine-tuning, final_val_top1 after the final stage's training.")
+    section = Section("screen", "How well the screen predicted", text, {"screen_agreement": agreement})
+    pairs = [(a, b) for a, b in (("top1_before_ft", "top1"), ("top1", "final_val_top1"))
+             if ((agreement["screen"] == a) & (agreement["against"] == b)).any()]
+    for cheap, later in pairs:
+        data = s.candidates[["trial", cheap, later]].copy()
+        data[[cheap, later]] = data[[cheap, later]].apply(pd.to_numeric, errors="coerce")
+        data = data.dropna(subset=[cheap, later])
+        tau = agreement[(agreement["screen"] == cheap) & (agreement["against"] == later)]["kendall_tau"].iloc[0]
+        section.figures.append(Figure(f"screen-{cheap}-{later}", f"{_label(later)} against {_label(cheap)} "
+                                      f"(Kendall tau {tau:.2f})", "scatter", data, cheap, [later], _label(cheap),
+                                      _label(later)))
+    return [section]
 
 
 def _correlations(s: _Study) -> Section:

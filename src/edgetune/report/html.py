@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgetune.errors import MissingExtraError
-from edgetune.report.content import Figure, Report
 from edgetune.report.labels import readable
+from edgetune.report.sections import Figure, Report
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }

@@ -11,6 +11,7 @@ from edgetune.study.clock import STAGES
 LABELS: dict[str, tuple[str, float]] = {
     "trial": ("trial", 1), "row": ("network", 1), "state": ("state", 1),
     "top1": ("top-1 %", 1), "top5": ("top-5 %", 1), "top1_before_ft": ("top-1 before fine-tuning %", 1),
+    "top1_as_pruned": ("top-1 as pruned (stale norm statistics) %", 1),
     "loss": ("loss", 1), "latency_ms": ("latency ms", 1), "latency_adj_ms": ("latency ms (host-adjusted)", 1),
     "latency_ratio": ("x unpruned latency", 1), "latency_p90_ms": ("p90 ms", 1), "latency_p99_ms": ("p99 ms", 1),
     "total_latency_ms": ("total latency ms", 1), "throughput": ("images/s", 1), "macs": ("M MACs", 1e6),
@@ -22,7 +23,7 @@ LABELS: dict[str, tuple[str, float]] = {
     "duplicate_of": ("repeat of trial", 1), "latency_unreliable": ("latency not trusted", 1),
     "remeasure_of": ("timed again from trial", 1), "rejected_early": ("scoring stopped", 1),
     "top1_images": ("images scored", 1), "rank": ("rank", 1), "seconds_trial": ("trial s", 1),
-    "overhead_share": ("share not training or scoring", 1),
+    "overhead_share": ("share not recovering, training or scoring", 1),
     **{f"seconds_{s}": (f"{s} s", 1) for s in STAGES},
 }
 

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from edgetune.errors import EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.files import read_yaml
 from edgetune.objectives import Objective
 from edgetune.study.held import with_final
 from edgetune.study.results import open_study, study_objectives, trials_frame
@@ -45,6 +46,19 @@ class RunData:
         """The experiment as the run resolved it (experiment.resolved.yaml), read once."""
         resolved = RunDir(self.run_dir).resolved_experiment
         return (yaml.safe_load(resolved.read_text()) or {}) if resolved.is_file() else {}
+
+    @cached_property
+    def sweep(self) -> dict[str, Any]:
+        """The sweep the run searched: inline in the resolved experiment, or (a study begun with
+        `--sweep FILE` before the run inlined it) read from the file it names; {} when that file
+        is gone or unreadable, so the report draws no limits rather than failing."""
+        sweep = self.experiment.get("sweep")
+        if isinstance(sweep, str):
+            try:
+                sweep = read_yaml(sweep, "sweep")
+            except ConfigError:
+                return {}
+        return sweep if isinstance(sweep, dict) else {}
 
     def onnx(self, trial: int | str) -> Path:
         return RunDir(self.run_dir).onnx(trial)

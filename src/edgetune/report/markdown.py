@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgetune.report.content import Report
 from edgetune.report.labels import readable
+from edgetune.report.sections import Report
 
 
 def _cell(v: object) -> str:

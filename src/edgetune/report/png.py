@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from edgetune.plotting import pyplot, save
-from edgetune.report.content import Figure, Report
+from edgetune.report.sections import Figure, Report
 
 
 def _draw(fig: Figure, ax) -> None:

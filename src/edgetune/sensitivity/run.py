@@ -33,6 +33,7 @@ from torch import nn
 
 from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
 from edgetune.compress.groups import coupled_targets
+from edgetune.compress.recalibrate import reestimate_norms, tracked_norms
 from edgetune.config.benchmark import (
     QUICK_BENCHMARK,  # noqa: F401 - the CLI's default timing
     BenchmarkSpec,
@@ -56,9 +57,14 @@ class SensitivityPlan:
     val_subset: int
     layers: tuple[str, ...]  # patterns; empty: every layer the method can compress
     benchmark: dict[str, Any]
+    # Training images each point's norm statistics are re-estimated on before it is scored; 0: off.
+    batchnorm_images: int = 1024
 
     def fingerprint(self) -> str:
-        blob = json.dumps({**asdict(self), "checkpoint_sha": _sha(Path(self.checkpoint))}, sort_keys=True)
+        fields = asdict(self)
+        if not fields["batchnorm_images"]:  # added later: an analysis made before it had none
+            del fields["batchnorm_images"]
+        blob = json.dumps({**fields, "checkpoint_sha": _sha(Path(self.checkpoint))}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -124,6 +130,7 @@ class _Bench:
     groups: dict[str, list[str]]
     spec: BenchmarkSpec
     executor: LocalExecutor
+    batchnorm_images: int = 0
 
     @functools.cached_property
     def sample(self) -> np.ndarray:
@@ -135,6 +142,10 @@ class _Bench:
         pruned = copy.deepcopy(self.model)
         ctx = CompressionContext(self.example, self.batches)
         records = self.method.apply(pruned, "sensitivity", [layer], ratio, ctx, PrunerOptions()) if ratio > 0 else []
+        stale = {}
+        if ratio > 0 and self.batchnorm_images and tracked_norms(pruned):  # scored as a search's screen scores it
+            stale = {"top1_as_pruned": evaluate(pruned, self.data, self.val).top1}
+            reestimate_norms(pruned, self.batches(self.batchnorm_images)[0])
         acc = evaluate(pruned, self.data, self.val)
         work = path.with_suffix("")
         work.mkdir(exist_ok=True)
@@ -147,7 +158,7 @@ class _Bench:
         return {"layer": layer, "members": self.groups[layer], "ratio": ratio,
                 "removed": sum(r.removed for r in records if r.skipped is None),
                 "before": sum(r.before for r in records if r.skipped is None),
-                "top1": acc.top1, "top5": acc.top5, **{k: metrics.get(k) for k in (
+                "top1": acc.top1, "top5": acc.top5, **stale, **{k: metrics.get(k) for k in (
                     "latency_ms", "latency_ratio", "macs", "params", "model_bytes")}}
 
 
@@ -158,7 +169,7 @@ def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: L
                                in_channels=data.in_channels)
     model.eval()
     example = data.sample_input(1)
-    train = data.train.subset(min(2048, len(data.train)), seed=seed + 2)
+    train = data.train.subset(min(max(2048, plan.batchnorm_images), len(data.train)), seed=seed + 2)
 
     def batches(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return data.normalize(train.images[:n]), train.labels[:n]
@@ -172,7 +183,7 @@ def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: L
             raise ConfigError(f"--layers {', '.join(plan.layers)} matches no layer {plan.method} can compress",
                               key="layers")
     return _Bench(data, data.val.subset(plan.val_subset, seed=seed), model, example, batches, method, groups,
-                  BenchmarkSpec(**plan.benchmark), executor)
+                  BenchmarkSpec(**plan.benchmark), executor, plan.batchnorm_images)
 
 
 def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None = None, seed: int = 0,
@@ -184,7 +195,8 @@ def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None
         stored = json.loads(meta_path.read_text())
         if stored.get("fingerprint") != fingerprint:
             raise EdgetuneError(f"{out_dir} holds a sensitivity analysis of other settings (checkpoint, data, method, "
-                                "ratios, layers or benchmark differ); give another --out")
+                                "ratios, layers, benchmark or --batchnorm-images differ; one made before norm "
+                                "statistics were re-estimated resumes with --batchnorm-images 0); give another --out")
     with LocalExecutor() as executor:
         bench = _bench(plan, data_root, seed, executor)
         base_dir = out_dir / "baseline"

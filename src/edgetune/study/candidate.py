@@ -29,6 +29,7 @@ from edgetune.executors.base import Stage
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.models.registry import save_checkpoint
+from edgetune.profiler import ParityError
 from edgetune.study.reject import Rejection, StopRule
 from edgetune.study.workbench import TrialSetup, Workbench
 from edgetune.training import EvalResult, teaching_for, train_epoch
@@ -92,6 +93,9 @@ class Hooks:
     # Time a final shape before fine-tuning (a resource constraint may rule it out there); without
     # one it is timed after, from the file that is scored, converted to its precision once.
     time_first: bool = True
+    # From the rung-0 figures (timed, scored after re-estimation): why fine-tuning would not pay
+    # (study/rungs.py); None to fine-tune.
+    held_back: Callable[[dict[str, Any]], str | None] = lambda _: None
 
     def final_rule(self) -> StopRule | None:
         return self.rejection.stop if self.rejection is not None else None
@@ -120,13 +124,12 @@ def finetune(
     teacher = bench.teacher(ft.distill) if ft.distill is not None else None
     if teacher is not None and not ft.augment and bench.train.labels.ndim == 1:
         stage("the teacher's logits, once per image")
-    teaching, _ = teaching_for(teacher, bench.data, bench.train, torch.device(bench.device), once=not ft.augment)
+    precision = bench.training_precision(ft)
+    teaching, _ = teaching_for(teacher, bench.data, bench.train, torch.device(bench.device), once=not ft.augment,
+                               precision=precision)
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
-            stage(f"pruning at epoch {epoch}")
-            model.cpu()
-            thinning += apply_pruners(model, schedule, bench.example(), plan[epoch], bench.batches, setup.staircases)
-            model.to(bench.device)
+            thinning += _prune_during(model, bench, setup, schedule, plan[epoch], epoch, stage)
             # Thinning replaced the parameters: a fresh optimizer at the current learning rate.
             lr = optimizer.param_groups[0]["lr"]
             optimizer = _optimizer(model, ft, lr)
@@ -137,11 +140,14 @@ def finetune(
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
         loss = with_penalty(bench.loss, regularization(model, schedule, epoch))  # Distiller's regularisers
         train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
-                    split=bench.train, augmented=ft.augment, loss=loss,
+                    split=bench.train, augmented=ft.augment, loss=loss, precision=precision,
                     step_hook=masks.apply if masks else None, **teaching)
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
+        if epoch == ft.epochs - 1 and bench.recovers(model):  # the statistics of the weights it ends with
+            stage("re-estimating norm statistics after fine-tuning")
+            bench.settle(model)
         if after_epoch is not None:
             stage(f"evaluating epoch {epoch + 1}/{ft.epochs}")
             last = bench.evaluate(model, stop_when if epoch == ft.epochs - 1 else None)
@@ -154,6 +160,19 @@ def finetune(
         thinning += apply_pruners(model, schedule, bench.example(), masks.names, bench.batches, setup.staircases)
         last = None
     return time.perf_counter() - t0, float(optimizer.param_groups[0]["lr"]), last
+
+
+def _prune_during(model: nn.Module, bench: Workbench, setup: TrialSetup, schedule: Schedule, names: list[str],
+                  epoch: int, stage: Stage) -> list[CompressionRecord]:
+    """The pruners of a later epoch, acting on the network being fine-tuned; its norm statistics
+    re-estimated for the new shape before training goes on."""
+    stage(f"pruning at epoch {epoch}")
+    model.cpu()
+    records = apply_pruners(model, schedule, bench.example(), names, bench.batches, setup.staircases)
+    if bench.recover(model):
+        stage(f"norm statistics re-estimated after pruning at epoch {epoch}")
+    model.to(bench.device)
+    return records
 
 
 def measure(model: nn.Module, bench: Workbench, setup: TrialSetup, onnx_path: Path, stage: Stage,
@@ -194,7 +213,9 @@ def run_candidate(
     # No pruner acts later (nor thins when fine-tuning ends): the speed is known now.
     shape_final = all(epoch == 0 for epoch in plan) and not (ft.epochs and schedule.gradual_pruners())
     if shape_final:
-        _stop_if_duplicate(model, setup, schedule, ft, hooks)
+        _stop_if_duplicate(model, setup, schedule, ft, hooks,
+                           bench.calibrate.model_dump() if bench.calibrate is not None else None)
+    recovered = _recover(model, bench, stage) if plan.get(0) else {}
     onnx_path = out_dir / "model.onnx"
     ruled_out = hooks.predicted_violation(thinning) if shape_final else None
     # The file the runtime times scores the images too (exported once, used twice); not for a
@@ -205,13 +226,14 @@ def run_candidate(
         export_onnx(model, bench.example(setup.benchmark.batch_size), onnx_path)
     stage("evaluating after pruning")
     before = bench.score(model, onnx_path if exported else None, hooks.final_rule() if not ft.epochs else None)
-    metrics: dict[str, Any] = {**before.as_dict(suffix="_before_ft")}
+    metrics: dict[str, Any] = {**recovered, **before.as_dict(suffix="_before_ft")}
     _note_rejection(metrics, before, hooks)
     timing: dict[str, Any] = {}
     timed_first = shape_final and (hooks.time_first or not ft.epochs)
     if timed_first:
-        timing = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
-                                            ruled_out)
+        first = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
+                                           ruled_out)
+        timed_first, timing = first is not None, first or {}
     try:
         ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
                                               hooks.after_epoch, hooks.final_rule())
@@ -222,13 +244,37 @@ def run_candidate(
         raise
     after = last or (bench.evaluate(model, hooks.final_rule()) if ft.epochs else before)
     model.cpu().eval()
-    metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr)
+    metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr, rung=1 if ft.epochs else 0)
     _note_rejection(metrics, after, hooks)
-    perf, timing = _final_measurement(model, bench, setup, ft, timed_first, onnx_path, metrics, timing, stage)
+    return _deployed(model, bench, setup, ft, timed_first, metrics, (thinning, timing), out_dir, stage)
+
+
+def _deployed(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, timed_first: bool,
+              metrics: dict[str, Any], done: tuple[list[CompressionRecord], dict[str, Any]], out_dir: Path,
+              stage: Stage) -> CandidateResult:
+    """The candidate as it stands measured as deployed (`done`: its thinning and the timing so
+    far), its files written."""
+    thinning, timing = done
+    perf, timing = _final_measurement(model, bench, setup, ft, timed_first, out_dir / "model.onnx", metrics, timing,
+                                      stage)
     metrics["sparsity"] = zero_fraction(model)
     if bench.meta:
         save_trial_model(model, bench, out_dir / "model.pt")
     return _finish(metrics, perf, thinning, timing, out_dir)
+
+
+def _recover(model: nn.Module, bench: Workbench, stage: Stage) -> dict[str, Any]:
+    """Norm statistics re-estimated for the pruned shape before it is scored or trained; its
+    top-1 with the stale statistics kept beside, so a user sees what re-estimation recovered."""
+    if not bench.recovers(model):
+        return {}
+    out: dict[str, Any] = {}
+    if bench.calibrate.score_as_pruned:  # type: ignore[union-attr]
+        stage("scoring as pruned")
+        out["top1_as_pruned"] = bench.evaluate(model).top1
+    stage("recovering before training: " + ", ".join(
+        n for n, on in (("least squares", bench.calibrate.reconstruct), ("norm statistics", True)) if on))  # type: ignore[union-attr]
+    return {**out, **bench.recover(model)}
 
 
 def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -> None:
@@ -238,18 +284,21 @@ def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -
                        top1_images=result.n)
 
 
-def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec) -> str:
+def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
+                  recovery: dict[str, Any] | None = None) -> str:
     """What makes two candidates the same: the pruned network itself (its weights, so the same
-    widths from other ratios or rounding match), how it is fine-tuned, and how it is measured."""
+    widths from other ratios or rounding match), how it is recovered (`calibrate:`, left out when
+    nothing is, as in the studies before recovery), fine-tuned and measured."""
     h = state_hash(model)
-    settings = [finetune_identity(ft), setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"})]
+    settings = [finetune_identity(ft), setup.benchmark.model_dump(), schedule.model_dump(exclude={"pruners"}),
+                *([recovery] if recovery is not None else [])]
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
 
 
 def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
-                       hooks: Hooks) -> None:
-    earlier = hooks.duplicate_of(candidate_key(model, setup, schedule, ft))
+                       hooks: Hooks, recovery: dict[str, Any] | None) -> None:
+    earlier = hooks.duplicate_of(candidate_key(model, setup, schedule, ft, recovery))
     if earlier is not None:
         raise StopTrial(f"duplicate of trial {earlier}", pruned=False, duplicate_of=earlier)
 
@@ -257,24 +306,39 @@ def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, 
 def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
                                hooks: Hooks, before: EvalResult, metrics: dict[str, Any],
                                thinning: list[CompressionRecord], out_dir: Path, stage: Stage,
-                               ruled_out: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
+                               ruled_out: tuple[str, dict[str, Any]] | None) -> dict[str, Any] | None:
     """With the shape final, its speed is known before fine-tuning: measure it into `metrics` and
     return the timing, unless StopTrial rules it out first, on a predicted latency over budget
-    (`ruled_out`: nothing exported or timed) or a measured resource constraint broken. When the
+    (`ruled_out`: nothing exported or timed), a measured resource constraint broken, or rung 0
+    holding it back from fine-tuning. None: not timed yet (parity before fine-tuning). When the
     study scores from the exported file, that file is already written."""
     if ruled_out is not None:
         reason, predicted = ruled_out
         metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
         result = _finish(metrics, {}, thinning, {}, out_dir)
         raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
-    perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
-                           exported=bench.score_onnx)
+    try:
+        perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
+                               exported=bench.score_onnx)
+    except ParityError as exc:
+        if not ft.epochs:
+            raise
+        # Untrained, its reduced-precision form may not decide as it does yet: fine-tuning will
+        # move the weights, and the network deployed is checked and timed after it.
+        stage("timing after fine-tuning instead: its reduced-precision form failed parity before it")
+        metrics["timed_after"] = str(exc)[:300]
+        return None
     metrics.update(perf)
     reason = hooks.resource_violation(perf)
     if reason is not None:
         metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, infeasible=reason)
         result = _finish(metrics, perf, thinning, timing, out_dir)
         raise StopTrial(f"infeasible before fine-tuning: {reason}", pruned=False, result=result)
+    held = hooks.held_back(metrics) if ft.epochs else None
+    if held is not None:  # rung 0 is its last: its figures are its own, deployed as it is
+        metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, rung=0)
+        result = _deployed(model, bench, setup, ft, True, metrics, (thinning, timing), out_dir, stage)
+        raise StopTrial(f"not fine-tuned: {held}", pruned=False, result=result)
     return timing
 
 

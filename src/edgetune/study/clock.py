@@ -17,15 +17,16 @@ from collections.abc import Callable
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("pruning", "prune"), ("gradual pruning", "prune"), ("thinning", "prune"),
     ("fine-tuning", "finetune"),
+    ("recovering", "recover"), ("re-estimating", "recover"),
     ("evaluating", "evaluate"), ("scoring", "evaluate"),
     ("exporting", "export"),
     ("converting", "convert"), ("checking", "convert"),
     ("benchmarking on the device worker", "device"),
     ("benchmarking", "benchmark"), ("profiling", "benchmark"),
 )
-STAGES = ("setup", "prune", "finetune", "evaluate", "export", "convert", "benchmark", "device", "other")
+STAGES = ("setup", "prune", "recover", "finetune", "evaluate", "export", "convert", "benchmark", "device", "other")
 # Work the search is for: everything else is the overhead a faster pipeline would cut.
-USEFUL = ("finetune", "evaluate")
+USEFUL = ("recover", "finetune", "evaluate")
 
 
 def category(text: str) -> str:

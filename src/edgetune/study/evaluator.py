@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 from edgetune.compress.base import CompressionRecord
-from edgetune.config.experiment import BenchmarkSpec, FinetuneSpec
+from edgetune.config.experiment import BenchmarkSpec, CalibrateSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
-from edgetune.errors import ConfigError
+from edgetune.errors import ConfigError, RunDirError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
@@ -31,11 +32,13 @@ from edgetune.study.candidate import (
 )
 from edgetune.study.clock import StageClock
 from edgetune.study.network import load_companion
-from edgetune.study.plan import Plan, Reference
+from edgetune.study.plan import Plan
 from edgetune.study.profile import TargetProfile
+from edgetune.study.protect import set_aside
 from edgetune.study.reject import rejection
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials, recorded_metrics
+from edgetune.study.rungs import Rung0
 from edgetune.sweep import apply
 from edgetune.training import EvalResult
 
@@ -43,10 +46,17 @@ from edgetune.training import EvalResult
 USER_CODE = ("loss", "evaluate")
 
 
-def reference_bench(bench: Workbench, ref: Reference) -> Workbench:
+def load_references(plan: Plan, bench: Workbench) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Every enqueued checkpoint's network, loaded and checked against the data before anything
+    is written: an unreadable or mismatched one is refused before the run directory is touched."""
+    return {ref.name: load_companion(ref.checkpoint, bench.data, bench.student, "reference", "enqueue")  # type: ignore[arg-type]
+            for ref in plan.references if ref.checkpoint}
+
+
+def reference_bench(bench: Workbench, loaded: tuple[Any, dict[str, Any]]) -> Workbench:
     """The workbench with another checkpoint's network in place of the baseline (the unpruned
     network still teaches it, when it is fine-tuned with distillation)."""
-    model, meta = load_companion(ref.checkpoint, bench.data, bench.student, "reference", "enqueue")  # type: ignore[arg-type]
+    model, meta = loaded
     return dataclasses.replace(bench, baseline=model, meta=meta, unpruned=bench.baseline)
 
 
@@ -74,12 +84,14 @@ class Evaluator:
     """What every strategy calls with a trial and its parameters."""
 
     def __init__(self, plan: Plan, study: optuna.Study, bench: Workbench, profile: TargetProfile,
-                 constraints: list[Constraint], reporter: Reporter) -> None:
+                 constraints: list[Constraint], reporter: Reporter,
+                 loaded: dict[str, tuple[Any, dict[str, Any]]] | None = None) -> None:
         self.plan, self.study, self.bench, self.profile = plan, study, bench, profile
         self.constraints, self.reporter = constraints, reporter
         self.references = {ref.name: ref for ref in plan.references}
-        # Another checkpoint's network, loaded and checked against the data now, not at its trial.
-        self.benches = {ref.name: reference_bench(bench, ref) for ref in plan.references if ref.checkpoint}
+        # Another checkpoint's network, loaded and checked against the data before the run began.
+        loaded = load_references(plan, bench) if loaded is None else loaded
+        self.benches = {name: reference_bench(bench, model) for name, model in loaded.items()}
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
         reference = trial.user_attrs.get("reference")
@@ -91,6 +103,10 @@ class Evaluator:
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
             verdict = Verdict("FAIL", note=error)
+            unwritable = self._unwritable(trial.number, exc)
+            if unwritable is not None:  # every trial would lose its files: stop, naming the path
+                self._tell(trial, params, verdict)
+                raise unwritable from exc
             if isinstance(exc, ConfigError) and exc.key in USER_CODE:  # every candidate would break on it
                 self._tell(trial, params, verdict)
                 raise
@@ -109,29 +125,56 @@ class Evaluator:
             schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
         ft = FinetuneSpec.model_validate(merged(spec.finetune.model_dump(), over.get("finetune", {})))
         bench = self.benches.get(reference or "", self.bench)
+        if over.get("calibrate") and bench.calibrate is not None:  # a searched recovery setting
+            bench = dataclasses.replace(bench, calibrate=CalibrateSpec.model_validate(
+                merged(bench.calibrate.model_dump(), over["calibrate"])))
         if bench is not self.bench and not self.plan.sweep.reference_finetune:
             ft = ft.model_copy(update={"epochs": 0})  # another network, measured as it was trained
         setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
                                                                  **over.get("benchmark", {})}))
+        trial.set_user_attr("precision", setup.benchmark.precision)
         if setup.benchmark.precision == "int8" and setup.benchmark.runtime == "onnxruntime":
             trial.set_user_attr("int8_format", setup.benchmark.int8_format)
         out = self.plan.paths.trial(trial.number)
-        self._save_recipe(out, params, reference, ft, setup, schedule)
-        clock = StageClock(self.reporter.stage)
+        aside = set_aside(out)
+        if aside is not None:
+            self.reporter.stage(f"{out} was on disk already (the study's database is older than its folders): "
+                                f"kept as {aside.name}")
+        # Written under a new name and renamed into place: a folder named after a trial holds all
+        # of one trial's files, never a mixture with another's.
+        work = out.with_name(out.name + ".partial")
+        shutil.rmtree(work, ignore_errors=True)
         try:
-            result = run_candidate(bench, setup, schedule, ft, out, clock, self._hooks(trial, setup))
-            state = "COMPLETE"
-        except StopTrial as stopped:
-            if stopped.duplicate_of is not None:
-                trial.set_user_attr("duplicate_of", stopped.duplicate_of)
-                result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
-            else:
-                trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
-                result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
-        if result is not None:  # every trial's folder holds its figures, and where its time went
-            result.metrics.update(clock.metrics())
-            result.save(out / "metrics.json")
+            self._save_recipe(work, params, reference, ft, setup, schedule)
+            clock = StageClock(self.reporter.stage)
+            try:
+                result = run_candidate(bench, setup, schedule, ft, work, clock, self._hooks(trial, setup))
+                state = "COMPLETE"
+            except StopTrial as stopped:
+                if stopped.duplicate_of is not None:
+                    trial.set_user_attr("duplicate_of", stopped.duplicate_of)
+                    result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
+                else:
+                    trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
+                    result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
+            if result is not None:  # every trial's folder holds its figures, and where its time went
+                result.metrics.update(clock.metrics())
+                result.save(work / "metrics.json")
+        finally:
+            if work.is_dir():
+                work.rename(out)
         return result, setup, state
+
+    def _unwritable(self, number: int, exc: BaseException) -> RunDirError | None:
+        """The error that stops the run when `exc` says the run directory cannot hold files."""
+        if isinstance(exc, RunDirError):
+            return exc
+        filename = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+        if filename is None or not str(filename).startswith(str(self.plan.run_dir)):
+            return None
+        return RunDirError(f"trial {number}'s files cannot be written to {filename} ({exc.strerror}); the run "
+                           f"stops so that no trial is recorded without them: make {self.plan.run_dir} writable "
+                           "(a folder where `trials` is) and run again to resume")
 
     def _answer_from(self, number: int) -> CandidateResult:
         """An earlier trial's result, for the same candidate asked again: from its files when it
@@ -265,13 +308,18 @@ class Evaluator:
         # The fp32 top-1 stands for the deployed one only at fp32; a user's metric wants every image.
         rejects = setup.benchmark.precision == "fp32" and self.bench.metric is None and not trial.user_attrs.get(
             "reference")
+        rung0 = Rung0(self.study, self.constraints, setup.benchmark.precision, stop.promote_slack)
+        promoting = (stop.promote == "front" and not trial.user_attrs.get("reference")
+                     and not self.bench.begun_before_recovery and rung0.may_hold_back())
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
                      duplicate_of=lambda key: self._duplicate_of(trial, key),
                      rejection=rejection(self.constraints, len(self.bench.val), stop.reject_confidence)
                      if rejects else None,
-                     time_first=any(c.on_resources for c in self.constraints) or self.plan.spec.remote is not None)
+                     time_first=(any(c.on_resources for c in self.constraints) or self.plan.spec.remote is not None
+                                 or promoting),
+                     held_back=rung0.held_back if promoting else lambda _: None)
 
     def _predicted_violation(self, setup: TrialSetup, thinning: list) -> tuple[str, dict[str, Any]] | None:
         """Why the width profile of the trial's precision rules the candidate out, if it does."""

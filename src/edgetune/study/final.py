@@ -235,7 +235,7 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
                              device=bench.device, log=reporter.stage,
                              on_step=lambda done, total: reporter.step(label, done, total),
                              split=split, teacher=teacher, score_test=False, loss=bench.loss,
-                             augmented=final.augment)
+                             augmented=final.augment, precision=bench.training_precision(plan.spec.finetune))
     if teacher is not None:
         teacher.model.cpu()
     return model.cpu(), float(trained["train_seconds"])

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from edgetune.config.experiment import (
     BenchmarkSpec,
+    CalibrateSpec,
     DataSpec,
     ExperimentSpec,
     FinetuneSpec,
@@ -37,7 +38,8 @@ from edgetune.sweep import Target, check_ranges, resolve_all
 from edgetune.sweep.space import grid_size
 
 # Settings outside the schedule that a sweep may set by `section.field`.
-SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields)}
+SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields),
+            "calibrate": list(CalibrateSpec.model_fields)}
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -133,6 +135,8 @@ class Plan:
         for added in ("evaluate", "loss"):  # added later: only studies that name one include it
             if getattr(self.spec, added) is not None:
                 given.append({added: getattr(self.spec, added)})
+        if self.spec.calibrate != CalibrateSpec():  # added later: the default leaves earlier fingerprints as they were
+            given.append({"calibrate": self.spec.calibrate.model_dump()})
         blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -179,8 +183,9 @@ def _without_later_defaults(model: BaseModel, mode: str) -> dict[str, Any]:
             del dumped[name]
     if isinstance(model, SweepSpec):
         early = dumped.get("early_stop") or {}
-        if early.get("reject_confidence") == EarlyStopSpec.model_fields["reject_confidence"].default:
-            early.pop("reject_confidence")
+        for later in ("reject_confidence", "promote", "promote_slack"):  # added later: left out at their defaults
+            if later in early and early[later] == EarlyStopSpec.model_fields[later].default:
+                early.pop(later)
         nodes = [("metric", dumped["metric"]), *(("parameters", p) for p in dumped["parameters"].values())]
         for section, node in nodes:
             for name in ADDED_LATER_NESTED[section]:

@@ -29,6 +29,7 @@ from edgetune.search.base import constraint_values
 from edgetune.study.candidate import adjusted
 from edgetune.study.plan import Plan
 from edgetune.study.profile import TargetProfile
+from edgetune.study.protect import set_aside
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import recorded_metrics
 from edgetune.study.workbench import Workbench
@@ -62,7 +63,8 @@ def remeasure_unreliable(plan: Plan, study: optuna.Study, bench: Workbench, prof
         if number is None:
             continue
         target = plan.paths.trial(number)
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        set_aside(target)
+        shutil.copytree(source, target)
         saved = json.loads((source / "metrics.json").read_text()) if (source / "metrics.json").is_file() else {}
         atomic_write_json(target / "metrics.json", {**saved, "metrics": metrics, "remeasure_of": old.number}, indent=2)
         still = metrics.get("latency_unreliable")

@@ -22,6 +22,7 @@ from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
 from edgetune.study.held import with_final
 from edgetune.study.plan import Plan
+from edgetune.study.protect import database_problem
 from edgetune.study.rundir import RunDir
 from edgetune.study.storage import load_study, retried_numbers
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",
-         "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "top1_images")
+         "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "top1_images", "precision", "timed_after")
 
 
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
@@ -170,7 +171,7 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
                      "pareto": t.number in best, "rank": ranked.get(t.number),
                      "interrupted": bool(t.user_attrs.get("interrupted", False))})
     frame = pd.DataFrame(rows)
-    for column in ("duplicate_of", "remeasure_of", "rank"):  # trial numbers, not floats beside empty rows
+    for column in ("duplicate_of", "remeasure_of", "rank", "rung", "norms_reestimated", "layers_refitted"):  # counts
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame
@@ -202,6 +203,9 @@ def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
     if storage == paths.default_storage and not paths.database.is_file():  # reading never creates one
         raise EdgetuneError(f"{paths.database} is missing: the study of {run_dir} is gone"
                             + _recovery(paths))
+    problem = database_problem(paths.database) if storage == paths.default_storage else None
+    if problem is not None:  # opened by Optuna, an empty file would get a schema written into it
+        raise EdgetuneError(f"{paths.database} {problem}: the study of {run_dir} cannot be read" + _recovery(paths))
     try:
         return load_study(spec["name"], storage)
     except KeyError:  # Optuna's "Record does not exist": a database without this study

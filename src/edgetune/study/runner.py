@@ -31,19 +31,21 @@ from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors import open_executor
-from edgetune.files import atomic_write_text
+from edgetune.files import atomic_write_text, read_yaml
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
 from edgetune.metrics import METRICS
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.evaluator import Evaluator
+from edgetune.study.evaluator import Evaluator, load_references
 from edgetune.study.final import run_final
 from edgetune.study.network import check_input_shape, load_companion, load_network
 from edgetune.study.plan import Given, Plan, plan_study
 from edgetune.study.preflight import Bound, check_bounds
 from edgetune.study.profile import TargetProfile, measure_target
+from edgetune.study.protect import check_before_opening
+from edgetune.study.recovery import check_recovery_images, with_recovery
 from edgetune.study.remeasure import remeasure_unreliable
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
@@ -65,12 +67,16 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
     # written: a mistake found here leaves no run directory or study behind.
     bench = _workbench(plan)
     check_bounds(plan, bench)
+    references = load_references(plan, bench)
     with _run_lock(plan.run_dir):
-        atomic_write_text(plan.paths.resolved_experiment,
-                          yaml.safe_dump(redact_secrets(spec.model_dump(mode="json")), sort_keys=False))
         strategy = get_strategy(plan.sweep.method)
+        if plan.storage == plan.paths.default_storage:
+            check_before_opening(plan.paths, spec.name)
         storage = shared_storage(plan.storage, spec.heartbeat_seconds) if plan.shared else plan.storage
         study, seed = _open_study(plan, strategy, storage)
+        # Only once the study is this experiment's: a refused run leaves the record of the last one.
+        atomic_write_text(plan.paths.resolved_experiment, resolved_experiment(plan))
+        bench = with_recovery(plan, study, bench, reporter)
         # Alone, a RUNNING trial is one this run directory's producer left behind; shared, it may
         # be another producer's, and heartbeats decide.
         reclaimed = [] if plan.shared else reclaim_interrupted(study)
@@ -89,7 +95,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
         if profile.width_table is not None and plan.sweep.predictor.warm_start and not study.user_attrs.get(
                 "warm_started"):
             _warm_start(plan, study, profile, constraints, seed)
-        evaluator = Evaluator(plan, study, bench, profile, constraints, reporter)
+        evaluator = Evaluator(plan, study, bench, profile, constraints, reporter, references)
         # A latency not trusted is timed again on resuming (so the sampler learns from it) and
         # when the search ends (so the pick may take it).
         remeasure_unreliable(plan, study, bench, profile, constraints, reporter)
@@ -114,6 +120,21 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             raise EdgetuneError(f"another edgetune process is running in {run_dir}") from None
         yield
+
+
+def resolved_experiment(plan: Plan) -> str:
+    """The experiment as run, the seed's two files inlined (their paths kept beside, as
+    `recipe_file` and `sweep_file`): a report or an export reads what was searched, even after
+    the files changed or moved."""
+    resolved = redact_secrets(plan.spec.model_dump(mode="json"))
+    for key in ("recipe", "sweep"):
+        if isinstance(resolved.get(key), str):
+            resolved[f"{key}_file"] = resolved[key]
+    if isinstance(resolved.get("recipe"), str):
+        resolved["recipe"] = plan.raw_schedule
+    if isinstance(resolved.get("sweep"), str):
+        resolved["sweep"] = read_yaml(resolved["sweep_file"], "sweep") or {}
+    return yaml.safe_dump(resolved, sort_keys=False)
 
 
 def redact_url(url: str) -> str:
@@ -145,6 +166,7 @@ def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.St
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
         study.set_user_attr("fingerprint", plan.fingerprint)
+        study.set_user_attr("calibrate", plan.spec.calibrate.model_dump())
         study.set_user_attr("objectives", [o.metric for o in plan.objectives])
         for ref in plan.references:
             for _ in range(plan.sweep.reference_repeats):
@@ -227,6 +249,7 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
         executor=open_executor(spec.remote if remote else None), calibration=data.normalize(calibration).numpy(), device=spec.device,
         seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss,
         score_onnx=spec.score_with == "onnxruntime" or (spec.score_with == "auto" and spec.device == "cpu"))
+    check_recovery_images(spec, len(bench.train))
     for key, distill in (("finetune.distill.teacher", spec.finetune.distill),
                          ("final.distill.teacher", spec.final.distill if spec.final else None)):
         if distill is not None and distill.teacher is not None and distill.teacher not in bench.teachers:

@@ -93,7 +93,7 @@ def resolve(name: str, schedule: Schedule, settings: dict[str, list[str]], sourc
                     return Target(section, inst, field)
     accepted = [*schedule.pruners, *(f"{p}_{f}" for p in schedule.pruners for f in PRUNER_FIELDS[1:4]),
                 "epochs", "learning_rate", "precision", "pruners.<name>.<field>", "lr_schedulers.<name>.<field>",
-                "finetune.<field>", "benchmark.<field>"]
+                "finetune.<field>", "benchmark.<field>", "calibrate.<field>"]
     raise ConfigError(
         f"sweep parameter '{name}' matches nothing in the schedule or fine-tuning settings; "
         f"accepted names include: {', '.join(accepted)}",

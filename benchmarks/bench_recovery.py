@@ -1,0 +1,94 @@
+"""What is recovered before any training: the main job's shapes of ResNet-56 scored as pruned
+(the unpruned network's norm statistics), after the statistics are re-estimated on training
+images in train mode, with no gradient step (`calibrate.batchnorm`, EagleEye's adaptive BN), and
+after the layers that lost inputs are re-fitted by least squares to the unpruned network's
+outputs and the statistics then re-estimated (`calibrate.reconstruct`, ThiNet / He et al.).
+
+The shapes are the main job's recipe (examples/resnet56-fmnist/experiment.yaml: residual blocks
+kept per stage, the inner convolutions' filters removed by L1 norm) applied with
+`compress.recipe.apply_pruners`, exactly as a trial applies them. Top-1 on a fixed subset of the
+validation split (never the test split); the re-estimation's seconds beside.
+
+    python benchmarks/bench_recovery.py [--val 2000] [--images 1024] [--samples 256] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from _common import MODELS, ROOT, fashion_mnist, machine
+
+from edgetune.compress.recalibrate import reestimate_norms
+from edgetune.compress.recipe import apply_pruners
+from edgetune.compress.reconstruct import reconstruct_consumers
+from edgetune.config.recipe import parse_schedule
+from edgetune.models import load_checkpoint
+from edgetune.training import evaluate
+
+# (blocks kept in layer1/2/3, inner filters removed in each stage): the issue's table.
+SHAPES = [((8, 7, 7), (0.1, 0.1, 0.1)), ((6, 6, 6), (0.2, 0.2, 0.2)), ((9, 9, 9), (0.5, 0.5, 0.5)),
+          ((5, 4, 4), (0.3, 0.3, 0.3)), ((4, 3, 3), (0.0, 0.0, 0.0)), ((3, 3, 3), (0.2, 0.2, 0.2)),
+          ((4, 3, 3), (0.4, 0.4, 0.4)), ((7, 4, 4), (0.38, 0.02, 0.40))]
+
+
+def schedule_for(blocks: tuple[int, ...], widths: tuple[float, ...]):
+    recipe = yaml.safe_load((ROOT / "examples" / "resnet56-fmnist" / "experiment.yaml").read_text())["recipe"]
+    for i in range(3):
+        recipe["pruners"][f"depth_{i + 1}"]["blocks"] = blocks[i]
+        recipe["pruners"][f"width_{i + 1}"]["desired_sparsity"] = widths[i]
+    return parse_schedule(recipe, "main job recipe")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--val", type=int, default=2000, help="validation images scored (fixed subset)")
+    parser.add_argument("--images", type=int, default=1024, help="training images the statistics are re-estimated on")
+    parser.add_argument("--samples", type=int, default=256, help="training images the least squares are fitted on")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    data = fashion_mnist()
+    val = data.val.subset(args.val, seed=0)
+    calib = data.normalize(data.train.subset(args.images, seed=2).images)
+    unpruned, _ = load_checkpoint(MODELS["resnet56"])
+    base = evaluate(unpruned.eval(), data, val).top1
+    print(f"{machine()}\nResNet-56 unpruned: {base:.2f} % on {len(val)} validation images\n")
+    samples = data.normalize(data.train.subset(args.samples, seed=4).images)
+    print(f"{'blocks':>8} {'inner removed':>16} {'as pruned':>10} {'re-estimated':>13} {'seconds':>8} "
+          f"{'+ least squares':>16} {'seconds':>8}")
+    rows = []
+    for blocks, widths in SHAPES:
+        model = copy.deepcopy(unpruned).eval()
+        apply_pruners(model, schedule_for(blocks, widths), data.sample_input(1))
+        stale = evaluate(model, data, val).top1
+        t0 = time.perf_counter()
+        reestimate_norms(model, calib)
+        seconds = time.perf_counter() - t0
+        fresh = evaluate(model, data, val).top1
+        refit = copy.deepcopy(unpruned).eval()
+        apply_pruners(refit, schedule_for(blocks, widths), data.sample_input(1))
+        t0 = time.perf_counter()
+        refitted = reconstruct_consumers(refit, unpruned, samples)
+        reestimate_norms(refit, calib)
+        refit_seconds = time.perf_counter() - t0
+        both = evaluate(refit, data, val).top1
+        shape, removed = "/".join(map(str, blocks)), "/".join(f"{w:.0%}" for w in widths)
+        rows.append({"blocks": shape, "inner_removed": removed, "top1_as_pruned": stale, "top1_reestimated": fresh,
+                     "reestimate_seconds": round(seconds, 2), "top1_reconstructed": both,
+                     "layers_refitted": refitted, "reconstruct_seconds": round(refit_seconds, 2)})
+        print(f"{shape:>8} {removed:>16} {stale:>10.2f} {fresh:>13.2f} {seconds:>8.2f} {both:>16.2f} "
+              f"{refit_seconds:>8.2f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "val_images": len(val), "calibration_images": len(calib),
+                                         "least_squares_images": len(samples),
+                                         "baseline_top1": base, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
