@@ -56,3 +56,41 @@ def test_accepted_storage_urls_and_devices_pass():
         assert load_experiment(EXPERIMENT, {"storage": url})[0].storage == url
     for device in ("cpu", "cuda", "cuda:1", "mps"):
         assert load_experiment(EXPERIMENT, {"device": device})[0].device == device
+
+
+def test_a_yaml_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    """PyYAML kept the last value silently."""
+    path = tmp_path / "e.yaml"
+    path.write_text("name: first\ntrials: 3\nname: second\n")
+    with pytest.raises(ConfigError, match=r"'name' first given on line 1, given again on line 3; keep one"):
+        load_experiment(path)
+
+
+def test_aliases_that_expand_without_bound_are_refused_at_once(tmp_path):
+    """A 552-byte file of nested anchors filled 4.4 GB in 120 s with no output."""
+    import time
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases expand to more than 1,000,000 values"):
+        load_experiment(path)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_a_binary_file_as_an_experiment_is_named_not_a_traceback(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match=r"e\.yaml: not a text file: a YAML experiment was expected"):
+        load_experiment(path)
+
+
+def test_every_shipped_yaml_file_reads_under_the_strict_loader():
+    from edgetune.files import read_yaml
+
+    files = [*ROOT.joinpath("examples").rglob("*.yaml"), *ROOT.joinpath("experiments").rglob("*.yaml")]
+    assert files
+    for path in files:
+        read_yaml(path, "file")

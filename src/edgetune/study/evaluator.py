@@ -309,7 +309,8 @@ class Evaluator:
         rejects = setup.benchmark.precision == "fp32" and self.bench.metric is None and not trial.user_attrs.get(
             "reference")
         rung0 = Rung0(self.study, self.constraints, setup.benchmark.precision, stop.promote_slack)
-        promoting = (stop.promote == "front" and not trial.user_attrs.get("reference")
+        # Top-1 is rung 0's score: a study judged by the user's own metric trains every candidate.
+        promoting = (stop.promote == "front" and not trial.user_attrs.get("reference") and self.bench.metric is None
                      and not self.bench.begun_before_recovery and rung0.may_hold_back())
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
