@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,4 +111,7 @@ def user_metrics(metric: Callable[[Any, Any], Any], outputs: Any, targets: Any) 
         except (TypeError, ValueError):
             raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}, not a number",
                               key="evaluate") from None
+        if not math.isfinite(out[str(key)]):  # a NaN passes every comparison a constraint makes as False
+            raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}; every metric must be a finite "
+                              "number (a class absent from the images, a division by zero?)", key="evaluate")
     return out

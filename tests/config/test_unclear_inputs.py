@@ -94,3 +94,15 @@ def test_every_shipped_yaml_file_reads_under_the_strict_loader():
     assert files
     for path in files:
         read_yaml(path, "file")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_metric_that_is_not_finite_is_refused_naming_the_function_and_the_key(bad):
+    """A NaN was feasible under `min` constraints and returned as the best trial."""
+    from edgetune.entrypoints import user_metrics
+
+    def my_score(outputs, targets):
+        return {"fine": 1.0, "my_score": bad}
+
+    with pytest.raises(ConfigError, match=r"evaluate function .*my_score returned 'my_score': .*finite number"):
+        user_metrics(my_score, None, None)
