@@ -174,3 +174,18 @@ def test_the_fast_path_is_taken_only_where_it_is_fast_and_leaves_the_network_as_
     if not bf16_native("cpu"):  # channels_last alone: the same arithmetic up to summation order
         for a, b in zip(trained["fp32"].parameters(), trained["auto"].parameters(), strict=True):
             assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_a_bare_state_dict_is_evaluated_with_the_flags_the_error_names(tmp_path):
+    """`edgetune evaluate` said "pass them explicitly" and had no flag to pass them with."""
+    import subprocess
+    import sys
+
+    model, _ = load_checkpoint(REPO / "models" / "resnet20-fmnist.pt")
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    cli = [sys.executable, "-m", "edgetune.cli", "evaluate", str(tmp_path / "bare.pt"), "--split", "val"]
+    refused = subprocess.run(cli, capture_output=True, text=True, timeout=300, check=False)
+    assert refused.returncode != 0 and "--model, --num-classes, --in-channels" in refused.stderr
+    done = subprocess.run([*cli, "--model", "resnet20", "--num-classes", "10", "--in-channels", "1"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and "top-1 94.72 %" in done.stdout + done.stderr, done.stdout + done.stderr

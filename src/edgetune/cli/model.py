@@ -88,8 +88,17 @@ def evaluate(
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
     model_factory: Annotated[str | None, typer.Option(
         help="Your own network's builder (package.module:build or file.py:build), for a checkpoint of it.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered architecture, for a bare state dict that does not "
+                                                   "record it (edgetune models lists them).")] = None,
+    num_classes: Annotated[int | None, typer.Option(min=1, help="Classes, for a bare state dict.")] = None,
+    in_channels: Annotated[int | None, typer.Option(min=1, help="Input channels, for a bare state dict.")] = None,
 ) -> None:
-    """Evaluate a checkpoint's top-1/top-5 and loss on the validation or test split."""
+    """Evaluate a checkpoint's top-1/top-5 and loss on the validation or test split.
+
+    \b
+    A bare state dict (torch.save(net.state_dict(), ...)) records no architecture:
+      edgetune evaluate weights.pt --model resnet20 --num-classes 10 --in-channels 1
+    """
     from edgetune.data import load_dataset
     from edgetune.entrypoints import check_reference
     from edgetune.models import load_checkpoint
@@ -102,9 +111,10 @@ def evaluate(
         factory = ModelFactory(check_reference(model_factory)) if model_factory else None
     except ValueError as exc:
         raise EdgetuneError(f"--model-factory: {exc}") from None
-    model, meta = load_checkpoint(checkpoint, factory=factory)
+    net, meta = load_checkpoint(checkpoint, factory=factory, model_name=model, num_classes=num_classes,
+                                in_channels=in_channels)
     splits = load_dataset(data or meta.get("dataset", "fashion-mnist"), data_root)
-    result = run_eval(model, splits, getattr(splits, split))
+    result = run_eval(net, splits, getattr(splits, split))
     console.print(
         f"{meta.get('model') or meta.get('factory')} on {splits.name} {split} ({result.n} images): top-1 {result.top1:.2f} %, "
         f"top-5 {result.top5:.2f} %, loss {result.loss:.4f}"

@@ -124,6 +124,8 @@ def load_checkpoint(
             meta[key] = given
     missing = [k for k in ("model", "num_classes", "in_channels") if k not in meta]
     if missing:
-        raise EdgetuneError(f"{path} does not record {', '.join(missing)}: pass them explicitly")
+        raise EdgetuneError(f"{path} does not record {', '.join(missing)}: give them (edgetune evaluate: --model, "
+                            "--num-classes, --in-channels; a network of your own code: --model-factory or "
+                            "model.factory)")
     model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
     return _with_weights(model, state, meta, path, f"model '{meta['model']}'")
