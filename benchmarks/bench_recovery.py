@@ -1,8 +1,9 @@
 """What is recovered before any training: the main job's shapes of ResNet-56 scored as pruned
 (the unpruned network's norm statistics), after the statistics are re-estimated on training
 images in train mode, with no gradient step (`calibrate.batchnorm`, EagleEye's adaptive BN), and
-after the layers that lost inputs are re-fitted by least squares to the unpruned network's
-outputs and the statistics then re-estimated (`calibrate.reconstruct`, ThiNet / He et al.).
+after the statistics are re-estimated, the layers that lost inputs re-fitted by least squares to
+the unpruned network's outputs, and the statistics re-estimated again (`calibrate.reconstruct`,
+ThiNet / He et al.).
 
 The shapes are the main job's recipe (examples/resnet56-fmnist/experiment.yaml: residual blocks
 kept per stage, the inner convolutions' filters removed by L1 norm) applied with
@@ -74,6 +75,7 @@ def main() -> None:
         refit = copy.deepcopy(unpruned).eval()
         apply_pruners(refit, schedule_for(blocks, widths), data.sample_input(1))
         t0 = time.perf_counter()
+        reestimate_norms(refit, calib)  # the inputs the least squares see are those the network will have
         refitted = reconstruct_consumers(refit, unpruned, samples)
         reestimate_norms(refit, calib)
         refit_seconds = time.perf_counter() - t0

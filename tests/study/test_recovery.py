@@ -68,3 +68,11 @@ def test_re_estimation_asked_without_training_images_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="calibrate.batchnorm"):
         run_study(spec)
     assert not (tmp_path / "run").exists()
+
+
+def test_reconstruction_when_asked_refits_the_layers_that_lost_inputs(tmp_path):
+    spec, _ = load_experiment(experiment(tmp_path, trials=1, epochs=0, calibrate={"reconstruct": True}))
+    run_study(spec)
+    row = _rows(tmp_path / "run")[0]
+    # RECIPE cuts the first convolution of layer1's and layer3's blocks: their second ones re-fitted.
+    assert int(row["layers_refitted"]) == 6 and int(row["norms_reestimated"]) == 21
