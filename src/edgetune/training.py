@@ -48,7 +48,8 @@ Precision = str  # "auto", "fp32" or "bf16" (FinetuneSpec.precision)
 def bf16_native(device: str | torch.device) -> bool:
     """Whether `device` computes bf16 natively: CUDA, or a CPU whose oneDNN has bf16 kernels
     (AVX512-BF16, AMX). Without them, oneDNN emulates bf16 and is ten times slower than fp32
-    (ResNet-56 training on a 2-core AVX2 EPYC: 15-17 against 175-211 images per second)."""
+    (ResNet-56 training on a 2-core AVX2 EPYC: 9-10 against 124 images per second,
+    benchmarks/bench_training_speed.py)."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return True
@@ -65,8 +66,9 @@ def _say_fp32(device: str) -> None:
 def fast_path(device: str | torch.device, precision: Precision = "auto") -> tuple[bool, bool]:
     """(bf16 autocast, channels_last) for training on `device`. `auto`: bf16 where the device
     computes it natively (bf16_native), said once where it does not; on the CPU the
-    convolutions in channels_last (1.2x fp32's images per second on a 2-core AVX2 EPYC:
-    benchmarks/bench_training_speed.py, docs/speed.md). `bf16` autocasts wherever asked;
+    convolutions in channels_last (1.07x fp32's images per second on a 2-core AVX2 EPYC, 0.92 and
+    1.23 in its two rounds: benchmarks/bench_training_speed.py, docs/results.md part 8). `bf16`
+    autocasts wherever asked;
     `fp32` turns both off."""
     dev = torch.device(device)
     if precision == "fp32" or dev.type not in ("cuda", "cpu"):

@@ -76,3 +76,17 @@ def test_reconstruction_when_asked_refits_the_layers_that_lost_inputs(tmp_path):
     row = _rows(tmp_path / "run")[0]
     # RECIPE cuts the first convolution of layer1's and layer3's blocks: their second ones re-fitted.
     assert int(row["layers_refitted"]) == 6 and int(row["norms_reestimated"]) == 21
+
+
+def test_a_searched_recovery_setting_leaves_the_candidate_fine_tuned(tmp_path):
+    """Searching `calibrate.reconstruct` replaced the trial's workbench, which then read as a
+    reference's: the candidate was measured with its fine-tuning turned off."""
+    import yaml
+
+    path = experiment(tmp_path, trials=1, epochs=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["parameters"]["calibrate.reconstruct"] = {"values": [True]}
+    path.write_text(yaml.safe_dump(raw))
+    run_study(load_experiment(path)[0])
+    row = _rows(tmp_path / "run")[0]
+    assert int(row["layers_refitted"]) == 6 and float(row["finetune_seconds"]) > 0 and row["rung"] == "1"

@@ -137,8 +137,8 @@ class CalibrateSpec(Strict):
     score_as_pruned: bool = Field(True, description="also score each candidate as pruned (top1_as_pruned), so "
                                   "a user sees what recovery gave; one more scoring pass per candidate")
     reconstruct: bool = Field(False, description="re-fit every layer that lost inputs by least squares to the "
-                              "unpruned network's outputs (ThiNet, He et al. 2017), before the statistics are "
-                              "re-estimated; off by default (docs/results.md, 'Recover before you train')")
+                              "unpruned network's outputs (ThiNet, He et al. 2017), between two re-estimations "
+                              "of the statistics; off by default (docs/results.md, 'Recover before you train')")
     reconstruct_images: int = Field(256, gt=0, description="training images the least squares are fitted on")
 
 

@@ -53,18 +53,25 @@ SCREENS = [("top1_as_pruned", "top1_before_ft"), ("top1_as_pruned", "top1"), ("t
            ("top1_as_pruned", "final_val_top1"), ("top1_before_ft", "final_val_top1"), ("top1", "final_val_top1")]
 
 
+def screen_pair(frame: pd.DataFrame, cheap: str, later: str) -> pd.DataFrame:
+    """The candidates that have both scores, as numbers (the frame's other columns kept). Against
+    `top1`, only those fine-tuned: a candidate held back at rung 0 has its rung-0 score there."""
+    if "rung" in frame and later == "top1":
+        frame = frame[pd.to_numeric(frame["rung"], errors="coerce") != 0]
+    frame = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in (cheap, later)})
+    return frame.dropna(subset=[cheap, later])
+
+
 def screen_agreement(frame: pd.DataFrame) -> pd.DataFrame:
     """Kendall's tau between each cheap score and each later one over the candidates that have
-    both (n says how many): 1 when the screen orders candidates exactly as the later score does,
-    0 when it tells nothing. Against `top1`, only candidates that were fine-tuned count. Pairs that
-    are the same figure (no fine-tuning) or have fewer than three candidates are left out."""
+    both (n says how many, screen_pair which): 1 when the screen orders candidates exactly as the
+    later score does, 0 when it tells nothing. Pairs that are the same figure (no fine-tuning) or
+    have fewer than three candidates are left out."""
     rows = []
-    # A candidate held back at rung 0 was never fine-tuned: its `top1` is its rung-0 score again.
-    tuned = frame[pd.to_numeric(frame["rung"], errors="coerce") != 0] if "rung" in frame else frame
     for cheap, later in SCREENS:
         if cheap not in frame or later not in frame:
             continue
-        pair = _numeric(tuned if later == "top1" else frame, [cheap, later]).dropna()
+        pair = screen_pair(frame, cheap, later)
         if len(pair) < 3 or (pair[cheap] == pair[later]).all() or pair[cheap].nunique() < 2 or pair[later].nunique() < 2:
             continue
         rows.append({"screen": cheap, "against": later, "n": len(pair),

@@ -281,9 +281,7 @@ def _screen(s: _Study) -> list[Section]:
     pairs = [(a, b) for a, b in (("top1_before_ft", "top1"), ("top1", "final_val_top1"))
              if ((agreement["screen"] == a) & (agreement["against"] == b)).any()]
     for cheap, later in pairs:
-        data = s.candidates[["trial", cheap, later]].copy()
-        data[[cheap, later]] = data[[cheap, later]].apply(pd.to_numeric, errors="coerce")
-        data = data.dropna(subset=[cheap, later])
+        data = analysis.screen_pair(s.candidates, cheap, later)[["trial", cheap, later]]
         tau = agreement[(agreement["screen"] == cheap) & (agreement["against"] == later)]["kendall_tau"].iloc[0]
         section.figures.append(Figure(f"screen-{cheap}-{later}", f"{_label(later)} against {_label(cheap)} "
                                       f"(Kendall tau {tau:.2f})", "scatter", data, cheap, [later], _label(cheap),

@@ -145,7 +145,7 @@ def finetune(
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()
-        if epoch == ft.epochs - 1 and bench.recovers(model):  # the statistics of the weights it ends with
+        if epoch == ft.epochs - 1 and bench.settles(model):  # the statistics of the weights it ends with
             stage("re-estimating norm statistics after fine-tuning")
             bench.settle(model)
         if after_epoch is not None:
@@ -169,8 +169,9 @@ def _prune_during(model: nn.Module, bench: Workbench, setup: TrialSetup, schedul
     stage(f"pruning at epoch {epoch}")
     model.cpu()
     records = apply_pruners(model, schedule, bench.example(), names, bench.batches, setup.staircases)
-    if bench.recover(model):
-        stage(f"norm statistics re-estimated after pruning at epoch {epoch}")
+    if bench.recovers(model):
+        stage(f"recovering after pruning at epoch {epoch}")
+        bench.recover(model)
     model.to(bench.device)
     return records
 

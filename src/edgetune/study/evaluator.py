@@ -85,12 +85,12 @@ class Evaluator:
 
     def __init__(self, plan: Plan, study: optuna.Study, bench: Workbench, profile: TargetProfile,
                  constraints: list[Constraint], reporter: Reporter,
-                 loaded: dict[str, tuple[Any, dict[str, Any]]] | None = None) -> None:
+                 loaded: dict[str, tuple[Any, dict[str, Any]]]) -> None:
         self.plan, self.study, self.bench, self.profile = plan, study, bench, profile
         self.constraints, self.reporter = constraints, reporter
         self.references = {ref.name: ref for ref in plan.references}
-        # Another checkpoint's network, loaded and checked against the data before the run began.
-        loaded = load_references(plan, bench) if loaded is None else loaded
+        # Another checkpoint's network, loaded and checked against the data before the run began
+        # (load_references).
         self.benches = {name: reference_bench(bench, model) for name, model in loaded.items()}
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
@@ -125,11 +125,11 @@ class Evaluator:
             schedule, over = apply(self.plan.raw_schedule, self.plan.targets, params, self.plan.sweep_source)
         ft = FinetuneSpec.model_validate(merged(spec.finetune.model_dump(), over.get("finetune", {})))
         bench = self.benches.get(reference or "", self.bench)
+        if bench is not self.bench and not self.plan.sweep.reference_finetune:
+            ft = ft.model_copy(update={"epochs": 0})  # another network, measured as it was trained
         if over.get("calibrate") and bench.calibrate is not None:  # a searched recovery setting
             bench = dataclasses.replace(bench, calibrate=CalibrateSpec.model_validate(
                 merged(bench.calibrate.model_dump(), over["calibrate"])))
-        if bench is not self.bench and not self.plan.sweep.reference_finetune:
-            ft = ft.model_copy(update={"epochs": 0})  # another network, measured as it was trained
         setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
                                                                  **over.get("benchmark", {})}))
         trial.set_user_attr("precision", setup.benchmark.precision)

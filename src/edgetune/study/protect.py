@@ -66,10 +66,12 @@ def finished_on_disk(paths: RunDir) -> list[int]:
 
 
 def recovery(paths: RunDir) -> str:
+    """What a user can do about a damaged or missing study database: every error that names one
+    (a run refusing it, a reader unable to open it) says it in these words."""
     if paths.database_backup.is_file() and database_problem(paths.database_backup) is None:
-        return (f"move {paths.database_backup.name} (the copy taken before the last trial) over "
-                f"{paths.database.name} to resume from there, or give a new --run-dir")
-    return "give a new --run-dir (no readable copy of the study was kept)"
+        return (f"{paths.database_backup.name} beside it is the copy taken after the last completed trial: "
+                f"move it over {paths.database.name} to resume from there, or give a new --run-dir")
+    return "no readable copy of it was kept: give a new --run-dir"
 
 
 def check_before_opening(paths: RunDir, name: str) -> None:
@@ -84,7 +86,7 @@ def check_before_opening(paths: RunDir, name: str) -> None:
                             f"would write over them; {recovery(paths)}")
     if problem is not None:
         if paths.database.exists():
-            raise EdgetuneError(f"{paths.database} {problem}; delete it to start afresh, or {recovery(paths)}")
+            raise EdgetuneError(f"{paths.database} {problem}; delete it to start afresh. Or: {recovery(paths)}")
         return
     others = [n for n in study_names(paths.database) if n != name]
     if others:

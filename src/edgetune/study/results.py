@@ -22,7 +22,7 @@ from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
 from edgetune.study.held import with_final
 from edgetune.study.plan import Plan
-from edgetune.study.protect import database_problem
+from edgetune.study.protect import database_problem, recovery
 from edgetune.study.rundir import RunDir
 from edgetune.study.storage import load_study, retried_numbers
 
@@ -219,7 +219,4 @@ def open_study(run_dir: Path, storage: str | None = None) -> optuna.Study:
 
 
 def _recovery(paths: RunDir) -> str:
-    if paths.database_backup.is_file():
-        return (f"; {paths.database_backup.name} beside it is the copy taken after the last completed trial: "
-                f"move it over {paths.database.name} to resume from there")
-    return "; no copy of it was kept (one is, after each trial, from this version on)"
+    return "; " + recovery(paths)

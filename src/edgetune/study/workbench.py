@@ -86,8 +86,7 @@ class Workbench:
     def recovers(self, model: nn.Module) -> bool:
         """Whether `recover` would change `model`: re-estimation is on and it has norm statistics,
         or reconstruction is on."""
-        cal = self.calibrate
-        return cal is not None and ((cal.batchnorm and bool(tracked_norms(model))) or cal.reconstruct)
+        return self.settles(model) or (self.calibrate is not None and self.calibrate.reconstruct)
 
     def recover(self, model: nn.Module) -> dict[str, int]:
         """What is free before training, for a network whose structure just changed: the layers
@@ -104,19 +103,22 @@ class Workbench:
             self.settle(model)
             images, _ = self.batches(cal.reconstruct_images)
             done["layers_refitted"] = reconstruct_consumers(model, self.baseline, images.to(device))
-        if cal.batchnorm and tracked_norms(model):
+        if self.settles(model):
             done["norms_reestimated"] = self.settle(model)
         return done
+
+    def settles(self, model: nn.Module) -> bool:
+        """Whether `settle` would change `model`: re-estimation is on and it has norm statistics."""
+        return self.calibrate is not None and self.calibrate.batchnorm and bool(tracked_norms(model))
 
     def settle(self, model: nn.Module) -> int:
         """Norm statistics re-estimated for the weights the network has now: after least squares
         moved them, or after fine-tuning, whose short runs leave running averages that mostly
         remember the weights they started from (after 32 steps at momentum 0.1, 3 % of the
         start's; after 2, 81 %). How many layers."""
-        cal = self.calibrate
-        if cal is None or not cal.batchnorm or not tracked_norms(model):
+        if not self.settles(model):
             return 0
-        images, _ = self.batches(cal.batchnorm_images)
+        images, _ = self.batches(self.calibrate.batchnorm_images)  # type: ignore[union-attr]
         return reestimate_norms(model, images.to(next(model.parameters()).device))
 
     def training_precision(self, ft: FinetuneSpec) -> str:
