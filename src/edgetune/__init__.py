@@ -7,7 +7,15 @@ neither PyTorch nor Optuna until it is called.
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "tune"]
+__all__ = ["__version__", "named", "tune"]
+
+
+def named(target: Any, name: str) -> Any:
+    """`target` (an `evaluate` or `loss` callable) under `name`: what a study records for it, and
+    the metric's name when it returns one number."""
+    from edgetune.entrypoints import Named
+
+    return Named(target, name)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from edgetune.config.experiment import ExperimentSpec, experiment_from, load_experiment
-from edgetune.data.custom import splits_from
+from edgetune.data.custom import split_parts, splits_from
+from edgetune.entrypoints import function_name
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
 from edgetune.models.factory import ModelFactory
@@ -86,6 +87,7 @@ class TuneResult:
 def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = None, *,
          model: nn.Module | Callable[[], nn.Module] | Mapping[str, Any] | None = None,
          train_data: Any = None, val_data: Any = None, test_data: Any = None,
+         evaluate: str | Callable[[Any, Any], Any] | None = None, loss: str | Callable[[Any, Any], Any] | None = None,
          example_input: torch.Tensor | Sequence[int] | None = None,
          progress: bool | Reporter = True, **sections: Any) -> TuneResult:
     """Run (or resume) a study.
@@ -96,6 +98,13 @@ def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = No
     it, as `edgetune run`'s flags are. `model`: a network object (copied for each candidate), a
     function of no arguments returning one, or the file's `model:` section. `train_data` and
     `val_data` (and `test_data`): torch Datasets of `(image, label)` or DataLoaders of batches.
+    `data` may also be a function of no arguments returning the splits as `data.factory` does
+    (a tuple, or a mapping with train / val / test keys such as a `DatasetDict`).
+    `evaluate(outputs, targets)` and `loss(outputs, targets)`: callables (functions, lambdas,
+    partials, objects with `__call__` such as torchmetrics metrics) or `module:function` names;
+    `evaluate` returns a dict of metrics or one number, recorded under `edgetune.named(fn, name)`'s
+    name, the function's name or the class's in snake_case. A study records each callable by that
+    name, not by pickling it: resuming with another object under the same name is your call.
     `example_input`: a batch the network takes, or its shape (channels, height, width), checked
     against the data before any work (the file's `model.input_shape`); the data's by default.
     `progress`: a rich progress display (a notebook shows it in the cell), False for none, or a
@@ -105,9 +114,16 @@ def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = No
     if unknown:
         raise ConfigError(f"tune() has no argument {unknown[0]!r}; the experiment's sections are "
                           f"{', '.join(SECTIONS)}, with model, train_data, val_data, test_data and progress")
+    code = {k: v for k, v in (("evaluate", evaluate), ("loss", loss)) if v is not None}
+    for key, value in code.items():
+        if not isinstance(value, str) and not callable(value):
+            raise ConfigError(f"tune(): {key} is a {type(value).__name__}; give a callable ({key}(outputs, targets)) or "
+                              "a 'module:function' name", key=key)
+    python_code = {k: v for k, v in code.items() if not isinstance(v, str)}
+    given_data = sections.pop("data") if callable(sections.get("data")) else None
     factory = None if model is None or isinstance(model, Mapping) else ModelFactory.of(model)
     if isinstance(experiment, ExperimentSpec):  # validated, flags applied: `edgetune run`
-        if sections or model is not None or example_input is not None:
+        if sections or model is not None or example_input is not None or code or given_data is not None:
             raise ConfigError("tune(): a validated experiment comes on its own; give a file or a dict to put "
                               "arguments over", key="experiment")
         spec = experiment
@@ -116,16 +132,29 @@ def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = No
             sections["model"] = dict(model)
         if example_input is not None:
             sections["model"] = {**sections.get("model", {}), "input_shape": _input_shape(example_input)}
+        # A name goes into the experiment as the file's would; an object replaces the file's name.
+        sections.update({k: (v if isinstance(v, str) else None) for k, v in code.items()})
         raw, base, source = _starting_point(experiment)
         spec = experiment_from(_merged(raw, sections), base, source if not sections else f"{source} with tune() arguments")
-    data = None
-    if train_data is not None or val_data is not None:
-        if train_data is None or val_data is None:
-            raise ConfigError("give both train_data and val_data (test_data is optional)", key="train_data")
-        data = splits_from((train_data, val_data, test_data), "tune() data", name="python")
+    data = _given_data(train_data, val_data, test_data, given_data, spec)
     reporter = progress if isinstance(progress, Reporter) else _reporter(progress)
-    outcome = run_study(spec, reporter, Given(factory, data))
+    outcome = run_study(spec, reporter, Given(factory, data, python_code.get("evaluate"), python_code.get("loss")))
     return TuneResult(outcome, factory)
+
+
+def _given_data(train: Any, val: Any, test: Any, make: Callable[[], Any] | None, spec: ExperimentSpec) -> Any:
+    """The splits handed over from Python: as objects, or made by a function of no arguments."""
+    if make is not None:
+        if train is not None or val is not None:
+            raise ConfigError("give data= (a function returning the splits) or train_data/val_data, not both",
+                              key="data")
+        what = f"tune() data {function_name(make)}"
+        return splits_from(split_parts(make(), what), what, name="python", item_keys=spec.data.item_keys)
+    if train is None and val is None:
+        return None
+    if train is None or val is None:
+        raise ConfigError("give both train_data and val_data (test_data is optional)", key="train_data")
+    return splits_from((train, val, test), "tune() data", name="python", item_keys=spec.data.item_keys)
 
 
 def _input_shape(example: torch.Tensor | Sequence[int]) -> list[int]:

@@ -8,10 +8,12 @@ says which key named the entry point, which file it looked in and what it expect
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -82,8 +84,51 @@ def _from_file(path: Path, ref: str, key: str) -> Any:
     return module
 
 
+class Named:
+    """A callable handed over from Python under a name of the user's choosing: the name a study's
+    fingerprint records for it (objects are not pickled into the study, so resuming with a
+    different object under the same name is the user's call) and, when it returns one number,
+    the metric's name. `edgetune.named(my_f1, "macro_f1")`."""
+
+    def __init__(self, target: Callable[..., Any], name: str) -> None:
+        if not callable(target):
+            raise ConfigError(f"named(): {type(target).__name__} is not callable", key="named")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name or ""):
+            raise ConfigError(f"named(): {name!r} is not a name; use letters, digits, '_', '.' or '-'", key="named")
+        self.target, self.name = target, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.target(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"named({self.name!r})"
+
+
 def function_name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", repr(fn))
+    """How errors and fingerprints name a callable: its given name, module:qualified name, a
+    partial's function and arguments, or an object's class."""
+    if isinstance(fn, Named):
+        return fn.name
+    if isinstance(fn, functools.partial):
+        given = [*map(repr, fn.args), *(f"{k}={v!r}" for k, v in sorted(fn.keywords.items()))]
+        return f"partial({function_name(fn.func)}{''.join(', ' + g for g in given)})"
+    if hasattr(fn, "__qualname__"):
+        module = getattr(fn, "__module__", None)
+        return f"{module}:{fn.__qualname__}" if module and not module.startswith("edgetune_user_") else fn.__qualname__
+    return f"{type(fn).__module__}:{type(fn).__qualname__}"
+
+
+def metric_name(fn: Callable[..., Any]) -> str:
+    """The name a one-number `evaluate` result is recorded under: the given name, the function's
+    name, or the class's name in snake_case (torchmetrics' MulticlassF1Score: multiclass_f1_score)."""
+    if isinstance(fn, Named):
+        return fn.name
+    if isinstance(fn, functools.partial):
+        return metric_name(fn.func)
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    if name == "<lambda>":
+        return "metric"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().lstrip("_") if not hasattr(fn, "__name__") else name
 
 
 def call_user(fn: Callable[[Any, Any], Any], key: str, outputs: Any, targets: Any) -> Any:
@@ -101,9 +146,11 @@ def user_metrics(metric: Callable[[Any, Any], Any], outputs: Any, targets: Any) 
     artefact's, as tensors), held to its contract: a dict of names to numbers."""
     name = function_name(metric)
     got = call_user(metric, "evaluate", outputs, targets)
+    if _one_number(got):  # a metric object's or a plain function's single figure
+        got = {metric_name(metric): got.item() if hasattr(got, "item") else got}
     if not isinstance(got, dict) or not got:
-        raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return a non-empty "
-                          "dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")
+        raise ConfigError(f"evaluate function {name} returned a {type(got).__name__}; it must return one number or a "
+                          "non-empty dict of metric names to numbers, e.g. {'miou': 0.71}", key="evaluate")
     out = {}
     for key, value in got.items():
         try:
@@ -115,3 +162,14 @@ def user_metrics(metric: Callable[[Any, Any], Any], outputs: Any, targets: Any) 
             raise ConfigError(f"evaluate function {name} returned {key!r}: {value!r}; every metric must be a finite "
                               "number (a class absent from the images, a division by zero?)", key="evaluate")
     return out
+
+
+def _one_number(value: Any) -> bool:
+    """A Python or NumPy number, or a tensor or array holding one."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    size = getattr(value, "numel", None) or getattr(value, "size", None)
+    count = size() if callable(size) else size
+    return count == 1 and hasattr(value, "item") and not isinstance(value, dict)

@@ -98,13 +98,23 @@ MACS_FELL = 0.95
 LATENCY_SAME = 0.98
 
 
+# Points of top-1 that fine-tuning may lose before its settings are blamed: a short fine-tune
+# of a recovered network moves it by a few points either way; 0.1 on 1,024 images lost 65.
+FT_LOST = 10.0
+
+
 def compression_flags(metrics: dict, baseline: dict) -> list[str]:
-    """Warnings a result carries: proxies that fell without a measured speed-up, and zeroed
-    weights that a dense runtime still computes."""
+    """Warnings a result carries: proxies that fell without a measured speed-up, fine-tuning
+    that destroyed what recovery gave, and zeroed weights that a dense runtime still computes."""
     flags = []
     macs_ratio, latency_ratio = metrics.get("macs_ratio"), metrics.get("latency_ratio")
     if macs_ratio is not None and latency_ratio is not None and macs_ratio <= MACS_FELL and latency_ratio >= LATENCY_SAME:
         flags.append(f"no real speed-up: MACs x{macs_ratio:.2f} but measured latency x{latency_ratio:.2f}")
+    before, after = metrics.get("top1_before_ft"), metrics.get("top1")
+    if metrics.get("finetune_seconds") and before is not None and after is not None and before - after > FT_LOST:
+        flags.append(f"fine-tuning lost {before - after:.1f} points of top-1 ({before:.2f} -> {after:.2f} %): its "
+                     "settings harm this network; try a lower finetune.learning_rate (the shipped examples "
+                     "fine-tune at 0.01) or more training images (data.train_subset)")
     zeros = (metrics.get("sparsity") or 0.0) - (baseline.get("sparsity") or 0.0)
     if zeros >= 0.001:  # trained dense weights are almost never exactly zero
         flags.append(f"unstructured: {100 * zeros:.1f} % of weights zeroed, which a dense runtime still computes")

@@ -227,7 +227,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
 
         macs, params = tp.utils.count_ops_and_params(module, example_inputs=torch.from_numpy(x[:1]))
     else:
-        params, macs = onnx_params_and_macs(onnx_path)
+        params, macs = onnx_params_and_macs(onnx_path, tuple(x.shape[1:]))
     metrics.update(params=int(params), macs=int(macs), flops=2 * int(macs), model_bytes=_model_bytes(deployed),
                    onnx_bytes=onnx_path.stat().st_size)
     metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9

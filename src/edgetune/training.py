@@ -256,7 +256,12 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
     return (1 - alpha) * hard + alpha * temperature**2 * soft
 
 
-def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate stepped once per training step: a linear ramp over `warmup` steps (for
+    training from scratch), then a half cosine down to zero at `total_steps` (a network that
+    already works is fine-tuned without the ramp)."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -268,7 +273,7 @@ def _cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warm
 
 def _sgd_cosine(model: nn.Module, lr: float, weight_decay: float, total_steps: int, warmup: int):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    return optimizer, _cosine_with_warmup(optimizer, total_steps, warmup)
+    return optimizer, cosine_schedule(optimizer, total_steps, warmup)
 
 
 def _state_path(out: Path) -> Path:
@@ -332,17 +337,22 @@ def train_baseline(
     loss: Loss | None = None,
     augmented: bool = True,
     precision: Precision = "auto",
+    warmup_epochs: int = 1,
+    settle: Callable[[nn.Module], object] | None = None,
 ) -> dict[str, Any]:
     """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
-    scratch, or a search's finalist again on `split` with a `teacher` (asked once per image when
-    not `augmented`) and `score_test=False` (its test figure is taken once, after the pick). `out`
-    holds the latest weights; `out.train-state` what resuming needs, deleted when training ends."""
+    scratch (the rate ramped over `warmup_epochs` first), or a search's finalist again on `split`
+    with a `teacher` (asked once per image when not `augmented`), no ramp (one epoch of ramp was
+    the whole of a one-epoch final training: it ended at its peak rate), `settle` (its norm
+    statistics re-estimated for the weights it ends with) and `score_test=False` (its test figure
+    is taken once, after the pick). `out` holds the latest weights; `out.train-state` what
+    resuming needs, deleted when training ends."""
     dev = torch.device(device)
     # The split it never trained on, which a study checks before scoring it (study.network).
     meta = {**meta, **({"held_out": asdict(data.held_out)} if data.held_out is not None else {})}
     model.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
-    optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, steps_per_epoch)
+    optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
     generator, state_path = torch.Generator().manual_seed(seed), _state_path(out)
     run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
     start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
@@ -363,11 +373,16 @@ def train_baseline(
                                  **teaching)
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, **val.as_dict("val_")})
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
+                        **val.as_dict("val_")})
         save_checkpoint(out, model, {**meta, "epochs_done": epoch + 1, **val.as_dict("val_")})
         _save_state(state_path, run, epoch + 1, epochs, elapsed, history)
         log(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  top5 {val.top5:.2f}  "
             f"({elapsed:.0f}s)")
+    if settle is not None and epochs:
+        t0 = time.perf_counter()
+        settle(model)
+        elapsed += time.perf_counter() - t0
     final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)},
                     score_test)
     state_path.unlink(missing_ok=True)

@@ -151,7 +151,7 @@ def test_model_section_rejects_a_malformed_entry_point_and_two_sources(tmp_path)
 
 
 DATA_ERRORS = {
-    "def make(**k):\n    return [1, 2, 3, 4]\n": "returned a list; it must return (train, val) or (train, val, test)",
+    "def make(**k):\n    return [1, 2, 3, 4]\n": "returned a list; it must return (train, val), (train, val, test) or a mapping",
     "def make(**k):\n    return 5, 6\n": "train is a int, not a Dataset or DataLoader",
     "import torch\ndef make(**k):\n    return [torch.zeros(1, 4, 4)], [torch.zeros(1, 4, 4)]\n":
         "item 0 is a Tensor; expected (image, label)",
@@ -222,6 +222,95 @@ def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path
         edgetune.tune(model=net, train_data=train, recipe=recipe, run_dir=tmp_path / "x")
 
 
+class _HuggingFaceStyle(torch.utils.data.Dataset):
+    """Items as a `datasets.Dataset` with `.with_format("numpy")` gives them: mappings holding an
+    H x W x C array and a label, under keys of the dataset's choosing."""
+
+    def __init__(self, split, keys=("image", "label")):
+        self.split, self.keys = split, keys
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        image, label = self.split[i]
+        return {self.keys[0]: image.permute(1, 2, 0).numpy(), self.keys[1]: label, "id": i}
+
+
+class _Accuracy:
+    """A metric object as torchmetrics makes them: called on outputs and targets, it returns one
+    number as a tensor, and its name is its class's."""
+
+    def __call__(self, outputs, targets):
+        return (outputs.argmax(1) == targets).float().mean() * 100
+
+
+@pytest.mark.slow
+def test_tune_takes_the_metric_the_loss_and_the_data_as_python_objects(tmp_path):
+    """Notebook-style: a metric object, a partial as the loss, a DatasetDict-shaped factory of
+    mapping items; each recorded by name in the study, which resumes from the same objects and
+    refuses another metric under another name."""
+    import functools
+
+    import edgetune
+
+    splits = _example("data").make(n_train=300, n_val=200, n_test=100)
+    net = _example("model").build(width=32)
+    net.load_state_dict(torch.load(_weights(tmp_path), weights_only=True))
+    recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
+    sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
+             "constraints": [{"metric": "accuracy", "min": 1}], "parameters": {"stage_1": {"min": 0.2, "max": 0.5}}}
+    smoothed = functools.partial(torch.nn.functional.cross_entropy, label_smoothing=0.1)
+    arguments = {"model": net, "recipe": recipe, "sweep": sweep, "benchmark": QUICK, "trials": 1,
+                 "data": lambda: {"train": _HuggingFaceStyle(splits[0]), "validation": _HuggingFaceStyle(splits[1]),
+                                  "test": _HuggingFaceStyle(splits[2])},
+                 "finetune": {"epochs": 1, "learning_rate": 0.01}, "evaluate": _Accuracy(), "loss": smoothed,
+                 "run_dir": tmp_path / "api", "progress": False}
+    result = edgetune.tune(**arguments)
+    row = result.trials.iloc[1]
+    assert row["state"] == "COMPLETE" and row["accuracy"] == pytest.approx(row["top1"], abs=0.01)
+    assert result.outcome.plan.user_code("loss") == "python:partial(torch.nn.functional:cross_entropy, " \
+                                                    "label_smoothing=0.1)"
+    again = edgetune.tune(**arguments)  # the same objects: the same study, nothing run again
+    assert len(again.outcome.study.trials) == 1
+    renamed = {**arguments, "evaluate": edgetune.named(_Accuracy(), "acc2"),
+               "sweep": {**sweep, "constraints": [{"metric": "acc2", "min": 1}]}}
+    with pytest.raises(EdgetuneError, match="of a different experiment"):
+        edgetune.tune(**renamed)
+    keyed = {**arguments, "data": lambda: {"train": _HuggingFaceStyle(splits[0], ("pixels", "y")),
+                                           "val": _HuggingFaceStyle(splits[1], ("pixels", "y"))},
+             "run_dir": tmp_path / "keyed"}
+    with pytest.raises(ConfigError, match="item 0 is a mapping with keys 'pixels', 'y', 'id'.*data.item_keys"):
+        edgetune.tune(**keyed)
+    with pytest.raises(ConfigError, match="returned a mapping with keys 'train', 'dev'.*'val'"):
+        edgetune.tune(**{**keyed, "data": lambda: {"train": splits[0], "dev": splits[1]}})
+
+
+def test_python_callables_are_named_stably_for_the_study_and_their_one_number():
+    import functools
+
+    import edgetune
+    from edgetune.entrypoints import function_name, metric_name, user_metrics
+
+    def macro_f1(outputs, targets):
+        return 0.5
+
+    assert function_name(macro_f1).endswith(":test_python_callables_are_named_stably_for_the_study_and_their_one_"
+                                            "number.<locals>.macro_f1")
+    assert function_name(_Accuracy()) == "tests.models.test_custom_model:_Accuracy"
+    assert function_name(functools.partial(macro_f1, 3)).startswith("partial(") and ", 3)" in \
+        function_name(functools.partial(macro_f1, 3))
+    assert metric_name(_Accuracy()) == "accuracy"
+    assert metric_name(macro_f1) == "macro_f1" and metric_name(lambda o, t: 1) == "metric"
+    assert metric_name(edgetune.named(macro_f1, "f1")) == "f1"
+    outputs, targets = torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1, 1])
+    assert user_metrics(_Accuracy(), outputs, targets) == {"accuracy": 50.0}
+    assert user_metrics(edgetune.named(lambda o, t: torch.tensor([0.25]), "quarter"), outputs, targets) == \
+        {"quarter": 0.25}
+    with pytest.raises(ConfigError, match="named\\(\\): 'two words' is not a name"):
+        edgetune.named(macro_f1, "two words")
+
+
 def test_an_input_shape_the_data_does_not_have_is_refused_naming_both_before_any_trial(tmp_path):
     import edgetune
     from edgetune.study import run_study
@@ -243,7 +332,7 @@ def test_an_input_shape_the_data_does_not_have_is_refused_naming_both_before_any
 
 METRIC_ERRORS = {
     "def score(o, t):\n    raise KeyError('class 9')\n": "failed on outputs (300, 4) and targets (300,): KeyError",
-    "def score(o, t):\n    return 0.5\n": "returned a float; it must return a non-empty dict",
+    "def score(o, t):\n    return [0.5, 0.7]\n": "returned a list; it must return one number or a non-empty dict",
     "def score(o, t):\n    return {'miou': 'high'}\n": "returned 'miou': 'high', not a number",
 }
 

@@ -189,3 +189,25 @@ def test_a_bare_state_dict_is_evaluated_with_the_flags_the_error_names(tmp_path)
     done = subprocess.run([*cli, "--model", "resnet20", "--num-classes", "10", "--in-channels", "1"],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0 and "top-1 94.72 %" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_a_finalist_trained_again_ends_its_cosine_at_zero_and_settles_before_it_is_saved(tiny_fmnist, tmp_path):
+    """Training from scratch ramps the rate over its first epoch; training a network that works
+    again (the final stage) does not: with the ramp, a one-epoch final training ended at its peak
+    rate. `settle` runs on the trained weights before they are scored and saved."""
+    data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 26 * 26, 10))
+    ramped = train_baseline(net, data, out=tmp_path / "a.pt", meta={}, epochs=1, lr=0.05, batch_size=64,
+                            log=lambda s: None, score_test=False)
+    assert ramped["history"][-1]["lr"] == pytest.approx(0.05)  # what the final stage had before
+
+    def settle(model):
+        model[1].running_mean.fill_(7.0)
+
+    again = train_baseline(net, data, out=tmp_path / "b.pt", meta={}, epochs=1, lr=0.05, batch_size=64,
+                           log=lambda s: None, score_test=False, warmup_epochs=0, settle=settle)
+    assert again["history"][-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+    saved = torch.load(tmp_path / "b.pt", weights_only=False)
+    state = saved.get("state_dict", saved)
+    assert torch.equal(state["1.running_mean"], torch.full((4,), 7.0))

@@ -80,6 +80,20 @@ def test_a_free_image_size_two_inputs_or_a_matrix_input_are_refused_by_name(tmp_
         _bench(flat, batches=(2,))
 
 
+def test_a_free_image_size_counts_its_macs_at_the_size_it_is_timed_at(tmp_path):
+    from edgetune.onnx_stats import onnx_params_and_macs
+
+    free = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"],
+                   dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    fixed = _export(tmp_path, Small(), (torch.randn(1, 1, 28, 28),), "fixed.onnx", input_names=["x"])
+    _, at_28 = onnx_params_and_macs(fixed)
+    assert at_28 == 4 * 26 * 26 * 9 + 4 * 3
+    assert onnx_params_and_macs(free, (1, 28, 28))[1] == at_28
+    assert onnx_params_and_macs(fixed, (1, 28, 28))[1] == at_28  # a size the file fixes stays its own
+    done = _bench(free, data="fashion-mnist")  # 28 x 28 images: what it is timed at
+    assert done.metrics["macs"] == at_28 and done.metrics["flops"] == 2 * at_28
+
+
 def test_every_batch_is_checked_and_the_flag_is_named(tmp_path):
     path = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"], dynamic_axes={"x": {0: "n"}})
     for batches in ((1, 0), (1, -4)):

@@ -90,6 +90,31 @@ def test_half_the_filters_means_fewer_macs_and_flops(resnet20, fmnist, tmp_path)
         assert onnx_macs == pytest.approx(metrics["macs"], rel=0.05)
 
 
+def test_the_ratio_is_the_candidates_time_over_the_references(resnet20, fmnist, tmp_path):
+    """`latency_ratio` compares the candidate with the reference opened beside it: a network a
+    hundred times cheaper reads far under 1, the reference against itself about 1, a deeper one
+    over 1 (a ratio taken against the candidate itself would read 1 for all three)."""
+    from edgetune.executors.local import LocalExecutor
+    from edgetune.models import build_model
+
+    model, path = resnet20
+    tiny = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 13 * 13, 10)).eval()
+    deep = build_model("resnet56", num_classes=10, in_channels=1).eval()
+    paths = {"tiny": tmp_path / "tiny.onnx", "deep": tmp_path / "deep.onnx"}
+    export_onnx(tiny, torch.zeros(1, 1, 28, 28), paths["tiny"])
+    export_onnx(deep, torch.zeros(1, 1, 28, 28), paths["deep"])
+    spec = BenchmarkSpec(**{**QUICK, "min_rounds": 5, "max_rounds": 5, "throughput_batches": [1]})
+    with LocalExecutor() as executor:
+        executor.open_reference(path, spec, model)
+        ratio = {name: executor.measure(p, spec, _sample(fmnist, 8), module=m).metrics["latency_ratio"]
+                 for name, p, m in (("tiny", paths["tiny"], tiny), ("self", path, model),
+                                    ("deep", paths["deep"], deep))}
+    assert ratio["tiny"] < 0.2
+    assert 0.6 < ratio["self"] < 1.6
+    assert ratio["deep"] > 1.8  # 27 blocks against 9
+
+
 def test_parity_check_refuses_a_broken_export(resnet20, fmnist, tmp_path):
     model, path = resnet20
     graph = onnx.load(str(path))

@@ -13,6 +13,39 @@ def test_the_ratio_is_the_median_of_the_rounds_and_its_spread_the_iqr_over_it():
     assert spread == pytest.approx((1.21 - 0.50) / 0.51)  # numpy's linear quartiles: 0.50 and 1.21
 
 
+class _Clock:
+    """A host whose every call takes a set time: the candidate 1 ms, the reference 2 ms, and the
+    candidate's fourth round caught by a slow spell (10 ms a call)."""
+
+    def __init__(self) -> None:
+        self.now, self.calls = 0.0, 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def candidate(self) -> None:
+        self.calls += 1
+        self.now += 0.010 if 10 <= self.calls <= 12 else 0.001
+
+    def reference(self) -> None:
+        self.now += 0.002
+
+
+def test_time_interleaved_keeps_the_median_round_not_the_mean(monkeypatch):
+    """The ratio a study keeps comes from the timing loop itself, not only from its helper: one
+    slow round must not move it (the mean of these rounds' ratios is 1.4)."""
+    from edgetune.runtimes import timing
+
+    clock = _Clock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    t = timing.time_interleaved(clock.candidate, clock.reference, warmup=0, runs_per_round=3, min_rounds=5,
+                                max_rounds=5, target_spread=10.0)
+    assert t.rounds == 5 and t.runs == 15
+    assert t.latency_ratio == pytest.approx(0.5)
+    assert t.latency_ms == pytest.approx(1.0) and t.reference_ms == pytest.approx(2.0)
+    assert t.latency_mean_ms == pytest.approx((12 * 1 + 3 * 10) / 15)
+
+
 def _timing(**fields):
     from edgetune.runtimes.timing import Timing
 

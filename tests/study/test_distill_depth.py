@@ -90,6 +90,26 @@ def test_a_repeated_candidate_is_answered_from_the_study(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_same_widths_at_another_precision_are_another_candidate(tmp_path):
+    """An INT8 candidate with an fp32 trial's widths is a different deployed network: measured
+    and scored for itself, never answered from the fp32 trial."""
+    path = experiment(tmp_path, trials=2, epochs=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"] = {"method": "grid", "metric": {"name": "Latency", "goal": "minimize"},
+                    "parameters": {"stage_1": {"value": 0.5}, "stage_3": {"value": 0.5},
+                                   "precision": {"values": ["fp32", "int8"]}},
+                    "early_stop": {"collapse": False}}
+    path.write_text(yaml.safe_dump(raw))
+    outcome = run_study(load_experiment(path)[0])
+    trials = {t.params["precision"]: t for t in outcome.study.trials}
+    assert set(trials) == {"fp32", "int8"}
+    assert all("duplicate_of" not in t.user_attrs for t in trials.values())
+    assert trials["int8"].user_attrs["precision"] == "int8"
+    assert (tmp_path / "run" / "trials" / f"{trials['int8'].number:04d}" / "model.onnx").is_file()
+    assert trials["int8"].user_attrs["latency_ratio"] != trials["fp32"].user_attrs["latency_ratio"]
+
+
+@pytest.mark.slow
 def test_reference_repeats_are_measured_each_time(tmp_path):
     """Repeats of a reference recipe measure how much its figures vary: they are the same network
     on purpose and are never answered from one another."""

@@ -75,3 +75,20 @@ def test_a_multi_objective_pick_names_the_front_it_was_chosen_from():
             "is trial 0 (0.300 of the unpruned latency, top-1 93.00 %)") in said.text
     single = headline(_frame([_trial(0, 0.30, 93.0), _trial(1, 0.60, 94.9)]), LATENCY)
     assert single.picked == 0 and "Chosen as the lowest latency_adj_ms of 2 feasible trial(s)." in single.text
+
+
+def test_fine_tuning_that_destroyed_a_trial_is_flagged_and_the_pick_says_so():
+    """The default rate of 0.1 on 1,024 images once took a network from 93.5 % to 28 % with no
+    word: a trial that fine-tuning cost more than 10 points carries a flag naming the settings to
+    try, and the headline repeats the pick's flags."""
+    from edgetune.metrics import compression_flags
+
+    ruined = {"top1_before_ft": 93.5, "top1": 28.0, "finetune_seconds": 12.0}
+    flags = compression_flags(ruined, BASE)
+    assert len(flags) == 1 and "fine-tuning lost 65.5 points of top-1 (93.50 -> 28.00 %)" in flags[0]
+    assert "finetune.learning_rate" in flags[0] and "data.train_subset" in flags[0]
+    assert compression_flags({**ruined, "top1": 85.0}, BASE) == []  # 8.5 points: a short fine-tune's noise
+    assert compression_flags({**ruined, "finetune_seconds": 0.0}, BASE) == []  # not fine-tuned: not its fault
+    frame = _frame([_trial(0, 0.99, 28.0, flags=flags[0])])
+    said = headline(frame, LATENCY)
+    assert said.picked == 0 and f"Warning on trial 0: {flags[0]}." in said.text

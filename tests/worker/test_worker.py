@@ -94,6 +94,31 @@ def test_messages_are_validated(resnet20, fmnist, change, message):  # noqa: F81
         BenchRequest.model_validate({**good, "sample": base64.b64encode(buf.getvalue()).decode()})
 
 
+def test_requests_over_the_size_limits_are_refused(resnet20, fmnist, monkeypatch):  # noqa: F811
+    """A worker on a small device must not be made to decode a model, a sample or calibration
+    images of any size it is sent: each has a limit, checked before the bytes are used."""
+    from edgetune.worker import messages
+
+    _, path = resnet20
+    good = _request(path, _sample(fmnist)).model_dump()
+    BenchRequest.model_validate(good)
+    big_sample = encode_array(np.zeros((65, 3, 256, 256), np.float32))  # one batch over the real limit
+    with pytest.raises(pydantic.ValidationError, match="sample must be a float32 batch of at most"):
+        BenchRequest.model_validate({**good, "sample": big_sample})
+    # The model and image limits are hundreds of MiB; lowered here to keep the test small.
+    monkeypatch.setattr(messages, "MAX_MODEL_BYTES", 4 * 2**20)
+    monkeypatch.setattr(messages, "MAX_IMAGE_VALUES", 1000)
+    with pytest.raises(pydantic.ValidationError, match="model larger than 4 MiB"):
+        BenchRequest.model_validate({**good, "onnx": base64.b64encode(bytes(4 * 2**20 + 3)).decode()})
+    with pytest.raises(pydantic.ValidationError, match="model larger than 4 MiB"):
+        BenchRequest.model_validate({**good, "reference_onnx": base64.b64encode(bytes(4 * 2**20 + 3)).decode()})
+    images = encode_array(np.zeros((11, 1, 10, 10), np.float32))
+    for field in ("calibration", "eval_images"):
+        with pytest.raises(pydantic.ValidationError, match="images must be a float32 batch of at most 1000"):
+            BenchRequest.model_validate({**good, field: images, "eval_labels": encode_array(np.zeros(11), np.int64)})
+    BenchRequest.model_validate({**good, "calibration": encode_array(np.zeros((10, 1, 10, 10), np.float32))})
+
+
 # The `edgetune` command as it runs on a device where only `edgetune[worker]` is installed.
 WITHOUT_SEARCH_EXTRA = (
     "import sys\n"

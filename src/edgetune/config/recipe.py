@@ -270,6 +270,11 @@ class Schedule(Strict):
     regularizers: dict[str, RegularizerSpec] = Field(default_factory=dict)
     policies: list[Policy] = Field(default_factory=list)
 
+    def schedules_learning_rate(self) -> bool:
+        """Whether a policy steps a learning-rate scheduler (then fine-tuning keeps its rate
+        constant between the scheduler's steps, as Distiller did)."""
+        return any(p.lr_scheduler is not None for p in self.policies)
+
     def check_lr_schedulers(self, source: str) -> None:
         """Catch a misspelt or missing scheduler argument at load time, not epochs into a trial."""
         for name, spec in self.lr_schedulers.items():

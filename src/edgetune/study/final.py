@@ -235,7 +235,9 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
                              device=bench.device, log=reporter.stage,
                              on_step=lambda done, total: reporter.step(label, done, total),
                              split=split, teacher=teacher, score_test=False, loss=bench.loss,
-                             augmented=final.augment, precision=bench.training_precision(plan.spec.finetune))
+                             augmented=final.augment, precision=bench.training_precision(plan.spec.finetune),
+                             warmup_epochs=1 if bench.begun_before_cosine else 0,
+                             settle=bench.settle if bench.settles(model) else None)
     if teacher is not None:
         teacher.model.cpu()
     return model.cpu(), float(trained["train_seconds"])

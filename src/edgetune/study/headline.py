@@ -107,6 +107,8 @@ def headline(frame: pd.DataFrame, objectives: list[Objective], benchmark: dict[s
              f"{figures['params'] / 1e3:.0f} k parameters" if figures["params"] else "",
              f"{figures['onnx_bytes'] / 2**20:.2f} MB of ONNX" if figures["onnx_bytes"] else ""]
     sentences[0] += "; " + ", ".join(s for s in sizes if s) + "." if any(sizes) else "."
+    if isinstance(flags := row.get("flags"), str) and flags:
+        sentences.append(f"Warning on trial {number}: {flags}.")
     sentences += _why(frame, row, objectives) + _against_references(frame, row, figures, "the pick")
     return Headline(number, sentences, figures)
 

@@ -27,7 +27,7 @@ from edgetune.config.experiment import (
 )
 from edgetune.config.recipe import Schedule, load_schedule
 from edgetune.config.sweep import EarlyStopSpec, SweepSpec
-from edgetune.entrypoints import load_entry_point
+from edgetune.entrypoints import function_name, load_entry_point
 from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
@@ -65,6 +65,9 @@ class Given:
 
     factory: ModelFactory | None = None
     data: Any = None  # edgetune.data.splits.DataSplits
+    # The user's `evaluate` and `loss` as Python callables, in place of the file's entry points.
+    metric: Callable[..., Any] | None = None
+    loss: Callable[..., Any] | None = None
 
     def identity(self) -> list[Any]:
         """What of it makes a study: the network's builder and the data's shapes and size."""
@@ -103,13 +106,23 @@ class Plan:
 
     @property
     def metric(self) -> Callable[..., Any] | None:
-        """The user's `evaluate` function, imported when a study needs it."""
+        """The user's `evaluate` function: handed over from Python, or imported when a study needs it."""
+        if self.given.metric is not None:
+            return self.given.metric
         return load_entry_point(self.spec.evaluate, "evaluate") if self.spec.evaluate else None
 
     @property
     def loss(self) -> Callable[..., Any] | None:
-        """The user's fine-tuning loss, imported when a study needs it."""
+        """The user's fine-tuning loss: handed over from Python, or imported when a study needs it."""
+        if self.given.loss is not None:
+            return self.given.loss
         return load_entry_point(self.spec.loss, "loss") if self.spec.loss else None
+
+    def user_code(self, key: str) -> str | None:
+        """How the study names the user's `evaluate` or `loss`: the file's entry point, or the
+        Python object's name (function_name); None when there is none."""
+        given = getattr(self.given, "metric" if key == "evaluate" else key)
+        return f"python:{function_name(given)}" if given is not None else getattr(self.spec, key)
 
     @property
     def shared(self) -> bool:
@@ -133,8 +146,8 @@ class Plan:
         begun_from_python = self.given.factory is not None or self.given.data is not None
         given = [self.given.identity()] if begun_from_python else []
         for added in ("evaluate", "loss"):  # added later: only studies that name one include it
-            if getattr(self.spec, added) is not None:
-                given.append({added: getattr(self.spec, added)})
+            if (named := self.user_code(added)) is not None:
+                given.append({added: named})
         if self.spec.calibrate != CalibrateSpec():  # added later: the default leaves earlier fingerprints as they were
             given.append({"calibrate": self.spec.calibrate.model_dump()})
         blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
@@ -167,7 +180,7 @@ class Plan:
 # fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
 ADDED_LATER = {"sweep": ("reference_finetune", "apiVersion", "kind", "controller", "job", "image_uri",
                          "early_terminate"),
-               "finetune": ("distill",), "data": ("factory", "kwargs"), "model": ("factory", "kwargs", "input_shape"),
+               "finetune": ("distill",), "data": ("factory", "kwargs", "item_keys"), "model": ("factory", "kwargs", "input_shape"),
                "benchmark": ("throughput_stable",)}
 # Keys added inside a sweep's metric and each of its parameters (W&B's), None when not given.
 ADDED_LATER_NESTED = {"metric": ("target", "impute", "impute_while_running"),
@@ -209,9 +222,14 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
     if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
-    custom = spec.evaluate is not None
+    custom = spec.evaluate is not None or given.metric is not None
     objectives = objectives_of(sweep, sweep_source, custom)
     _check_search(spec, sweep, sweep_source, objectives, given)
+    if spec.finetune.schedule == "cosine" and schedule.schedules_learning_rate():
+        raise ConfigError(f"finetune.schedule: cosine steps the learning rate after every step, and the recipe "
+                          f"({recipe_source}) steps it too (a policy names an lr_scheduler); set "
+                          "finetune.schedule: auto or constant, or drop the recipe's lr_scheduler policies",
+                          key="finetune.schedule")
     limit = sweep.trials or spec.trials
     if sweep.run_cap is not None:  # W&B's cap; the count itself when no trials are asked for
         asked = sweep.trials or ("trials" in spec.model_fields_set and spec.trials)
@@ -223,7 +241,7 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     plan = Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
                 constraints_of(sweep, sweep_source, custom), run_dir, storage, _references(spec, sweep, sweep_source), limit,
                 given)
-    if spec.evaluate is not None and spec.remote is not None and (
+    if custom and spec.remote is not None and (
             reduced := [p for p in plan.precisions() if p != "fp32"]):
         raise ConfigError(f"evaluate scores the deployed artefact at {reduced[0]} with your function, which runs in "
                           "this process; a device worker cannot call it: benchmark at fp32 there, or here",

@@ -38,5 +38,9 @@ def with_recovery(plan: Plan, study: optuna.Study, bench: Workbench, reporter: R
         reporter.stage("this study was begun before norm statistics were re-estimated after pruning, before "
                        "fine-tuning went only to promoted candidates and before the CPU trained in channels_last: "
                        "its trials go on as they were made (a new --run-dir starts one with all three)")
-        return dataclasses.replace(bench, begun_before_recovery=True)
+        return dataclasses.replace(bench, begun_before_recovery=True, begun_before_cosine=True)
+    if "finetune_schedule" not in study.user_attrs and plan.spec.finetune.schedule == "auto":
+        reporter.stage("this study was begun before fine-tuning followed a cosine over its steps: its trials go "
+                       "on at a constant learning rate, as they were made (a new --run-dir starts one with it)")
+        bench = dataclasses.replace(bench, begun_before_cosine=True)
     return dataclasses.replace(bench, calibrate=plan.spec.calibrate)

@@ -167,6 +167,7 @@ def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.St
     if stored is None:
         study.set_user_attr("fingerprint", plan.fingerprint)
         study.set_user_attr("calibrate", plan.spec.calibrate.model_dump())
+        study.set_user_attr("finetune_schedule", plan.spec.finetune.schedule)
         study.set_user_attr("objectives", [o.metric for o in plan.objectives])
         for ref in plan.references:
             for _ in range(plan.sweep.reference_repeats):
@@ -236,7 +237,7 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     if plan.given.data is not None:
         data = plan.given.data
     elif spec.data.factory is not None:
-        data = load_factory_data(spec.data.factory, spec.data.kwargs)
+        data = load_factory_data(spec.data.factory, spec.data.kwargs, spec.data.item_keys)
     else:
         data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size,
                             split_seed=spec.data.split_seed)
@@ -260,7 +261,7 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
 def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:
     """The sweep's metrics that are the user's `evaluate` function's must be among what it
     returned for the baseline; those it returns are kept beside the built-in ones."""
-    if plan.spec.evaluate is None:
+    if (function := plan.user_code("evaluate")) is None:
         return
     theirs = sorted(k for k in baseline if k not in METRICS and not k.endswith("_before_ft")
                     and not k.startswith(("throughput_b", "top1_epoch")))
@@ -268,7 +269,7 @@ def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any
     missing = [m for m in named if m not in baseline]
     if missing:
         raise ConfigError(f"the sweep names metric {missing[0]!r}, which neither edgetune nor the evaluate function "
-                          f"{plan.spec.evaluate!r} gives; it returned {', '.join(theirs) or 'nothing'}",
+                          f"{function.removeprefix('python:')!r} gives; it returned {', '.join(theirs) or 'nothing'}",
                           key="sweep.metric")
     study.set_user_attr("user_metrics", [*theirs, *(f"{k}{s}" for k in theirs for s in ("_before_ft", "_torch"))])
 

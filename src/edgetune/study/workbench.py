@@ -50,6 +50,8 @@ class Workbench:
     # The study was begun before edgetune re-estimated statistics and trained in bf16 on the CPU:
     # its later trials are made as its first ones were.
     begun_before_recovery: bool = False
+    # Begun before fine-tuning followed a cosine over its steps: its later trials keep a constant rate.
+    begun_before_cosine: bool = False
 
     @property
     def student(self) -> str:
@@ -127,6 +129,13 @@ class Workbench:
         if self.begun_before_recovery:
             return "auto" if torch.device(self.device).type == "cuda" else "fp32"
         return ft.precision
+
+    def cosine_steps(self, ft: FinetuneSpec, recipe_schedules_lr: bool) -> bool:
+        """Whether a candidate's learning rate follows a cosine over its fine-tuning steps: asked,
+        or left to `auto` with no scheduler in the recipe, in a study begun since it was the default."""
+        if ft.schedule == "auto":
+            return not recipe_schedules_lr and not self.begun_before_cosine
+        return ft.schedule == "cosine"
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return self.data.sample_input(batch)
