@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from edgetune.config.architecture import RECORDED, Architecture
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import check_writable
@@ -51,6 +52,7 @@ def run_bench(
     *, model: Path, runtime: str, device: str, batches: list[int], precision: str, calibration: str | None,
     data: str | None, data_root: Path | None, split: str, checkpoint: Path | None, threads: int, hint: str,
     repeats: int, per_layer: bool, top: int, csv_path: Path | None, json_path: Path | None, console: Console,
+    described: Architecture = RECORDED,
 ) -> BenchReport:
     if split not in ("val", "test"):
         raise ConfigError(f"--split must be 'val' or 'test', not '{split}'")
@@ -70,7 +72,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="edgetune-bench-") as tmp:  # removed on every exit path
         work = Path(tmp)
         module, onnx_path, found, sample, scoring = _inputs(model, checkpoint, data, calibration, data_root, split,
-                                                            spec, work)
+                                                            spec, work, described)
         _check_batches(model, found, batches)
         calib, eval_images, eval_labels = scoring
         if found.fixed_batch is not None:
@@ -140,15 +142,16 @@ def _print(report: BenchReport, console: Console, top: int) -> None:
 
 
 def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration: str | None, data_root: Path | None,
-            split: str, spec: BenchmarkSpec, work: Path) -> tuple[Any, Path, OnnxInput, np.ndarray, tuple]:
+            split: str, spec: BenchmarkSpec, work: Path, described: Architecture = RECORDED
+            ) -> tuple[Any, Path, OnnxInput, np.ndarray, tuple]:
     """The PyTorch module (parity against PyTorch, or the torch runtime), the ONNX file (a
     checkpoint exported first) and its input, the parity sample, and (calibration, images, labels)."""
     module = None
     source = checkpoint if checkpoint is not None else (model if model.suffix in (".pt", ".pth") else None)
     if source is not None:
-        from edgetune.models import load_checkpoint
+        from edgetune.models.registry import load_described
 
-        module, _ = load_checkpoint(source)
+        module, _ = load_described(source, described)
         module.eval()
     onnx_path = model
     splits = _dataset(data, data_root) if data else None

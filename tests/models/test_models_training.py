@@ -176,19 +176,33 @@ def test_the_fast_path_is_taken_only_where_it_is_fast_and_leaves_the_network_as_
             assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_a_bare_state_dict_is_evaluated_with_the_flags_the_error_names(tmp_path):
-    """`edgetune evaluate` said "pass them explicitly" and had no flag to pass them with."""
+BARE_COMMANDS = {
+    "evaluate": (["evaluate", "{bare}", "--split", "val"], ["--num-classes", "10", "--in-channels", "1"], "top-1 94.72 %"),
+    "bench": (["bench", "{bare}", "--repeats", "1"], ["--num-classes", "10", "--in-channels", "1"], "latency"),
+    "sensitivity": (["sensitivity", "--checkpoint", "{bare}", "--range", "0.5", "--layers", "layer1.0.conv1",
+                     "--val-subset", "200", "--batchnorm-images", "0", "--out", "{tmp}/sense"], [], "1 layers x 1 ratios"),
+    "profile-widths": (["profile-widths", "--checkpoint", "{bare}", "--step", "32"], [], "fast widths"),
+}
+
+
+@pytest.mark.parametrize("command", BARE_COMMANDS)
+def test_a_bare_state_dict_is_loaded_by_every_command_with_the_flags_the_error_names(tmp_path, command):
+    """`edgetune evaluate` said "pass them explicitly" and had no flag to pass them with; every
+    command that loads a checkpoint takes --model (and --num-classes, --in-channels where no
+    dataset says them) and its refusal names those flags."""
     import subprocess
     import sys
 
     model, _ = load_checkpoint(REPO / "models" / "resnet20-fmnist.pt")
     torch.save(model.state_dict(), tmp_path / "bare.pt")
-    cli = [sys.executable, "-m", "edgetune.cli", "evaluate", str(tmp_path / "bare.pt"), "--split", "val"]
+    args, sizes, says = BARE_COMMANDS[command]
+    cli = [sys.executable, "-m", "edgetune.cli", *(a.format(bare=tmp_path / "bare.pt", tmp=tmp_path) for a in args)]
     refused = subprocess.run(cli, capture_output=True, text=True, timeout=300, check=False)
-    assert refused.returncode != 0 and "--model, --num-classes, --in-channels" in refused.stderr
-    done = subprocess.run([*cli, "--model", "resnet20", "--num-classes", "10", "--in-channels", "1"],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0 and "top-1 94.72 %" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert refused.returncode != 0 and "--model NAME --num-classes N --in-channels C" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    done = subprocess.run([*cli, "--model", "resnet20", *sizes], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0 and says in done.stdout + done.stderr, done.stdout + done.stderr
 
 
 def test_a_finalist_trained_again_ends_its_cosine_at_zero_and_settles_before_it_is_saved(tiny_fmnist, tmp_path):

@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
-from edgetune.cli.app import app, console, recipe_app
+from edgetune.cli.app import ModelFactoryOpt, ModelOpt, app, architecture, console, recipe_app
 
 
 @app.command()
 def sensitivity(
     checkpoint: Annotated[Path, typer.Option(help="The trained network (edgetune train's checkpoint).")],
-    model: Annotated[str | None, typer.Option(help="Architecture, when the checkpoint does not say.")] = None,
+    model: ModelOpt = None,
+    model_factory: ModelFactoryOpt = None,
     data: Annotated[str, typer.Option(help="fashion-mnist, cifar10 or folder.")] = "fashion-mnist",
     data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
     method: Annotated[str, typer.Option(help="Compression method: filters-l1, channels-l1, tucker, ... "
@@ -52,7 +53,7 @@ def sensitivity(
         frame, plan, out_dir = analyse(
             checkpoint, model=model, data=data, data_root=data_root, method=method, ratios=range_,
             layers=tuple(layers or ()), val_subset=val_subset, runtime=runtime, threads=threads, out_dir=out,
-            batchnorm_images=batchnorm_images,
+            batchnorm_images=batchnorm_images, factory=architecture(model, model_factory).factory,
             progress=lambda done, total, what: bar.update(task, completed=done, total=total, description=what))
     console.print(f"{frame['layer'].nunique()} layers x {len(plan.ratios)} ratios in {out_dir}/sensitivity.csv; "
                   f"figures in {out_dir}/figures; next: edgetune recipe suggest {out_dir}")
@@ -61,7 +62,8 @@ def sensitivity(
 @app.command("profile-widths")
 def profile_widths_cmd(
     checkpoint: Annotated[Path, typer.Option(help="The trained network (only its shapes matter).")],
-    model: Annotated[str | None, typer.Option(help="Architecture, when the checkpoint does not say.")] = None,
+    model: ModelOpt = None,
+    model_factory: ModelFactoryOpt = None,
     data: Annotated[str, typer.Option(help="Dataset whose images are fed (fashion-mnist, cifar10, folder).")] = "fashion-mnist",
     data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
     runtime: Annotated[str, typer.Option(help="Runtime to measure on.")] = "onnxruntime",
@@ -85,6 +87,7 @@ def profile_widths_cmd(
     with console.status("profiling widths") as status:
         profiles = W.profile_checkpoint(checkpoint, model=model, data=data, data_root=data_root, runtime=runtime,
                                         threads=threads, step=step, precision=precision,
+                                        factory=architecture(model, model_factory).factory,
                                         progress=lambda s: status.update(f"profiling widths: {s}"))
     for p in profiles:
         steps = W.efficient_widths(p.widths, p.latency_ms)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from edgetune.cli.app import app
+from edgetune.cli.app import InChannelsOpt, ModelFactoryOpt, ModelOpt, NumClassesOpt, app, architecture
 
 
 @app.command("bench-worker")
@@ -55,6 +55,10 @@ def bench(
     csv: Annotated[Path | None, typer.Option(help="Write the per-layer table here (default: next to --json).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every metric here (with --against: "
                                                                      "the table's rows).")] = None,
+    model_name: ModelOpt = None,
+    model_factory: ModelFactoryOpt = None,
+    num_classes: NumClassesOpt = None,
+    in_channels: InChannelsOpt = None,
     against: Annotated[list[Path] | None, typer.Option(
         help="Compare instead: time MODEL and every --against file in rounds interleaved with the first "
              "--against file, and print one table of milliseconds, ratios and top-class agreement.")] = None,
@@ -71,6 +75,7 @@ def bench(
       edgetune bench model.onnx --runtime openvino --device CPU --precision int8 --calibration fashion-mnist
       edgetune bench model.onnx --per-layer
       edgetune bench pick.onnx --against base.onnx --against resnet20.onnx
+      edgetune bench weights.pt --model resnet20 --num-classes 10 --in-channels 1
     """
     from edgetune.bench_cli import run_bench
 
@@ -79,7 +84,8 @@ def bench(
 
         ignored = {"--batch": batch and batch != [1], "--precision": precision != "fp32", "--calibration": calibration,
                    "--checkpoint": checkpoint, "--split": split != "test", "--repeats": repeats != 3,
-                   "--per-layer": per_layer, "--csv": csv, "--hint": hint != "latency"}
+                   "--per-layer": per_layer, "--csv": csv, "--hint": hint != "latency", "--model": model_name,
+                   "--model-factory": model_factory, "--num-classes": num_classes, "--in-channels": in_channels}
         refuse_ignored([flag for flag, given in ignored.items() if given])
         run_against(model, against, runtime=runtime, device=device, threads=threads, data=data,
                     data_root=data_root, console=Console() if sys.stdout.isatty() else Console(width=140),
@@ -91,4 +97,5 @@ def bench(
         calibration=calibration, data=data, data_root=data_root, split=split, checkpoint=checkpoint,
         threads=threads, hint=hint, repeats=repeats, per_layer=per_layer, top=top, csv_path=csv,
         json_path=json_out, console=Console() if sys.stdout.isatty() else Console(width=140),
+        described=architecture(model_name, model_factory, num_classes, in_channels),
     )

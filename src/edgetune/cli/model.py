@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from edgetune.cli.app import app, console
+from edgetune.cli.app import (
+    InChannelsOpt,
+    ModelFactoryOpt,
+    ModelOpt,
+    NumClassesOpt,
+    app,
+    architecture,
+    console,
+)
 from edgetune.errors import EdgetuneError
 
 
@@ -86,12 +94,10 @@ def evaluate(
     data: Annotated[str | None, typer.Option(help="Dataset; defaults to the one the checkpoint records.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Directory holding the dataset files.")] = None,
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
-    model_factory: Annotated[str | None, typer.Option(
-        help="Your own network's builder (package.module:build or file.py:build), for a checkpoint of it.")] = None,
-    model: Annotated[str | None, typer.Option(help="Registered architecture, for a bare state dict that does not "
-                                                   "record it (edgetune models lists them).")] = None,
-    num_classes: Annotated[int | None, typer.Option(min=1, help="Classes, for a bare state dict.")] = None,
-    in_channels: Annotated[int | None, typer.Option(min=1, help="Input channels, for a bare state dict.")] = None,
+    model_factory: ModelFactoryOpt = None,
+    model: ModelOpt = None,
+    num_classes: NumClassesOpt = None,
+    in_channels: InChannelsOpt = None,
 ) -> None:
     """Evaluate a checkpoint's top-1/top-5 and loss on the validation or test split.
 
@@ -100,19 +106,12 @@ def evaluate(
       edgetune evaluate weights.pt --model resnet20 --num-classes 10 --in-channels 1
     """
     from edgetune.data import load_dataset
-    from edgetune.entrypoints import check_reference
-    from edgetune.models import load_checkpoint
-    from edgetune.models.factory import ModelFactory
+    from edgetune.models.registry import load_described
     from edgetune.training import evaluate as run_eval
 
     if split not in ("val", "test"):
         raise EdgetuneError(f"--split must be 'val' or 'test', not '{split}'")
-    try:
-        factory = ModelFactory(check_reference(model_factory)) if model_factory else None
-    except ValueError as exc:
-        raise EdgetuneError(f"--model-factory: {exc}") from None
-    net, meta = load_checkpoint(checkpoint, factory=factory, model_name=model, num_classes=num_classes,
-                                in_channels=in_channels)
+    net, meta = load_described(checkpoint, architecture(model, model_factory, num_classes, in_channels))
     splits = load_dataset(data or meta.get("dataset", "fashion-mnist"), data_root)
     result = run_eval(net, splits, getattr(splits, split))
     console.print(

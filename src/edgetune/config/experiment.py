@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from edgetune.catalog import dataset_name
+from edgetune.config.architecture import DescribedCheckpoint
 from edgetune.config.base import Strict, validate
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.recipe import Schedule, parse_schedule
@@ -97,8 +98,9 @@ class DistillSpec(Strict):
 
     alpha: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(4.0, gt=0)
-    teacher: Path | None = Field(None, description="a checkpoint whose network teaches (default: the unpruned "
-                                 "network); it must take the same images and give the same classes")
+    teacher: Path | DescribedCheckpoint | None = Field(
+        None, description="a checkpoint whose network teaches (default: the unpruned network); it must take the "
+        "same images and give the same classes; {checkpoint, model} or {checkpoint, factory} for a bare state dict")
 
 
 class FinetuneSpec(Strict):
@@ -351,7 +353,11 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
             setattr(owner, field, resolve_reference(getattr(owner, field), base))
     spec.data.root = fix(spec.data.root)
     for distill in (spec.finetune.distill, spec.final.distill if spec.final else None):
-        if distill is not None:
+        if isinstance(distill.teacher if distill else None, DescribedCheckpoint):
+            distill.teacher.checkpoint = fix(distill.teacher.checkpoint)  # type: ignore[union-attr]
+            if distill.teacher.factory:  # type: ignore[union-attr]
+                distill.teacher.factory = resolve_reference(distill.teacher.factory, base)  # type: ignore[union-attr]
+        elif distill is not None:
             distill.teacher = fix(distill.teacher)
     if isinstance(spec.recipe, Path):
         spec.recipe = fix(spec.recipe)
@@ -359,10 +365,24 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         spec.sweep = fix(spec.sweep)
     elif isinstance(spec.sweep, dict) and isinstance(spec.sweep.get("enqueue"), list):
         # Reference recipes named in an inline sweep are relative to the experiment file too.
-        spec.sweep["enqueue"] = [str(fix(Path(r))) if isinstance(r, str) and r != "baseline" else r
-                                 for r in spec.sweep["enqueue"]]
+        spec.sweep["enqueue"] = [rebased_reference(r, base) for r in spec.sweep["enqueue"]]
     spec.run_dir = fix(spec.run_dir)  # None: runs/<name> under the working directory
     return spec
+
+
+def rebased_reference(ref: Any, base: Path) -> Any:
+    """An `enqueue` entry with its files made absolute against `base`: a schedule or checkpoint
+    path, or the checkpoint and factory of a `{checkpoint, ...}` mapping; `baseline` as it is."""
+    if isinstance(ref, str) and ref != "baseline":
+        return str(ref if Path(ref).is_absolute() else (base / ref).resolve())
+    if isinstance(ref, dict):
+        out = dict(ref)
+        if isinstance(out.get("checkpoint"), str | Path) and not Path(out["checkpoint"]).is_absolute():
+            out["checkpoint"] = str((base / out["checkpoint"]).resolve())
+        if isinstance(out.get("factory"), str) and ":" in out["factory"]:
+            out["factory"] = resolve_reference(out["factory"], base)
+        return out
+    return ref
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

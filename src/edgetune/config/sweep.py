@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from edgetune.catalog import SEARCH_STRATEGIES
+from edgetune.config.architecture import DescribedCheckpoint
 from edgetune.config.base import Strict, validate
 from edgetune.files import read_yaml
 
@@ -296,7 +297,8 @@ class SweepSpec(Strict):
     # Measured beside the search like any trial: `baseline` (the unpruned network), a schedule
     # file (a hand-tuned recipe), or a checkpoint (.pt, e.g. the smaller sibling of the family,
     # measured as it is unless `reference_finetune`).
-    enqueue: list[str] = Field(default_factory=list)
+    # A bare state dict as {checkpoint, model, num_classes, in_channels} or {checkpoint, factory}.
+    enqueue: list[str | DescribedCheckpoint] = Field(default_factory=list)
     reference_finetune: bool = False
     reference_repeats: int = Field(1, gt=0)
     space: Literal["grouped", "per-layer"] = "grouped"

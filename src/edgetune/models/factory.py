@@ -50,3 +50,4 @@ class ModelFactory:
 
     def describe(self) -> dict[str, Any]:
         return {"factory": self.ref, "kwargs": dict(self.kwargs)}
+

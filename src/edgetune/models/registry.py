@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgetune.compress.structure import rebuild_structure
+from edgetune.config.architecture import Architecture
 from edgetune.errors import ConfigError, EdgetuneError, closest
 from edgetune.files import atomic_write_bytes
 from edgetune.models.factory import ModelFactory
@@ -124,8 +125,21 @@ def load_checkpoint(
             meta[key] = given
     missing = [k for k in ("model", "num_classes", "in_channels") if k not in meta]
     if missing:
-        raise EdgetuneError(f"{path} does not record {', '.join(missing)}: give them (edgetune evaluate: --model, "
-                            "--num-classes, --in-channels; a network of your own code: --model-factory or "
-                            "model.factory)")
+        raise EdgetuneError(f"{path} does not record {', '.join(missing)}: give them (on the command line --model "
+                            "NAME --num-classes N --in-channels C; beside checkpoint: in an experiment model:, "
+                            "num_classes:, in_channels:; a network of your own code: --model-factory file.py:build "
+                            "or factory:)")
     model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
     return _with_weights(model, state, meta, path, f"model '{meta['model']}'")
+
+
+def load_described(path: str | Path, described: Architecture, *, num_classes: int | None = None,
+                   in_channels: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """`load_checkpoint` told what the checkpoint is by `described` (a command's --model,
+    --model-factory, --num-classes, --in-channels); `num_classes` / `in_channels`: the data's,
+    where it does not say."""
+    from edgetune.models.factory import ModelFactory
+
+    return load_checkpoint(path, model_name=described.model, num_classes=described.num_classes or num_classes,
+                           in_channels=described.in_channels or in_channels,
+                           factory=ModelFactory(described.factory, described.kwargs) if described.factory else None)

@@ -24,14 +24,14 @@ DISTILLER_SENSE = {"l1-filter": "filters-l1", "l2-filter": "filters-l2", "l1-cha
 def analyse(checkpoint: Path, *, model: str | None = None, data: str = "fashion-mnist", data_root: Path | None = None,
             method: str = "filters-l1", ratios: str = "0:0.9:0.1", layers: tuple[str, ...] = (), val_subset: int = 2000,
             runtime: str = "onnxruntime", threads: int = 1, out_dir: Path | None = None, batchnorm_images: int = 1024,
-            progress: Callable[[int, int, str], None] = lambda done, total, what: None,
+            progress: Callable[[int, int, str], None] = lambda done, total, what: None, factory: str | None = None,
             ) -> tuple[pd.DataFrame, SensitivityPlan, Path]:
     """Every (layer, ratio) point measured (resuming what is done), then payoff.csv and figures."""
     if not checkpoint.is_file():
         raise EdgetuneError(f"--checkpoint {checkpoint}: no such file")
     plan = SensitivityPlan(str(checkpoint.resolve()), model, data, DISTILLER_SENSE.get(method, method),
                            parse_range(ratios), val_subset, tuple(layers),
-                           {**QUICK_BENCHMARK, "runtime": runtime, "threads": threads}, batchnorm_images)
+                           {**QUICK_BENCHMARK, "runtime": runtime, "threads": threads}, batchnorm_images, factory)
     out_dir = out_dir or Path("runs") / f"sensitivity-{model or checkpoint.stem}"
     frame = run_sensitivity(plan, out_dir, data_root, progress=progress)
     base = json.loads((out_dir / "baseline" / "metrics.json").read_text())

@@ -34,6 +34,7 @@ from torch import nn
 from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
 from edgetune.compress.groups import coupled_targets
 from edgetune.compress.recalibrate import reestimate_norms, tracked_norms
+from edgetune.config.architecture import Architecture
 from edgetune.config.benchmark import (
     QUICK_BENCHMARK,  # noqa: F401 - the CLI's default timing
     BenchmarkSpec,
@@ -43,7 +44,7 @@ from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors.local import LocalExecutor
 from edgetune.export import export_onnx
 from edgetune.files import atomic_write_bytes, atomic_write_json
-from edgetune.models.registry import load_checkpoint
+from edgetune.models.registry import load_described
 from edgetune.training import evaluate
 
 
@@ -59,11 +60,13 @@ class SensitivityPlan:
     benchmark: dict[str, Any]
     # Training images each point's norm statistics are re-estimated on before it is scored; 0: off.
     batchnorm_images: int = 1024
+    factory: str | None = None  # the user's builder (--model-factory), for a checkpoint of their own network
 
     def fingerprint(self) -> str:
         fields = asdict(self)
-        if not fields["batchnorm_images"]:  # added later: an analysis made before it had none
-            del fields["batchnorm_images"]
+        for added in ("batchnorm_images", "factory"):  # added later: an analysis made before had none
+            if not fields[added]:
+                del fields[added]
         blob = json.dumps({**fields, "checkpoint_sha": _sha(Path(self.checkpoint))}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -165,8 +168,8 @@ class _Bench:
 def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: LocalExecutor) -> _Bench:
     torch.manual_seed(seed)
     data = load_dataset(plan.data, data_root)
-    model, _ = load_checkpoint(plan.checkpoint, model_name=plan.model, num_classes=data.num_classes,
-                               in_channels=data.in_channels)
+    model, _ = load_described(plan.checkpoint, Architecture(plan.model, plan.factory), num_classes=data.num_classes,
+                              in_channels=data.in_channels)
     model.eval()
     example = data.sample_input(1)
     train = data.train.subset(min(max(2048, plan.batchnorm_images), len(data.train)), seed=seed + 2)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgetune.catalog import dataset_name
+from edgetune.config.architecture import RECORDED, Architecture
 from edgetune.data.splits import DataSplits, HeldOut
 from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
@@ -26,8 +27,8 @@ def check_input_shape(shape: tuple[int, int, int] | None, data: DataSplits) -> N
 
 
 def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | None = None,
-                 factory: ModelFactory | None = None, scored_as: str | None = "model.checkpoint"
-                 ) -> tuple[nn.Module, dict]:
+                 factory: ModelFactory | None = None, scored_as: str | None = "model.checkpoint",
+                 classes: tuple[int | None, int | None] = (None, None)) -> tuple[nn.Module, dict]:
     """A checkpoint's network for `data`'s classes and channels (or the user's factory's, with
     or without a checkpoint), in eval mode, and the build metadata every trial's checkpoint
     carries so it rebuilds. One `scored_as` (the key that names it) is refused if its training
@@ -35,8 +36,9 @@ def load_network(checkpoint: Path | None, data: DataSplits, model_name: str | No
     if checkpoint is None and factory is not None:
         model, meta = factory.build(), factory.describe()
     else:
-        model, meta = load_checkpoint(checkpoint, model_name=model_name, num_classes=data.num_classes,  # type: ignore[arg-type]
-                                      in_channels=data.in_channels, factory=factory)
+        model, meta = load_checkpoint(checkpoint, model_name=model_name,  # type: ignore[arg-type]
+                                      num_classes=classes[0] or data.num_classes,
+                                      in_channels=classes[1] or data.in_channels, factory=factory)
         if scored_as is not None:
             check_held_out(meta, data, checkpoint, scored_as)  # type: ignore[arg-type]
     if factory is not None:
@@ -62,14 +64,18 @@ def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
                           f"{data.num_classes} classes{' per pixel' if dense else ''} need {wanted}", key="model.factory")
 
 
-def load_companion(checkpoint: Path, data: DataSplits, student: str, role: str, key: str) -> tuple[nn.Module, dict]:
+def load_companion(checkpoint: Path, data: DataSplits, student: str, role: str, key: str,
+                   told: Architecture = RECORDED) -> tuple[nn.Module, dict]:
     """Another checkpoint's network that works beside the study's (a reference measured like its
     trials, a teacher it learns from): refused, naming both, unless it takes the student's
     images and gives its classes, since its figures or its logits would otherwise mean nothing."""
     example = data.sample_input(1)
     wants = f"{student}: {data.num_classes} classes, {tuple(example.shape[1:])} images"
     try:
-        model, meta = load_network(checkpoint, data, scored_as=None if role == "teacher" else key)
+        model, meta = load_network(checkpoint, data, told.model,
+                                   ModelFactory(told.factory, told.kwargs) if told.factory else None,
+                                   scored_as=None if role == "teacher" else key,
+                                   classes=(told.num_classes, told.in_channels))
         with torch.no_grad():
             out = model(example)
     except ConfigError as exc:

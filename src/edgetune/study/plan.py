@@ -14,6 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from edgetune.config.architecture import (
+    RECORDED,
+    Architecture,
+    DescribedCheckpoint,
+    architecture_of,
+    checkpoint_of,
+)
 from edgetune.config.experiment import (
     BenchmarkSpec,
     CalibrateSpec,
@@ -56,6 +63,8 @@ class Reference:
     # Measured at this precision rather than the experiment's: another network in each precision
     # the search may deploy (the smaller sibling quantised is what a user would try first).
     precision: str | None = None
+    # What a bare state dict does not record ({checkpoint, model, ...} in `enqueue`).
+    architecture: Architecture = RECORDED
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,12 +303,15 @@ def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[Ref
         if ref == "baseline":
             references.append(Reference("baseline", Schedule()))
             continue
-        path = Path(ref) if Path(ref).is_absolute() else Path(spec.sweep).parent / ref if isinstance(
-            spec.sweep, Path) else Path.cwd() / ref
+        named = checkpoint_of(ref) if isinstance(ref, DescribedCheckpoint) else Path(ref)
+        path = named if named.is_absolute() else Path(spec.sweep).parent / named if isinstance(
+            spec.sweep, Path) else Path.cwd() / named
         if not path.is_file():
             raise ConfigError(f"reference {path} does not exist; give 'baseline', a schedule file or a checkpoint "
                               f"({', '.join(CHECKPOINT_SUFFIXES)})", source=source, key=f"enqueue[{i}]")
-        if path.suffix in CHECKPOINT_SUFFIXES:
+        if isinstance(ref, DescribedCheckpoint):
+            references.append(Reference(str(path), Schedule(), path, architecture=architecture_of(ref)))
+        elif path.suffix in CHECKPOINT_SUFFIXES:
             references.append(Reference(str(path), Schedule(), path))
         else:
             references.append(Reference(str(path), load_schedule(path)))

@@ -26,6 +26,7 @@ import yaml
 from optuna.trial import TrialState
 
 from edgetune.catalog import RUNTIMES, load
+from edgetune.config.architecture import architecture_of, checkpoint_of
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
@@ -253,8 +254,9 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     check_recovery_images(spec, len(bench.train))
     for key, distill in (("finetune.distill.teacher", spec.finetune.distill),
                          ("final.distill.teacher", spec.final.distill if spec.final else None)):
-        if distill is not None and distill.teacher is not None and distill.teacher not in bench.teachers:
-            bench.teachers[distill.teacher] = load_companion(distill.teacher, data, bench.student, "teacher", key)[0]
+        if distill is not None and distill.teacher is not None and checkpoint_of(distill.teacher) not in bench.teachers:
+            bench.teachers[checkpoint_of(distill.teacher)] = load_companion(
+                checkpoint_of(distill.teacher), data, bench.student, "teacher", key, architecture_of(distill.teacher))[0]
     return bench
 
 

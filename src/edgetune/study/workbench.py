@@ -16,6 +16,7 @@ from torch import nn
 
 from edgetune.compress.recalibrate import reestimate_norms, tracked_norms
 from edgetune.compress.reconstruct import reconstruct_consumers
+from edgetune.config.architecture import checkpoint_of
 from edgetune.config.experiment import BenchmarkSpec, CalibrateSpec, DistillSpec, FinetuneSpec
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.executors.base import Executor, Scoring
@@ -63,7 +64,7 @@ class Workbench:
         larger sibling can teach a network searched from a smaller one). A fine-tuned reference
         learns from the same teacher as the trials, never from itself."""
         default = self.unpruned if self.unpruned is not None else self.baseline
-        model = default if distill.teacher is None else self.teachers[distill.teacher]
+        model = default if distill.teacher is None else self.teachers[checkpoint_of(distill.teacher)]
         return Teacher(model, distill.alpha, distill.temperature)
 
     def evaluate(self, model: nn.Module, stop_when: StopRule | None = None) -> EvalResult:
