@@ -35,9 +35,7 @@ def test_every_yaml_block_is_accepted_by_the_experiment_schema():
         experiment_from(raw, EXAMPLE, str(PAGE))
 
 
-@pytest.mark.slow
-def test_the_python_snippet_runs_as_written(tmp_path, monkeypatch):
-    (block,) = _blocks("python")
+def _run(block: str, tmp_path: Path, monkeypatch) -> dict:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(EXAMPLE))
     names: dict = {}
@@ -46,6 +44,26 @@ def test_the_python_snippet_runs_as_written(tmp_path, monkeypatch):
     finally:
         for module in ("data", "model"):
             sys.modules.pop(module, None)
-    result = names["result"]
+    return names
+
+
+@pytest.mark.slow
+def test_the_python_snippet_runs_as_written(tmp_path, monkeypatch):
+    first = _blocks("python")[0]
+    result = _run(first, tmp_path, monkeypatch)["result"]
     assert list(result.trials["trial"]) == ["baseline", 0, 1, 2]
     assert (tmp_path / "deploy" / "model.onnx").is_file() and (tmp_path / "runs" / "mine" / "study.db").is_file()
+
+
+@pytest.mark.slow
+def test_the_notebook_of_objects_runs_as_written(tmp_path, monkeypatch):
+    """A network defined inline, a torchmetrics metric, a DatasetDict-shaped factory of mapping
+    items, a partial as the loss: the page's walk-through, as it stands."""
+    (notebook,) = [b for b in _blocks("python") if "torchmetrics" in b]
+    (tmp_path / "examples" / "custom-model").mkdir(parents=True)
+    (tmp_path / "examples" / "custom-model" / "weights.pt").write_bytes((EXAMPLE / "weights.pt").read_bytes())
+    result = _run(notebook, tmp_path, monkeypatch)["result"]
+    frame = result.trials
+    assert list(frame["trial"]) == ["baseline", 0, 1] and (frame["state"][1:] == "COMPLETE").all()
+    assert 0.5 < frame["macro_f1"][0] <= 1  # torchmetrics' figure for the unpruned network
+    assert result.outcome.plan.user_code("evaluate") == "python:macro_f1"
