@@ -48,3 +48,14 @@ def closest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     pool = list(candidates)
     found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
     return found or pool[:n]
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced: messages get pasted and run directories shared."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -4,6 +4,7 @@ no PyTorch needed on the device."""
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 
@@ -342,3 +343,14 @@ def test_a_damaged_or_failed_cached_answer_is_measured_again(resnet20, fmnist, t
     third = handle(request, tmp_path / "results")
     assert third.metrics["latency_ms"] != 99.0 and third.metrics["latency_ms"] > 0
     assert handle(request, tmp_path / "results") == third or third.metrics.get("latency_unreliable")
+
+
+def test_a_worker_whose_broker_never_answers_gives_up_naming_it_without_its_password(tmp_path):
+    """It retried forever, silently; now each try is counted and, after --connect-timeout, the
+    worker exits non-zero naming the broker (its password hidden) and what to check."""
+    done = subprocess.run([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker",
+                           "redis://:hunter2@127.0.0.1:1/0", "--queue", "q", "--connect-timeout", "2",
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "the broker redis://:***@127.0.0.1:1/0 did not answer in 2 s" in done.stderr
+    assert re.search(r"\(\d+ tr(y|ies); OperationalError", done.stderr) and "hunter2" not in done.stdout + done.stderr

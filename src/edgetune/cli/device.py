@@ -19,6 +19,8 @@ def bench_worker(
     results: Annotated[Path, typer.Option(help="Where answers are kept by request id (a redelivery is answered once).")] = Path(
         "edgetune-worker-results"),
     visibility_timeout: Annotated[float, typer.Option(help="Seconds before an unacknowledged request is delivered again.")] = 3600.0,
+    connect_timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for the broker at start, each try "
+                                                               "counted; 0: wait for it forever.")] = 60.0,
 ) -> None:
     """Benchmark models sent by producers, on this device; needs no PyTorch.
 
@@ -31,7 +33,8 @@ def bench_worker(
     """
     from edgetune.worker.app import run_worker
 
-    run_worker(broker, queue, results, visibility_timeout)
+    run_worker(broker, queue, results, visibility_timeout, connect_timeout,
+               say=lambda line: typer.echo(line, err=True))
 
 
 @app.command()

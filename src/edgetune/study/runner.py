@@ -17,7 +17,6 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 import torch
@@ -30,7 +29,7 @@ from edgetune.config.architecture import architecture_of, checkpoint_of
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
-from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.errors import ConfigError, EdgetuneError, redact_url
 from edgetune.executors import open_executor
 from edgetune.files import atomic_write_text, read_yaml
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
@@ -136,15 +135,6 @@ def resolved_experiment(plan: Plan) -> str:
     if isinstance(resolved.get("sweep"), str):
         resolved["sweep"] = read_yaml(resolved["sweep_file"], "sweep") or {}
     return yaml.safe_dump(resolved, sort_keys=False)
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced: run directories get copied and shared."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact_secrets(resolved: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,11 @@ one message at a time per worker, since two benchmarks on one device would time 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgetune.errors import EdgetuneError, MissingExtraError
+from edgetune.errors import EdgetuneError, MissingExtraError, redact_url
 from edgetune.worker.handler import handle
 from edgetune.worker.messages import BenchRequest, BenchResult
 
@@ -73,11 +74,35 @@ def answer(payload: Any, results_dir: Path) -> dict[str, Any]:
     return handle(request, results_dir).model_dump()
 
 
-def run_worker(broker: str, queue: str, results_dir: Path, visibility_timeout: float = 3600.0) -> None:
-    """Serve one queue (one kind of device) until stopped; benchmarks run one at a time."""
+def run_worker(broker: str, queue: str, results_dir: Path, visibility_timeout: float = 3600.0,
+               connect_timeout: float = 60.0, say: Callable[[str], None] = print) -> None:
+    """Serve one queue (one kind of device) until stopped; benchmarks run one at a time. The
+    broker must answer within `connect_timeout` seconds (0: wait for it forever, each try
+    counted); once served, a broker that goes away is waited for, as Celery does."""
     app = make_app(broker, results_dir, visibility_timeout)
+    wait_for_broker(app, broker, connect_timeout, say)
     app.worker_main(["worker", "--queues", queue, "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
                      "--without-gossip", "--without-mingle", "--hostname", f"edgetune-{queue}@%h"])
+
+
+def wait_for_broker(app: Any, broker: str, seconds: float, say: Callable[[str], None] = print) -> None:
+    """Return once the broker accepts a connection; an unreachable one is tried again every few
+    seconds, each try said with its count, and after `seconds` (unless 0) refused by name."""
+    deadline, tries = time.monotonic() + seconds, 0
+    while True:
+        tries += 1
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=5)
+            return
+        except _unreachable() as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if seconds and time.monotonic() >= deadline:
+                raise EdgetuneError(f"bench-worker: the broker {redact_url(broker)} did not answer in {seconds:.0f} s "
+                                    f"({tries} {'try' if tries == 1 else 'tries'}; {reason}); check the URL, that Redis runs there and this "
+                                    "machine reaches it, or give --connect-timeout 0 to wait for it") from None
+            say(f"broker {redact_url(broker)} unreachable (try {tries}: {reason}); trying again in 5 s")
+            time.sleep(5 if not seconds else max(0.0, min(5.0, deadline - time.monotonic())))
 
 
 def _unreachable() -> tuple[type[BaseException], ...]:
