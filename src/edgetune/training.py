@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,8 +21,6 @@ from torch import nn
 from edgetune.data.splits import DataSplits, ImageSplit, augment, iterate_batches
 from edgetune.entrypoints import call_user, function_name, user_metrics
 from edgetune.errors import ConfigError
-from edgetune.files import atomic_write_bytes
-from edgetune.models.registry import save_checkpoint
 
 
 @dataclass
@@ -256,139 +251,6 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
     return (1 - alpha) * hard + alpha * temperature**2 * soft
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The learning rate stepped once per training step: a linear ramp over `warmup` steps (for
-    training from scratch), then a half cosine down to zero at `total_steps` (a network that
-    already works is fine-tuned without the ramp)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _sgd_cosine(model: nn.Module, lr: float, weight_decay: float, total_steps: int, warmup: int):
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    return optimizer, cosine_schedule(optimizer, total_steps, warmup)
-
-
-def _state_path(out: Path) -> Path:
-    return out.with_name(out.name + ".train-state")
-
-
-def training_completed(out: Path, meta: dict[str, Any], epochs: int) -> bool:
-    """Whether `out` (its metadata `meta`) is what a completed `epochs`-epoch `train_baseline`
-    left: every epoch done, the final figures written, the resume state deleted (last). A caller
-    killed after the training, before its own next step, reuses it rather than training again."""
-    return (meta.get("epochs_done") == epochs and "train_seconds" in meta and out.is_file()
-            and not _state_path(out).exists())
-
-
-def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[str], None]
-            ) -> tuple[int, float, list[dict[str, float]]]:
-    """(first epoch, seconds so far, history): a saved training state restored into `run`'s model,
-    optimizer, scheduler and generator, or a fresh start."""
-    if not state_path.is_file():
-        return 0, 0.0, []
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
-    if state["epochs"] != epochs:
-        raise ValueError(
-            f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: "
-            "pass the same --epochs or delete it to start over"
-        )
-    for key in ("model", "optimizer", "scheduler"):
-        run[key].load_state_dict(state[key])
-    run["generator"].set_state(state["generator"])
-    log(f"resuming from {state_path} at epoch {state['epoch']}/{epochs}")
-    return state["epoch"], state["elapsed_s"], list(state["history"])
-
-
-def _save_state(state_path: Path, run: dict[str, Any], epoch: int, epochs: int, elapsed: float,
-                history: list[dict[str, float]]) -> None:
-    """What resuming needs, written beside the checkpoint and renamed into place."""
-    buf = io.BytesIO()
-    torch.save({"model": run["model"].state_dict(), "optimizer": run["optimizer"].state_dict(),
-                "scheduler": run["scheduler"].state_dict(), "generator": run["generator"].get_state(),
-                "epoch": epoch, "epochs": epochs, "elapsed_s": elapsed, "history": history}, buf)
-    atomic_write_bytes(state_path, buf.getvalue())
-
-
-def train_baseline(
-    model: nn.Module,
-    data: DataSplits,
-    *,
-    out: Path,
-    meta: dict[str, Any],
-    epochs: int,
-    lr: float = 0.1,
-    batch_size: int = 128,
-    weight_decay: float = 5e-4,
-    seed: int = 0,
-    device: str = "cpu",
-    log: Callable[[str], None] = print,
-    on_step: Callable[[int, int], None] = lambda done, total: None,
-    split: ImageSplit | None = None,
-    teacher: Teacher | None = None,
-    score_test: bool = True,
-    loss: Loss | None = None,
-    augmented: bool = True,
-    precision: Precision = "auto",
-    warmup_epochs: int = 1,
-    settle: Callable[[nn.Module], object] | None = None,
-) -> dict[str, Any]:
-    """Train with SGD + cosine schedule, checkpointing and resuming every epoch: a baseline from
-    scratch (the rate ramped over `warmup_epochs` first), or a search's finalist again on `split`
-    with a `teacher` (asked once per image when not `augmented`), no ramp (one epoch of ramp was
-    the whole of a one-epoch final training: it ended at its peak rate), `settle` (its norm
-    statistics re-estimated for the weights it ends with) and `score_test=False` (its test figure
-    is taken once, after the pick). `out` holds the latest weights; `out.train-state` what
-    resuming needs, deleted when training ends."""
-    dev = torch.device(device)
-    # The split it never trained on, which a study checks before scoring it (study.network).
-    meta = {**meta, **({"held_out": asdict(data.held_out)} if data.held_out is not None else {})}
-    model.to(dev)
-    steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
-    optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
-    generator, state_path = torch.Generator().manual_seed(seed), _state_path(out)
-    run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
-    start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
-    total_steps = epochs * steps_per_epoch
-
-    def step() -> None:  # the schedule advances per step; `on_step` shows it (an epoch is minutes on a CPU)
-        scheduler.step()
-        on_step(min(scheduler.last_epoch, total_steps), total_steps)
-
-    on_step(start_epoch * steps_per_epoch, total_steps)
-    once = not augmented and start_epoch < epochs
-    teaching, seconds = teaching_for(teacher, data, split or data.train, dev, once=once, precision=precision)
-    elapsed += seconds  # the training's cost: `train_seconds` counts it
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        train_loss = train_epoch(model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-                                 step_hook=step, split=split, loss=loss, augmented=augmented, precision=precision,
-                                 **teaching)
-        val = evaluate(model, data, data.val, device=dev)
-        elapsed += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
-                        **val.as_dict("val_")})
-        save_checkpoint(out, model, {**meta, "epochs_done": epoch + 1, **val.as_dict("val_")})
-        _save_state(state_path, run, epoch + 1, epochs, elapsed, history)
-        log(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  top5 {val.top5:.2f}  "
-            f"({elapsed:.0f}s)")
-    if settle is not None and epochs:
-        t0 = time.perf_counter()
-        settle(model)
-        elapsed += time.perf_counter() - t0
-    final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)},
-                    score_test)
-    state_path.unlink(missing_ok=True)
-    return {**final, "history": history}
-
-
 def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool,
                  precision: Precision = "auto") -> tuple[dict[str, Any], float]:
     """What `train_epoch` is taught with (the teacher moved to `dev`), and the seconds it took:
@@ -403,13 +265,3 @@ def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, 
     t0 = time.perf_counter()
     teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev, precision=precision)
     return teaching, time.perf_counter() - t0
-
-
-def _finish(model: nn.Module, data: DataSplits, dev: torch.device, out: Path, meta: dict[str, Any],
-            score_test: bool = True) -> dict[str, Any]:
-    """The final checkpoint, with its validation (and test) figures in its metadata."""
-    val = evaluate(model, data, data.val, device=dev)
-    test = evaluate(model, data, data.test, device=dev).as_dict("test_") if score_test else {}
-    final = {**meta, "device": str(dev), **val.as_dict("val_"), **test}
-    save_checkpoint(out, model.cpu(), final)
-    return final

@@ -7,7 +7,8 @@ import torch
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.models import build_model, list_models, load_checkpoint, save_checkpoint
-from edgetune.training import evaluate, train_baseline
+from edgetune.trainer import train_baseline
+from edgetune.training import evaluate
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow

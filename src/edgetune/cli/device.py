@@ -91,14 +91,15 @@ def bench(
                    "--model-factory": model_factory, "--num-classes": num_classes, "--in-channels": in_channels}
         refuse_ignored([flag for flag, given in ignored.items() if given])
         run_against(model, against, runtime=runtime, device=device, threads=threads, data=data,
-                    data_root=data_root, console=Console() if sys.stdout.isatty() else Console(width=140),
-                    json_path=json_out)
+                    data_root=data_root, console=_console(), json_path=json_out)
         return
+    run_bench(model=model, runtime=runtime, device=device, batches=batch or [1], precision=precision,
+              calibration=calibration, data=data, data_root=data_root, split=split, checkpoint=checkpoint,
+              threads=threads, hint=hint, repeats=repeats, per_layer=per_layer, top=top, csv_path=csv,
+              json_path=json_out, console=_console(),
+              described=architecture(model_name, model_factory, num_classes, in_channels))
 
-    run_bench(
-        model=model, runtime=runtime, device=device, batches=batch or [1], precision=precision,
-        calibration=calibration, data=data, data_root=data_root, split=split, checkpoint=checkpoint,
-        threads=threads, hint=hint, repeats=repeats, per_layer=per_layer, top=top, csv_path=csv,
-        json_path=json_out, console=Console() if sys.stdout.isatty() else Console(width=140),
-        described=architecture(model_name, model_factory, num_classes, in_channels),
-    )
+
+def _console() -> Console:
+    """Tables at the terminal's width, or 140 columns when piped (a log keeps whole rows)."""
+    return Console() if sys.stdout.isatty() else Console(width=140)

@@ -60,7 +60,7 @@ def train(
 
     from edgetune.data import load_dataset
     from edgetune.models import build_model
-    from edgetune.training import train_baseline
+    from edgetune.trainer import train_baseline
 
     _check_precision(precision)
     torch.manual_seed(seed)

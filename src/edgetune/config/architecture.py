@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PositiveInt, model_validator
 
 from edgetune.config.base import Strict
-from edgetune.entrypoints import check_reference
+from edgetune.entrypoints import check_reference, resolve_reference
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,18 @@ def checkpoint_of(named: Path | DescribedCheckpoint) -> Path:
 
 def architecture_of(named: Path | DescribedCheckpoint) -> Architecture:
     return named.architecture() if isinstance(named, DescribedCheckpoint) else RECORDED
+
+
+def rebased_reference(ref: Any, base: Path) -> Any:
+    """An `enqueue` entry with its files made absolute against `base`: a schedule or checkpoint
+    path, or the checkpoint and factory of a `{checkpoint, ...}` mapping; `baseline` as it is."""
+    if isinstance(ref, str) and ref != "baseline":
+        return str(ref if Path(ref).is_absolute() else (base / ref).resolve())
+    if isinstance(ref, dict):
+        out = dict(ref)
+        if isinstance(out.get("checkpoint"), str | Path) and not Path(out["checkpoint"]).is_absolute():
+            out["checkpoint"] = str((base / out["checkpoint"]).resolve())
+        if isinstance(out.get("factory"), str) and ":" in out["factory"]:
+            out["factory"] = resolve_reference(out["factory"], base)
+        return out
+    return ref

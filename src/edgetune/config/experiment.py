@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from edgetune.catalog import dataset_name
-from edgetune.config.architecture import DescribedCheckpoint
+from edgetune.config.architecture import DescribedCheckpoint, rebased_reference
 from edgetune.config.base import Strict, validate
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.recipe import Schedule, parse_schedule
@@ -368,21 +368,6 @@ def _rebase(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
         spec.sweep["enqueue"] = [rebased_reference(r, base) for r in spec.sweep["enqueue"]]
     spec.run_dir = fix(spec.run_dir)  # None: runs/<name> under the working directory
     return spec
-
-
-def rebased_reference(ref: Any, base: Path) -> Any:
-    """An `enqueue` entry with its files made absolute against `base`: a schedule or checkpoint
-    path, or the checkpoint and factory of a `{checkpoint, ...}` mapping; `baseline` as it is."""
-    if isinstance(ref, str) and ref != "baseline":
-        return str(ref if Path(ref).is_absolute() else (base / ref).resolve())
-    if isinstance(ref, dict):
-        out = dict(ref)
-        if isinstance(out.get("checkpoint"), str | Path) and not Path(out["checkpoint"]).is_absolute():
-            out["checkpoint"] = str((base / out["checkpoint"]).resolve())
-        if isinstance(out.get("factory"), str) and ":" in out["factory"]:
-            out["factory"] = resolve_reference(out["factory"], base)
-        return out
-    return ref
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

@@ -160,10 +160,12 @@ def known_datasets() -> list[str]:
 
 
 def candidate_roots(name: str, root: str | Path | None, defaults: tuple[Path, ...]) -> list[Path]:
-    """Where to look, in order: the explicit root, $EDGETUNE_DATA(/name), then system paths."""
-    roots: list[Path] = []
+    """Where to look, in order: the explicit root (alone: a root the user names that does not hold
+    the data is a mistake, not a hint, and another copy must not be read in its place),
+    $EDGETUNE_DATA(/name), then system paths."""
     if root:
-        roots.append(Path(root).expanduser())
+        return [Path(root).expanduser()]
+    roots: list[Path] = []
     env = os.environ.get("EDGETUNE_DATA")
     if env:
         roots += [Path(env) / name, Path(env)]

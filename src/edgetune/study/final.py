@@ -39,7 +39,7 @@ from edgetune.study.plan import Plan, reference_source
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
 from edgetune.study.workbench import Workbench
-from edgetune.training import train_baseline, training_completed
+from edgetune.trainer import train_baseline, training_completed
 
 
 @dataclass(frozen=True)

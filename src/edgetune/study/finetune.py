@@ -20,7 +20,8 @@ from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
 from edgetune.study.reject import StopRule
 from edgetune.study.workbench import TrialSetup, Workbench
-from edgetune.training import EvalResult, cosine_schedule, teaching_for, train_epoch
+from edgetune.trainer import cosine_schedule
+from edgetune.training import EvalResult, teaching_for, train_epoch
 
 
 def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Optimizer:
@@ -40,8 +41,7 @@ def finetune(
     epoch's validation result when epochs were evaluated (not when thinning followed it)."""
     if ft.epochs == 0:
         return 0.0, ft.learning_rate, None
-    t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(bench.seed)
+    t0, gen = time.perf_counter(), torch.Generator().manual_seed(bench.seed)
     model.to(bench.device)
     optimizer = _optimizer(model, ft, ft.learning_rate)
     schedulers = {n: s.build(optimizer) for n, s in schedule.lr_schedulers.items()}

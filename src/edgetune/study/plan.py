@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edgetune.config.architecture import (
     RECORDED,
@@ -42,6 +42,7 @@ from edgetune.search.base import get_strategy
 from edgetune.search.space import expand_per_layer
 from edgetune.study.rundir import RunDir
 from edgetune.sweep import Target, check_ranges, resolve_all
+from edgetune.sweep.mapping import candidate_values
 from edgetune.sweep.space import grid_size
 
 # Settings outside the schedule that a sweep may set by `section.field`.
@@ -231,6 +232,7 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     targets = resolve_all(sweep.parameters, schedule, SETTINGS, sweep_source)
     if any(t.instance is not None for t in targets.values()):
         check_ranges(raw_schedule, targets, sweep, sweep_source)
+    check_settings(spec, targets, sweep, sweep_source)
     custom = spec.evaluate is not None or given.metric is not None
     objectives = objectives_of(sweep, sweep_source, custom)
     _check_search(spec, sweep, sweep_source, objectives, given)
@@ -279,6 +281,32 @@ def _in_each_precision(plan: Plan) -> Plan:
     extra = [dataclasses.replace(ref, name=f"{ref.name}@{p}", precision=p)
              for ref in plan.references if ref.checkpoint is not None for p in others]
     return dataclasses.replace(plan, references=[*plan.references, *extra]) if extra else plan
+
+
+def check_settings(spec: ExperimentSpec, targets: dict[str, Target], sweep: SweepSpec, source: str) -> None:
+    """Every value a searched setting (finetune, benchmark, calibrate) can take, validated by
+    that section's schema now: a value it refuses would fail every trial that drew it."""
+    for name, target in targets.items():
+        if target.instance is not None or target.section not in SETTINGS:
+            continue
+        section = getattr(spec, target.section)
+        for value in candidate_values(sweep.parameters[name]):
+            update = value
+            for part in reversed(target.field.split(".")):
+                update = {part: update}
+            try:
+                type(section).model_validate(_merged(section.model_dump(), update))
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                raise ConfigError(f"value {value!r} is not accepted by {target.section}.{target.field}: "
+                                  f"{problem['msg']}", source=source, key=f"parameters.{name}") from None
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objectives: list[Objective],

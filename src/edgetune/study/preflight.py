@@ -19,10 +19,13 @@ from edgetune.compress.base import CompressionRecord
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
+from edgetune.errors import ConfigError
+from edgetune.metrics import METRICS
 from edgetune.study.plan import Plan
 from edgetune.study.workbench import Workbench
 from edgetune.sweep.mapping import Target, apply, extremes
 from edgetune.sweep.space import fixed_values, searched
+from edgetune.training import evaluate
 
 LESS = ("width", "blocks")  # fields where a smaller value prunes more
 
@@ -81,3 +84,26 @@ def check_bounds(plan: Plan, bench: Workbench, labels: tuple[str, ...] = ("most 
         macs, count = tp.utils.count_ops_and_params(model, example_inputs=example)
         out.append(Bound(label, params, records, float(macs), float(count)))
     return out
+
+
+def check_metric_names(plan: Plan, bench: Workbench) -> None:
+    """The user's `evaluate`, called once on a few validation images, must give every metric the
+    sweep names that edgetune does not: found wanting before anything is written."""
+    if bench.metric is not None:
+        user_metric_names(plan, evaluate(bench.baseline, bench.data, bench.val.subset(64), metric=bench.metric).as_dict())
+
+
+def user_metric_names(plan: Plan, figures: dict[str, Any]) -> list[str] | None:
+    """What the user's `evaluate` returned among `figures` (None without one), once every metric
+    the sweep names is found there or among edgetune's own."""
+    if (function := plan.user_code("evaluate")) is None:
+        return None
+    theirs = sorted(k for k in figures if k not in METRICS and not k.endswith("_before_ft")
+                    and not k.startswith(("throughput_b", "top1_epoch")))
+    named = [o.metric for o in plan.objectives] + [c.metric for c in plan.constraints]
+    missing = [m for m in named if m not in figures and m not in METRICS]
+    if missing:
+        raise ConfigError(f"the sweep names metric {missing[0]!r}, which neither edgetune nor the evaluate function "
+                          f"{function.removeprefix('python:')!r} gives; it returned {', '.join(theirs) or 'nothing'}",
+                          key="sweep.metric")
+    return theirs

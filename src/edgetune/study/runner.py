@@ -33,7 +33,6 @@ from edgetune.errors import ConfigError, EdgetuneError, redact_url
 from edgetune.executors import open_executor
 from edgetune.files import atomic_write_text, read_yaml
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
-from edgetune.metrics import METRICS
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
@@ -42,7 +41,7 @@ from edgetune.study.evaluator import Evaluator, load_references
 from edgetune.study.final import run_final
 from edgetune.study.network import check_input_shape, load_companion, load_network
 from edgetune.study.plan import Given, Plan, plan_study
-from edgetune.study.preflight import Bound, check_bounds
+from edgetune.study.preflight import Bound, check_bounds, check_metric_names, user_metric_names
 from edgetune.study.profile import TargetProfile, measure_target
 from edgetune.study.protect import check_before_opening
 from edgetune.study.recovery import check_recovery_images, with_recovery
@@ -68,6 +67,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
     bench = _workbench(plan)
     check_bounds(plan, bench)
     references = load_references(plan, bench)
+    check_metric_names(plan, bench)
     with _run_lock(plan.run_dir):
         strategy = get_strategy(plan.sweep.method)
         if plan.storage == plan.paths.default_storage:
@@ -209,6 +209,8 @@ def dry_run(spec: ExperimentSpec, given: Given | None = None) -> DryRun:
     plan = plan_study(spec, given)
     bench = _workbench(plan, remote=False)  # no worker is asked anything
     try:
+        load_references(plan, bench)  # unreadable or unfit references, refused as the run would
+        check_metric_names(plan, bench)
         bounds = check_bounds(plan, bench, ("least pruning", "most pruning"))
         example = bench.example()
         macs, count = tp.utils.count_ops_and_params(bench.baseline, example_inputs=example)
@@ -233,6 +235,11 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
         data = load_dataset(spec.data.name, spec.data.root, val_size=spec.data.val_size,
                             split_seed=spec.data.split_seed)
     check_input_shape(spec.model.input_shape, data)
+    for key, asked, split in (("train_subset", spec.data.train_subset, data.train), ("val_subset",
+                                                                                   spec.data.val_subset, data.val)):
+        if asked is not None and asked > len(split):
+            raise ConfigError(f"data.{key} is {asked}, and the data has {len(split)} {key.split('_')[0]} images: give "
+                              f"at most {len(split)}, or leave it out to use them all", key=f"data.{key}")
     model, meta = load_network(spec.model.checkpoint, data, spec.model.name, plan.factory)
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
     bench = Workbench(
@@ -253,17 +260,9 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
 def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any]) -> None:
     """The sweep's metrics that are the user's `evaluate` function's must be among what it
     returned for the baseline; those it returns are kept beside the built-in ones."""
-    if (function := plan.user_code("evaluate")) is None:
-        return
-    theirs = sorted(k for k in baseline if k not in METRICS and not k.endswith("_before_ft")
-                    and not k.startswith(("throughput_b", "top1_epoch")))
-    named = [o.metric for o in plan.objectives] + [c.metric for c in plan.constraints]
-    missing = [m for m in named if m not in baseline]
-    if missing:
-        raise ConfigError(f"the sweep names metric {missing[0]!r}, which neither edgetune nor the evaluate function "
-                          f"{function.removeprefix('python:')!r} gives; it returned {', '.join(theirs) or 'nothing'}",
-                          key="sweep.metric")
-    study.set_user_attr("user_metrics", [*theirs, *(f"{k}{s}" for k in theirs for s in ("_before_ft", "_torch"))])
+    theirs = user_metric_names(plan, baseline)
+    if theirs is not None:
+        study.set_user_attr("user_metrics", [*theirs, *(f"{k}{s}" for k in theirs for s in ("_before_ft", "_torch"))])
 
 
 def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:

@@ -142,6 +142,13 @@ def extremes(spec: ParameterSpec) -> list[Any]:
     return [applied(spec, d.low), applied(spec, d.high)]  # type: ignore[attr-defined]
 
 
+def candidate_values(spec: ParameterSpec) -> list[Any]:
+    """What a parameter can give a trial, as far as a check before the search can tell: its
+    values, its constant, or the two ends of its range."""
+    return list(spec.values) if spec.values is not None else (
+        [spec.value] if spec.distribution == "constant" else extremes(spec))
+
+
 def check_ranges(
     raw_schedule: dict[str, Any], targets: dict[str, Target], sweep: SweepSpec, source: str = "<sweep>"
 ) -> None:
@@ -150,9 +157,7 @@ def check_ranges(
     for name, spec in sweep.parameters.items():
         if targets[name].instance is None or spec.widths == "measured":  # checked once measured
             continue
-        candidates = spec.values if spec.values is not None else (
-            [spec.value] if spec.distribution == "constant" else extremes(spec))
-        for value in candidates:
+        for value in candidate_values(spec):
             try:
                 apply(raw_schedule, targets, {name: value}, source)
             except ConfigError:
