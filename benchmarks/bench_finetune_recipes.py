@@ -41,6 +41,7 @@ ARMS = {
     "lr 0.01 cosine, distil 0.3": (0.01, "cosine", 0.3),
     "lr 0.02 cosine, distil 0.7": (0.02, "cosine", 0.7),
     "lr 0.02 cosine, no teacher": (0.02, "cosine", None),
+    "lr 0.1 cosine, no teacher (FinetuneSpec's default rate)": (0.1, "cosine", None),
     "final stage before: lr 0.01 ramp, distil 0.7": (0.01, "ramp", 0.7),
 }
 FACTORS = {"constant": lambda progress: 1.0, "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),

@@ -105,3 +105,9 @@ def test_a_study_that_never_ran_a_trial_does_not_block_the_corrected_experiment(
     again.optimize(lambda t: 1.0, n_trials=1)  # now it holds work: a different experiment is refused
     with pytest.raises(EdgetuneError, match="of a different experiment"):
         _open_study(first, get_strategy("random"), first.storage)
+    # With the experiment it recorded at hand, the refusal says which setting differs.
+    from edgetune.study.resolved import resolved_experiment
+
+    corrected.paths.resolved_experiment.write_text(resolved_experiment(corrected))
+    with pytest.raises(EdgetuneError, match=r"different experiment \(finetune.epochs: 2 then, 1 now\)"):
+        _open_study(first, get_strategy("random"), first.storage)

@@ -3,6 +3,7 @@
 that drives them (runner.py), what the study holds (results.py), where it is stored
 (storage.py) and every path of its run directory (rundir.py)."""
 
+from edgetune.errors import redact_url
 from edgetune.study.candidate import CandidateResult, run_candidate
 from edgetune.study.plan import Plan, plan_study
 from edgetune.study.profile import TargetProfile
@@ -18,7 +19,7 @@ from edgetune.study.results import (
     write_trials_csv,
 )
 from edgetune.study.rundir import RunDir
-from edgetune.study.runner import redact_url, run_study
+from edgetune.study.runner import run_study
 from edgetune.study.workbench import TrialSetup, Workbench
 
 __all__ = ["CandidateResult", "Plan", "Reporter", "RunDir", "StudyOutcome", "TargetProfile", "TrialSetup",

@@ -21,7 +21,6 @@ from typing import Any
 import optuna
 import torch
 import torch_pruning as tp
-import yaml
 from optuna.trial import TrialState
 
 from edgetune.catalog import RUNTIMES, load
@@ -29,9 +28,9 @@ from edgetune.config.architecture import architecture_of, checkpoint_of
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
-from edgetune.errors import ConfigError, EdgetuneError, redact_url
+from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors import open_executor
-from edgetune.files import atomic_write_text, read_yaml
+from edgetune.files import atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
@@ -47,6 +46,7 @@ from edgetune.study.protect import check_before_opening
 from edgetune.study.recovery import check_recovery_images, with_recovery
 from edgetune.study.remeasure import remeasure_unreliable
 from edgetune.study.reporter import Reporter
+from edgetune.study.resolved import changed_since, resolved_experiment
 from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
 from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
 from edgetune.study.workbench import Workbench
@@ -122,29 +122,6 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def resolved_experiment(plan: Plan) -> str:
-    """The experiment as run, the seed's two files inlined (their paths kept beside, as
-    `recipe_file` and `sweep_file`): a report or an export reads what was searched, even after
-    the files changed or moved."""
-    resolved = redact_secrets(plan.spec.model_dump(mode="json"))
-    for key in ("recipe", "sweep"):
-        if isinstance(resolved.get(key), str):
-            resolved[f"{key}_file"] = resolved[key]
-    if isinstance(resolved.get("recipe"), str):
-        resolved["recipe"] = plan.raw_schedule
-    if isinstance(resolved.get("sweep"), str):
-        resolved["sweep"] = read_yaml(resolved["sweep_file"], "sweep") or {}
-    return yaml.safe_dump(resolved, sort_keys=False)
-
-
-def redact_secrets(resolved: dict[str, Any]) -> dict[str, Any]:
-    if resolved.get("storage"):
-        resolved["storage"] = redact_url(resolved["storage"])
-    if resolved.get("remote"):
-        resolved["remote"]["broker"] = redact_url(resolved["remote"]["broker"])
-    return resolved
-
-
 def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.Study, int]:
     """Create the study or resume it (refusing one of a different experiment); the sampler's seed."""
     spec = plan.spec
@@ -170,8 +147,8 @@ def _open_study(plan: Plan, strategy: Strategy, storage: Any) -> tuple[optuna.St
             optuna.delete_study(study_name=spec.name, storage=storage)
             return _open_study(plan, strategy, storage)
         raise EdgetuneError(
-            f"{plan.run_dir} holds study '{spec.name}' of a different experiment (recipe, sweep, data, "
-            "model, fine-tuning or benchmark changed); give a new --run-dir or --name to start another study")
+            f"{plan.run_dir} holds study '{spec.name}' of a different experiment ({changed_since(plan)}); give a new "
+            "--run-dir or --name to start another study, or the settings it was made with to resume it")
     if not plan.shared and study.trials:
         # A resumed run seeded as the first would replay its first draws: the random start-up
         # trials of TPE and Bayes would be run twice.
