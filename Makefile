@@ -36,8 +36,10 @@ run: setup
 	$(BIN)/edgetune run examples/resnet56-fmnist/experiment.yaml
 	$(BIN)/edgetune report runs/resnet56-fmnist --format html --format png --format csv --format md
 
+# Two workers: most tests wait on a subprocess, a server or a single-threaded runtime, so both
+# cores stay busy (pytest -n 0 runs them one at a time).
 test: setup servers
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks experiments

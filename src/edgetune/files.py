@@ -3,6 +3,7 @@ half of either; and the users' YAML read with errors that name the file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -10,18 +11,29 @@ from typing import Any
 
 import yaml
 
-from edgetune.errors import ConfigError
+from edgetune.errors import ConfigError, EdgetuneError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write beside `path`, then rename over it. The temporary name carries the pid, so two
     processes writing one file (producers sharing a directory) never share a temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UnwritableError(f"cannot write {path}: {exc.strerror or exc}"
+                              + ("; a folder is in its place: move it away" if path.is_dir() else "")) from None
     return path
+
+
+class UnwritableError(EdgetuneError, OSError):
+    """A file edgetune must write cannot be: named with the reason (still an OSError for callers
+    that handle those)."""
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
-from edgetune.errors import ConfigError
+from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors.base import Scoring
 from edgetune.executors.local import LocalExecutor
 from edgetune.export import export_onnx
 from edgetune.hardware.formats import choose_int8_format, write_choice
 from edgetune.hardware.widths import WidthTable, width_table
+from edgetune.onnx_stats import onnx_input
 from edgetune.study.candidate import run_candidate
 from edgetune.study.plan import Plan
+from edgetune.study.protect import set_aside
 from edgetune.study.reporter import Reporter
 from edgetune.study.workbench import TrialSetup, Workbench
 
@@ -66,11 +69,23 @@ def measure_target(plan: Plan, bench: Workbench, reporter: Reporter) -> TargetPr
 def _baseline(plan: Plan, bench: Workbench, setup: TrialSetup, reporter: Reporter) -> dict[str, Any]:
     """Measured once per run directory, on the same images and runtime as every trial."""
     paths = plan.paths
-    if not (paths.baseline_metrics.is_file() and paths.baseline_onnx.is_file()):
+    if (problem := _unreadable_baseline(paths.baseline)) is not None:
+        if (aside := set_aside(paths.baseline)) is not None:  # a cache, not a trial: measured again
+            reporter.stage(f"baseline/ could not be read ({problem}): kept as {aside.name}, measured again")
         run_candidate(bench, setup, Schedule(), FinetuneSpec(epochs=0), paths.baseline, reporter.stage)
     bench.executor.open_reference(paths.baseline_onnx, setup.benchmark, bench.baseline, bench.calibration,
                                   paths.baseline)
     return json.loads(paths.baseline_metrics.read_text())["metrics"]
+
+
+def _unreadable_baseline(folder: Path) -> str | None:
+    """Why the baseline measured earlier cannot be used (missing, cut short, overwritten), or None."""
+    try:
+        json.loads((folder / "metrics.json").read_text())["metrics"]
+        onnx_input(folder / "model.onnx")
+    except (OSError, ValueError, KeyError, TypeError, EdgetuneError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return None
 
 
 def _int8_format(plan: Plan, bench: Workbench, reporter: Reporter) -> str | None:

@@ -30,7 +30,7 @@ from edgetune.data.custom import load_factory_data
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors import open_executor
-from edgetune.files import atomic_write_text
+from edgetune.files import UnwritableError, atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
 from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
@@ -114,7 +114,12 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as fh:
+    try:
+        fh = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the whole run, closed below
+    except OSError as exc:
+        raise EdgetuneError(f"cannot open the run directory's lock file {run_dir / '.lock'}: {exc.strerror or exc}"
+                            + ("; a folder is in its place: remove it" if (run_dir / ".lock").is_dir() else "")) from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -312,9 +317,15 @@ def _keep_what_is_done(plan: Plan, study: optuna.Study, baseline: dict[str, Any]
     if plan.storage != plan.paths.default_storage or not plan.paths.database.is_file():
         return
     tmp = plan.paths.database_backup.with_suffix(".bak.tmp")
-    with closing(sqlite3.connect(plan.paths.database)) as source, closing(sqlite3.connect(tmp)) as copy:
-        source.backup(copy)
-    os.replace(tmp, plan.paths.database_backup)
+    try:
+        with closing(sqlite3.connect(plan.paths.database)) as source, closing(sqlite3.connect(tmp)) as copy:
+            source.backup(copy)
+        os.replace(tmp, plan.paths.database_backup)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UnwritableError(f"cannot write the database's copy {plan.paths.database_backup}: {reason}"
+                              + ("; a folder is in its place: move it away" if plan.paths.database_backup.is_dir()
+                                 else "")) from None
 
 
 def _reached(plan: Plan, study: optuna.Study) -> bool:
