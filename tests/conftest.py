@@ -1,6 +1,13 @@
 import gzip
+import os
 import struct
 from pathlib import Path
+
+# Two test workers (make test: pytest -n 2) on two cores: one thread each, inherited by the
+# commands the tests start, or each worker's PyTorch and OpenMP spin on both cores at once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 import pytest

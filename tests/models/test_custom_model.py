@@ -331,7 +331,7 @@ def test_an_input_shape_the_data_does_not_have_is_refused_naming_both_before_any
 
 
 METRIC_ERRORS = {
-    "def score(o, t):\n    raise KeyError('class 9')\n": "failed on outputs (300, 4) and targets (300,): KeyError",
+    "def score(o, t):\n    raise KeyError('class 9')\n": "failed on outputs (64, 4) and targets (64,): KeyError",
     "def score(o, t):\n    return [0.5, 0.7]\n": "returned a list; it must return one number or a non-empty dict",
     "def score(o, t):\n    return {'miou': 'high'}\n": "returned 'miou': 'high', not a number",
 }
