@@ -125,10 +125,9 @@ def metric_name(fn: Callable[..., Any]) -> str:
         return fn.name
     if isinstance(fn, functools.partial):
         return metric_name(fn.func)
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    if name == "<lambda>":
-        return "metric"
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().lstrip("_") if not hasattr(fn, "__name__") else name
+    if hasattr(fn, "__name__"):
+        return "metric" if fn.__name__ == "<lambda>" else fn.__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(fn).__name__).lower().lstrip("_")
 
 
 def call_user(fn: Callable[[Any, Any], Any], key: str, outputs: Any, targets: Any) -> Any:

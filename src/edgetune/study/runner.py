@@ -65,9 +65,7 @@ def run_study(spec: ExperimentSpec, reporter: Reporter | None = None, given: Giv
     # The data, the network and the recipe at the sweep's bounds are checked before anything is
     # written: a mistake found here leaves no run directory or study behind.
     bench = _workbench(plan)
-    check_bounds(plan, bench)
-    references = load_references(plan, bench)
-    check_metric_names(plan, bench)
+    references, _ = _checked_before_writing(plan, bench, ("most pruning",))
     with _run_lock(plan.run_dir):
         strategy = get_strategy(plan.sweep.method)
         if plan.storage == plan.paths.default_storage:
@@ -191,14 +189,23 @@ def dry_run(spec: ExperimentSpec, given: Given | None = None) -> DryRun:
     plan = plan_study(spec, given)
     bench = _workbench(plan, remote=False)  # no worker is asked anything
     try:
-        load_references(plan, bench)  # unreadable or unfit references, refused as the run would
-        check_metric_names(plan, bench)
-        bounds = check_bounds(plan, bench, ("least pruning", "most pruning"))
+        _, bounds = _checked_before_writing(plan, bench, ("least pruning", "most pruning"))
         example = bench.example()
         macs, count = tp.utils.count_ops_and_params(bench.baseline, example_inputs=example)
     finally:
         bench.executor.close()
     return DryRun(plan, float(macs), float(count), bounds)
+
+
+def _checked_before_writing(plan: Plan, bench: Workbench, bounds: tuple[str, ...]
+                            ) -> tuple[dict[str, Any], list[Bound]]:
+    """What the run and `--dry-run` both check before anything is written, so that what the dry
+    run passes the run does not refuse: the recipe at the sweep's `bounds`, the enqueued
+    references (loaded), the user's metric names; the references and the bounds."""
+    applied = check_bounds(plan, bench, bounds)
+    references = load_references(plan, bench)
+    check_metric_names(plan, bench)
+    return references, applied
 
 
 def _workbench(plan: Plan, remote: bool = True) -> Workbench:
