@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from edgetune.config.architecture import rebased_reference
 from edgetune.config.experiment import ExperimentSpec, experiment_from, load_experiment
 from edgetune.data.custom import split_parts, splits_from
 from edgetune.entrypoints import function_name
@@ -81,13 +82,20 @@ class TuneResult:
     def export(self, trial: int | str = "best", out: str | Path | None = None) -> ExportedTrial:
         """One trial's ONNX file and rebuildable checkpoint, checked against each other."""
         target = Path(out) if out is not None else self.run_dir / "export" / f"trial-{trial}"
-        return export_trial(self.run_dir, str(trial), target, self.outcome.plan.spec.storage, self.factory)
+        best = self.best if trial == "best" else None
+        number = str(best["trial"]) if best is not None else str(trial)
+        # A reference handed over as an object is rebuilt by its own builder, not the study's.
+        reference = next((t.user_attrs.get("reference") for t in self.outcome.study.get_trials(deepcopy=False)
+                          if str(t.number) == number), None)
+        return export_trial(self.run_dir, str(trial), target, self.outcome.plan.spec.storage,
+                            self.outcome.plan.factory_for(reference))
 
 
 def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = None, *,
          model: nn.Module | Callable[[], nn.Module] | Mapping[str, Any] | None = None,
          train_data: Any = None, val_data: Any = None, test_data: Any = None,
          evaluate: str | Callable[[Any, Any], Any] | None = None, loss: str | Callable[[Any, Any], Any] | None = None,
+         references: Sequence[Any] | None = None, teacher: Any = None,
          example_input: torch.Tensor | Sequence[int] | None = None,
          progress: bool | Reporter = True, **sections: Any) -> TuneResult:
     """Run (or resume) a study.
@@ -105,25 +113,26 @@ def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = No
     `evaluate` returns a dict of metrics or one number, recorded under `edgetune.named(fn, name)`'s
     name, the function's name or the class's in snake_case. A study records each callable by that
     name, not by pickling it: resuming with another object under the same name is your call.
+    `references`: networks measured beside the search as its trials are (the smaller sibling,
+    a hand-tuned network), each a checkpoint path, a `{checkpoint, model|factory, ...}` mapping
+    (added to the sweep's `enqueue`), a network object or a function of no arguments building
+    one (recorded by `edgetune.named(net, "resnet20")`'s name or its class's). `teacher`: the
+    network that teaches wherever the experiment distils, in the same forms; distillation with
+    its default weights is turned on for fine-tuning when the experiment has none.
     `example_input`: a batch the network takes, or its shape (channels, height, width), checked
     against the data before any work (the file's `model.input_shape`); the data's by default.
     `progress`: a rich progress display (a notebook shows it in the cell), False for none, or a
     Reporter of your own.
     """
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"tune() has no argument {unknown[0]!r}; the experiment's sections are "
-                          f"{', '.join(SECTIONS)}, with model, train_data, val_data, test_data and progress")
-    code = {k: v for k, v in (("evaluate", evaluate), ("loss", loss)) if v is not None}
-    for key, value in code.items():
-        if not isinstance(value, str) and not callable(value):
-            raise ConfigError(f"tune(): {key} is a {type(value).__name__}; give a callable ({key}(outputs, targets)) or "
-                              "a 'module:function' name", key=key)
+    _check_sections(sections)
+    code = _user_code(evaluate=evaluate, loss=loss)
     python_code = {k: v for k, v in code.items() if not isinstance(v, str)}
+    objects = _NetworkObjects.split(references or [], teacher)
     given_data = sections.pop("data") if callable(sections.get("data")) else None
     factory = None if model is None or isinstance(model, Mapping) else ModelFactory.of(model)
     if isinstance(experiment, ExperimentSpec):  # validated, flags applied: `edgetune run`
-        if sections or model is not None or example_input is not None or code or given_data is not None:
+        if (sections or model is not None or example_input is not None or code or given_data is not None
+                or references or teacher is not None):
             raise ConfigError("tune(): a validated experiment comes on its own; give a file or a dict to put "
                               "arguments over", key="experiment")
         spec = experiment
@@ -135,11 +144,102 @@ def tune(experiment: str | Path | Mapping[str, Any] | ExperimentSpec | None = No
         # A name goes into the experiment as the file's would; an object replaces the file's name.
         sections.update({k: (v if isinstance(v, str) else None) for k, v in code.items()})
         raw, base, source = _starting_point(experiment)
-        spec = experiment_from(_merged(raw, sections), base, source if not sections else f"{source} with tune() arguments")
+        merged = objects.written_into(_merged(raw, sections), base)
+        spec = experiment_from(merged, base, source if merged == raw or experiment is None else f"{source} with tune() arguments")
     data = _given_data(train_data, val_data, test_data, given_data, spec)
     reporter = progress if isinstance(progress, Reporter) else _reporter(progress)
-    outcome = run_study(spec, reporter, Given(factory, data, python_code.get("evaluate"), python_code.get("loss")))
+    outcome = run_study(spec, reporter, Given(factory, data, python_code.get("evaluate"), python_code.get("loss"),
+                                              objects.references, objects.teacher))
     return TuneResult(outcome, factory)
+
+
+def _check_sections(sections: Mapping[str, Any]) -> None:
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"tune() has no argument {unknown[0]!r}; the experiment's sections are "
+                          f"{', '.join(SECTIONS)}, with model, train_data, val_data, test_data, evaluate, loss, references, "
+                          "teacher, example_input and progress")
+
+
+def _user_code(**given: Any) -> dict[str, Any]:
+    """The `evaluate` and `loss` given: each a callable or a 'module:function' name."""
+    code = {k: v for k, v in given.items() if v is not None}
+    for key, value in code.items():
+        if not isinstance(value, str) and not callable(value):
+            raise ConfigError(f"tune(): {key} is a {type(value).__name__}; give a callable ({key}(outputs, targets)) or "
+                              "a 'module:function' name", key=key)
+    return code
+
+
+@dataclass(frozen=True)
+class _NetworkObjects:
+    """`references=` and `teacher=` sorted into what the experiment file could name (checkpoint
+    paths and `{checkpoint, ...}` mappings, written into it) and Python objects (handed over)."""
+
+    files: list[str | dict[str, Any]]
+    teacher_file: str | dict[str, Any] | None
+    references: tuple[ModelFactory, ...]
+    teacher: ModelFactory | None
+
+    @classmethod
+    def split(cls, references: Sequence[Any], teacher: Any) -> _NetworkObjects:
+        if isinstance(references, str | Path | Mapping) or not isinstance(references, Sequence):
+            raise ConfigError(f"tune(): references is a {type(references).__name__}; give a list of checkpoints, "
+                              "networks or functions building one", key="references")
+        files = [_as_file(r) for r in references if _names_a_file(r)]
+        objects = tuple(ModelFactory.of(r, key="references") for r in references if not _names_a_file(r))
+        if teacher is None or _names_a_file(teacher):
+            return cls(files, None if teacher is None else _as_file(teacher), objects, None)
+        return cls(files, None, objects, ModelFactory.of(teacher, key="teacher"))
+
+    def written_into(self, raw: dict[str, Any], base: Path) -> dict[str, Any]:
+        """The experiment's content with the file references in its sweep's `enqueue` and the
+        teacher (a file) in every `distill` section; unchanged when there are neither."""
+        out = dict(raw)
+        if self.files:
+            out["sweep"] = _inline_sweep(out.get("sweep"), base)
+            out["sweep"]["enqueue"] = [*(out["sweep"].get("enqueue") or []), *self.files]
+        if self.teacher_file is not None or self.teacher is not None:
+            out.update(_with_teacher(out, self.teacher_file))
+        return out
+
+
+def _names_a_file(value: Any) -> bool:
+    return isinstance(value, str | Path | Mapping)
+
+
+def _as_file(value: str | Path | Mapping[str, Any]) -> str | dict[str, Any]:
+    """A path given from Python is relative to the working folder, not the experiment file's."""
+    return rebased_reference(dict(value) if isinstance(value, Mapping) else str(value), Path.cwd())
+
+
+def _inline_sweep(sweep: Any, base: Path) -> dict[str, Any]:
+    """The sweep as a dict: a sweep file is read, its `enqueue` entries made absolute against
+    its own folder, so entries can be added to it."""
+    if sweep is None:
+        return {}
+    if isinstance(sweep, Mapping):
+        return dict(sweep)
+    path = Path(sweep) if Path(sweep).is_absolute() else base / sweep
+    content = dict(read_yaml(path, "sweep") or {})
+    content["enqueue"] = [rebased_reference(r, path.parent) for r in content.get("enqueue") or []]
+    return content
+
+
+def _with_teacher(raw: dict[str, Any], teacher: str | dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """`finetune` and `final` with the teacher in each `distill` (None: the object handed over,
+    which needs only distillation on); fine-tuning distils with the defaults when nothing does."""
+    sections = {k: dict(raw.get(k) or {}) for k in ("finetune", "final") if k == "finetune" or raw.get(k)}
+    distilled = [k for k, v in sections.items() if v.get("distill") is not None]
+    for key in distilled or ["finetune"]:
+        distill = dict(sections[key].get("distill") or {})
+        if teacher is None and distill.get("teacher") is not None:
+            raise ConfigError(f"tune(): teacher= is given and {key}.distill.teacher names "
+                              f"{distill['teacher']!r}; give one teacher", key="teacher")
+        if teacher is not None:
+            distill["teacher"] = teacher
+        sections[key]["distill"] = distill
+    return {k: v for k, v in sections.items() if k in distilled or k == "finetune"}
 
 
 def _given_data(train: Any, val: Any, test: Any, make: Callable[[], Any] | None, spec: ExperimentSpec) -> Any:

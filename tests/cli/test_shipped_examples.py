@@ -38,3 +38,73 @@ def test_the_custom_examples_run_from_the_command_line(tmp_path, example, flags)
     report = subprocess.run([sys.executable, "-m", "edgetune.cli", "report", str(run), "--format", "md"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+
+
+def _objects_of(example: Path) -> dict:
+    """What the example's file names (model.factory + checkpoint, data.factory, evaluate, loss),
+    imported from its folder and handed over as Python objects, as a notebook would."""
+    import importlib.util
+
+    import torch
+    import yaml
+
+    raw = yaml.safe_load(example.read_text())
+
+    def imported(ref: str):
+        file, _, name = ref.partition(":")
+        spec = importlib.util.spec_from_file_location(f"shipped_{example.parent.name}_{Path(file).stem}",
+                                                      example.parent / file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, name)
+
+    net = imported(raw["model"]["factory"])(**raw["model"].get("kwargs", {}))
+    net.load_state_dict(torch.load(example.parent / raw["model"]["checkpoint"], weights_only=True))
+    make = imported(raw["data"]["factory"])
+    sizes = {k: min(v, 300) for k, v in raw["data"]["kwargs"].items()}
+    objects = {"model": net, "data": lambda: make(**sizes), "evaluate": imported(raw["evaluate"])}
+    if raw.get("loss"):
+        objects["loss"] = imported(raw["loss"])
+    sections = {k: raw[k] for k in ("recipe", "sweep", "finetune")}
+    return {**objects, **sections, "name": raw["name"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", CUSTOM, ids=lambda p: p.parent.name)
+def test_the_custom_examples_run_from_python_with_their_content_as_objects(tmp_path, example):
+    """The file's content, with every name it holds replaced by the object it names: the same
+    study runs, with the user's metric and loss called from Python."""
+    import edgetune
+
+    given = _objects_of(example)
+    result = edgetune.tune(**given, trials=1, run_dir=tmp_path / "objects", progress=False)
+    frame = result.trials
+    assert list(frame["trial"]) == ["baseline", 0] and frame["state"][1] == "COMPLETE"
+    constrained = given["sweep"]["constraints"][0]["metric"]
+    assert frame[constrained].notna().all()  # the example's own metric, from the function object
+    assert result.outcome.plan.user_code("evaluate").startswith("python:")
+
+
+SEED_EXAMPLES = sorted((ROOT / "examples" / "resnet56-fmnist").glob("*.experiment.yaml")) + [
+    ROOT / "examples" / "resnet56-fmnist" / "experiment.yaml"]
+
+
+@pytest.mark.parametrize("example", SEED_EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("flags", [{}, {"run_dir": Path("elsewhere"), "trials": 1}, {"finetune.epochs": 0}])
+def test_every_resnet56_example_reads_with_and_without_flags(example, flags):
+    spec, _ = load_experiment(example, flags)
+    assert spec.model.checkpoint is not None and spec.model.checkpoint.is_file()
+    assert spec.trials == flags.get("trials", load_experiment(example)[0].trials)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", SEED_EXAMPLES, ids=lambda p: p.name)
+def test_every_resnet56_example_passes_its_dry_run_with_flags(tmp_path, example):
+    """The whole run of each is minutes to tens of minutes (`make run` is the first); its dry run
+    checks everything the run checks before the first trial (the recipe applied at the sweep's
+    bounds, the references, the metric), here with flags added."""
+    done = subprocess.run([sys.executable, "-m", "edgetune.cli", "run", str(example), "--dry-run", "--run-dir",
+                           "flagged", "--trials", "1", "--epochs", "0"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "nothing was written" in done.stdout and not (tmp_path / "flagged").exists()

@@ -64,6 +64,8 @@ def test_the_notebook_of_objects_runs_as_written(tmp_path, monkeypatch):
     (tmp_path / "examples" / "custom-model" / "weights.pt").write_bytes((EXAMPLE / "weights.pt").read_bytes())
     result = _run(notebook, tmp_path, monkeypatch)["result"]
     frame = result.trials
-    assert list(frame["trial"]) == ["baseline", 0, 1] and (frame["state"][1:] == "COMPLETE").all()
+    assert list(frame["trial"]) == ["baseline", 0, 1, 2] and (frame["state"][1:] == "COMPLETE").all()
+    assert list(frame["reference"][1:].fillna("")) == ["python:net-w16", "", ""]  # the sibling held as an object
+    assert frame["params"][1] < frame["params"][0] / 3
     assert 0.5 < frame["macro_f1"][0] <= 1  # torchmetrics' figure for the unpruned network
     assert result.outcome.plan.user_code("evaluate") == "python:macro_f1"

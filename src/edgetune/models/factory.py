@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from edgetune.entrypoints import load_entry_point
+from edgetune.entrypoints import Named, load_entry_point
 from edgetune.errors import ConfigError
 
 
@@ -25,16 +25,20 @@ class ModelFactory:
     make: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, model: nn.Module | Callable[[], nn.Module]) -> ModelFactory:
-        """A network object (copied for each build) or a function of no arguments that builds one."""
-        if isinstance(model, nn.Module):
-            kind = type(model)
-            return cls(f"python:{kind.__module__}.{kind.__qualname__}", make=lambda: copy.deepcopy(model))
-        if callable(model):
-            return cls(f"python:{getattr(model, '__module__', '?')}.{getattr(model, '__qualname__', repr(model))}",
-                       make=model)
-        raise ConfigError(f"model must be a torch.nn.Module or a function returning one, not a "
-                          f"{type(model).__name__}", key="model")
+    def of(cls, model: nn.Module | Callable[[], nn.Module], key: str = "model") -> ModelFactory:
+        """A network object (copied for each build) or a function of no arguments that builds one;
+        `edgetune.named(net, "resnet20")` gives it the name a study records it by."""
+        given = model.name if isinstance(model, Named) else None
+        target = model.target if isinstance(model, Named) else model
+        if isinstance(target, nn.Module):
+            kind = type(target)
+            return cls(f"python:{given or f'{kind.__module__}.{kind.__qualname__}'}",
+                       make=lambda: copy.deepcopy(target))
+        if callable(target):
+            name = given or f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+            return cls(f"python:{name}", make=target)
+        raise ConfigError(f"{key} must be a torch.nn.Module or a function returning one, not a "
+                          f"{type(target).__name__}", key=key)
 
     def build(self) -> nn.Module:
         make = self.make or load_entry_point(self.ref, "model.factory")

@@ -49,9 +49,9 @@ USER_CODE = ("loss", "evaluate")
 def load_references(plan: Plan, bench: Workbench) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Every enqueued checkpoint's network, loaded and checked against the data before anything
     is written: an unreadable or mismatched one is refused before the run directory is touched."""
-    return {ref.name: load_companion(ref.checkpoint, bench.data, bench.student, "reference", "enqueue",  # type: ignore[arg-type]
-                                     ref.architecture)
-            for ref in plan.references if ref.checkpoint}
+    return {ref.name: load_companion(ref.factory or ref.checkpoint, bench.data, bench.student,  # type: ignore[arg-type]
+                                     "reference", "references" if ref.factory else "enqueue", ref.architecture)
+            for ref in plan.references if ref.network}
 
 
 def reference_bench(bench: Workbench, loaded: tuple[Any, dict[str, Any]]) -> Workbench:

@@ -83,8 +83,9 @@ def choose_finalists(study: optuna.Study, candidates: int, train_references: boo
         ref = t.user_attrs.get("reference")
         if ref and ref != "baseline" and ref not in seen:
             seen.add(ref)
-            checkpoint = Path(reference_source(ref)).suffix in (".pt", ".pth")
-            chosen.append(Finalist(t.number, ref, train_references or not checkpoint))
+            # Another network (a checkpoint, or an object from Python) was trained as usual already.
+            network = Path(reference_source(ref)).suffix in (".pt", ".pth") or ref.startswith("python:")
+            chosen.append(Finalist(t.number, ref, train_references or not network))
     return chosen
 
 
@@ -184,11 +185,11 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
         raise EdgetuneError(f"trial {f.number} kept no network ({checkpoint} is missing): it cannot be trained "
                             "again; run the search in a new run directory")
     epochs = final.epochs if f.train_again else 0
-    done = _trained_before(plan, work, epochs)
+    done = _trained_before(plan, work, epochs, f.reference)
     if done is not None:  # killed after its training ended, before its record: score it, do not train it again
         model, seconds = done
     else:
-        model, meta = load_checkpoint(checkpoint, factory=plan.factory)
+        model, meta = load_checkpoint(checkpoint, factory=plan.factory_for(f.reference))
         model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter) if epochs else (model, 0.0)
     model.eval()
     spec = _trial_benchmark(plan, f.number)
@@ -208,13 +209,14 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     return record
 
 
-def _trained_before(plan: Plan, work: Path, epochs: int) -> tuple[nn.Module, float] | None:
+def _trained_before(plan: Plan, work: Path, epochs: int, reference: str | None
+                    ) -> tuple[nn.Module, float] | None:
     """The finalist's network as its finished training left it (`training_completed`), with the
     seconds that training took; None when training must (re)start."""
     trained = work / "model.pt"
     if not epochs or not trained.is_file():
         return None
-    model, meta = load_checkpoint(trained, factory=plan.factory)
+    model, meta = load_checkpoint(trained, factory=plan.factory_for(reference))
     return (model, float(meta["train_seconds"])) if training_completed(trained, meta, epochs) else None
 
 
@@ -277,6 +279,7 @@ def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list
     numbers: list[int | str] = ["baseline", *([picked] if picked is not None else []),
                                 *(f.number for f in finalists if f.reference)]
     out = {}
+    reference_of = {f.number: f.reference for f in finalists}
     for number in numbers:
         reporter.stage(f"final: test top-1 of {'trial ' if number != 'baseline' else ''}{number}")
         work = plan.paths.finalist(number)
@@ -285,7 +288,7 @@ def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list
         else:
             trained = work / "model.pt"
             model, _ = load_checkpoint(trained if trained.is_file() else plan.paths.trial(number) / "model.pt",
-                                       factory=plan.factory)
+                                       factory=plan.factory_for(reference_of.get(number)))  # type: ignore[arg-type]
             spec = _trial_benchmark(plan, int(number))
         answers = _predict(model.eval(), spec, bench, images, work / "test")
         out[str(number)] = 100.0 * float((answers == labels).mean())

@@ -64,28 +64,35 @@ def _check_outputs(model: nn.Module, data: DataSplits, what: str) -> None:
                           f"{data.num_classes} classes{' per pixel' if dense else ''} need {wanted}", key="model.factory")
 
 
-def load_companion(checkpoint: Path, data: DataSplits, student: str, role: str, key: str,
+def load_companion(source: Path | ModelFactory, data: DataSplits, student: str, role: str, key: str,
                    told: Architecture = RECORDED) -> tuple[nn.Module, dict]:
-    """Another checkpoint's network that works beside the study's (a reference measured like its
-    trials, a teacher it learns from): refused, naming both, unless it takes the student's
-    images and gives its classes, since its figures or its logits would otherwise mean nothing."""
+    """Another network that works beside the study's (a reference measured like its trials, a
+    teacher it learns from), from a checkpoint or handed over from Python: refused, naming both,
+    unless it takes the student's images and gives its classes, since its figures or its logits
+    would otherwise mean nothing."""
     example = data.sample_input(1)
     wants = f"{student}: {data.num_classes} classes, {tuple(example.shape[1:])} images"
+    named = source.ref.removeprefix("python:") if isinstance(source, ModelFactory) else source
     try:
-        model, meta = load_network(checkpoint, data, told.model,
-                                   ModelFactory(told.factory, told.kwargs) if told.factory else None,
-                                   scored_as=None if role == "teacher" else key,
-                                   classes=(told.num_classes, told.in_channels))
+        if isinstance(source, ModelFactory):
+            model, meta = source.build().eval(), {**source.describe(), "num_classes": data.num_classes,
+                                                  "in_channels": data.in_channels}
+        else:
+            model, meta = load_network(source, data, told.model,
+                                       ModelFactory(told.factory, told.kwargs) if told.factory else None,
+                                       scored_as=None if role == "teacher" else key,
+                                       classes=(told.num_classes, told.in_channels))
         with torch.no_grad():
             out = model(example)
     except ConfigError as exc:
         if exc.key in _SPLIT_KEYS:  # it fits; it was trained on the validation images (check_held_out)
             raise
-        raise ConfigError(f"{role} {checkpoint} does not fit the student ({wants}): {exc}", key=key) from None
+        raise ConfigError(f"{role} {named} does not fit the student ({wants}): {exc}", key=key) from None
     except Exception as exc:  # noqa: BLE001 - any failure to build or run it is the same mistake
-        raise ConfigError(f"{role} {checkpoint} does not fit the student ({wants}): {exc}", key=key) from None
+        raise ConfigError(f"{role} {named} does not fit the student ({wants}): {type(exc).__name__}: {exc}",
+                          key=key) from None
     if out.ndim < 2 or out.shape[1] != data.num_classes:  # (N, classes) or, per pixel, (N, classes, H, W)
-        raise ConfigError(f"{role} {checkpoint} gives outputs of shape {tuple(out.shape)}; the student ({wants}) "
+        raise ConfigError(f"{role} {named} gives outputs of shape {tuple(out.shape)}; the student ({wants}) "
                           f"needs {data.num_classes} scores per image{' or pixel' if out.ndim > 2 else ''}", key=key)
     return model, meta
 

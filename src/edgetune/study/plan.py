@@ -66,6 +66,13 @@ class Reference:
     precision: str | None = None
     # What a bare state dict does not record ({checkpoint, model, ...} in `enqueue`).
     architecture: Architecture = RECORDED
+    # A network handed over from Python (`tune(references=[...])`) in place of a checkpoint.
+    factory: ModelFactory | None = None
+
+    @property
+    def network(self) -> bool:
+        """Another network measured as it is (a checkpoint or an object), not a recipe."""
+        return self.checkpoint is not None or self.factory is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +85,20 @@ class Given:
     # The user's `evaluate` and `loss` as Python callables, in place of the file's entry points.
     metric: Callable[..., Any] | None = None
     loss: Callable[..., Any] | None = None
+    # Networks measured beside the search, and the one that teaches, as Python objects: recorded
+    # by name (ModelFactory.ref), never pickled.
+    references: tuple[ModelFactory, ...] = ()
+    teacher: ModelFactory | None = None
+
+    def names(self) -> list[dict[str, Any]]:
+        """The objects' names a study's fingerprint records, only when there are any (studies
+        begun before they could be given keep their fingerprints)."""
+        out: list[dict[str, Any]] = []
+        if self.references:
+            out.append({"references": [f.ref for f in self.references]})
+        if self.teacher is not None:
+            out.append({"teacher": self.teacher.ref})
+        return out
 
     def identity(self) -> list[Any]:
         """What of it makes a study: the network's builder and the data's shapes and size."""
@@ -113,6 +134,17 @@ class Plan:
             return self.given.factory
         model = self.spec.model
         return ModelFactory(model.factory, model.kwargs) if model.factory else None
+
+    def factory_for(self, reference: str | None) -> ModelFactory | None:
+        """The builder a trial's checkpoint needs: a reference's own (an object handed over, a
+        `{checkpoint, factory}` entry; none for a network of the registry), else the study's."""
+        ref = next((r for r in self.references if r.name == reference), None)
+        if ref is None or not ref.network:  # a trial of the search, or a recipe on the study's network
+            return self.factory
+        if ref.factory is not None:
+            return ref.factory
+        told = ref.architecture
+        return ModelFactory(told.factory, told.kwargs) if told.factory else None
 
     @property
     def metric(self) -> Callable[..., Any] | None:
@@ -158,6 +190,7 @@ class Plan:
         for added in ("evaluate", "loss"):  # added later: only studies that name one include it
             if (named := self.user_code(added)) is not None:
                 given.append({added: named})
+        given += self.given.names()
         if self.spec.calibrate != CalibrateSpec():  # added later: the default leaves earlier fingerprints as they were
             given.append({"calibrate": self.spec.calibrate.model_dump()})
         blob = json.dumps([self.raw_schedule, *(_without_later_defaults(m, mode) for m, mode in parts), *given],
@@ -250,7 +283,8 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
     storage = spec.storage or RunDir(run_dir).default_storage
     plan = Plan(spec, raw_schedule, schedule, sweep, sweep_source, targets, objectives,
-                constraints_of(sweep, sweep_source, custom), run_dir, storage, _references(spec, sweep, sweep_source), limit,
+                constraints_of(sweep, sweep_source, custom), run_dir, storage, _references(spec, sweep, sweep_source, given),
+                limit,
                 given)
     if custom and spec.remote is not None and (
             reduced := [p for p in plan.precisions() if p != "fp32"]):
@@ -271,7 +305,10 @@ def reference_source(name: str) -> str:
 def reference_label(name: str) -> str:
     """A reference's short name for tables: its file's stem, and the precision it was measured at."""
     found = _AT_PRECISION.search(name)
-    return Path(reference_source(name)).stem + (f" {found.group(1)}" if found else "")
+    source = reference_source(name)
+    # A network handed over from Python: its given name, or the last part of its qualified one.
+    short = source.removeprefix("python:").rsplit(".", 1)[-1] if source.startswith("python:") else Path(source).stem
+    return short + (f" {found.group(1)}" if found else "")
 
 
 def _in_each_precision(plan: Plan) -> Plan:
@@ -279,7 +316,7 @@ def _in_each_precision(plan: Plan) -> Plan:
     `<checkpoint>@<precision>`."""
     others = plan.precisions()[1:]
     extra = [dataclasses.replace(ref, name=f"{ref.name}@{p}", precision=p)
-             for ref in plan.references if ref.checkpoint is not None for p in others]
+             for ref in plan.references if ref.network for p in others]
     return dataclasses.replace(plan, references=[*plan.references, *extra]) if extra else plan
 
 
@@ -324,8 +361,9 @@ def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objective
         raise ConfigError(f"method '{sweep.method}' optimises one objective", source=source, key="method")
 
 
-def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[Reference]:
-    """What to measure beside the search (`enqueue`): `baseline`, schedule files, checkpoints."""
+def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str, given: Given) -> list[Reference]:
+    """What to measure beside the search (`enqueue`): `baseline`, schedule files, checkpoints,
+    and the networks handed over from Python."""
     references = []
     for i, ref in enumerate(sweep.enqueue):
         if ref == "baseline":
@@ -343,4 +381,9 @@ def _references(spec: ExperimentSpec, sweep: SweepSpec, source: str) -> list[Ref
             references.append(Reference(str(path), Schedule(), path))
         else:
             references.append(Reference(str(path), load_schedule(path)))
-    return references
+    names = [f.ref for f in given.references]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"two references handed over from Python are both named {twice.removeprefix('python:')!r}: "
+                          "name each with edgetune.named(network, 'name')", key="references")
+    return references + [Reference(f.ref, Schedule(), factory=f) for f in given.references]

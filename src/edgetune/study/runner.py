@@ -8,6 +8,7 @@ RUNNING when a run starts belongs to a process that died: it is marked failed wi
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -243,6 +244,9 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
         if distill is not None and distill.teacher is not None and checkpoint_of(distill.teacher) not in bench.teachers:
             bench.teachers[checkpoint_of(distill.teacher)] = load_companion(
                 checkpoint_of(distill.teacher), data, bench.student, "teacher", key, architecture_of(distill.teacher))[0]
+    if plan.given.teacher is not None:
+        taught = load_companion(plan.given.teacher, data, bench.student, "teacher", "teacher")[0]
+        bench = dataclasses.replace(bench, given_teacher=taught)
     return bench
 
 

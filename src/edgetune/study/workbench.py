@@ -44,6 +44,8 @@ class Workbench:
 
     score_onnx: bool = False  # score a final shape from its exported file (`score_with`)
     teachers: dict[Path, nn.Module] = field(default_factory=dict)  # `distill.teacher` checkpoints, loaded once
+    # The teacher handed over from Python (`tune(teacher=...)`), in place of the unpruned network.
+    given_teacher: nn.Module | None = None
     # The unpruned network when `baseline` is a reference in its place: it still teaches by default.
     unpruned: nn.Module | None = None
     # What is recovered without training after pruning (the experiment's `calibrate:`); None: nothing.
@@ -60,10 +62,10 @@ class Workbench:
         return f"model {self.meta.get('model') or self.meta.get('factory') or 'being compressed'}"
 
     def teacher(self, distill: DistillSpec) -> Teacher:
-        """Who a candidate learns from: the unpruned network, or the checkpoint the user named (a
-        larger sibling can teach a network searched from a smaller one). A fine-tuned reference
+        """Who a candidate learns from: the unpruned network, or the checkpoint or object the user
+        named (a larger sibling can teach a network searched from a smaller one). A fine-tuned reference
         learns from the same teacher as the trials, never from itself."""
-        default = self.unpruned if self.unpruned is not None else self.baseline
+        default = next(m for m in (self.given_teacher, self.unpruned, self.baseline) if m is not None)
         model = default if distill.teacher is None else self.teachers[checkpoint_of(distill.teacher)]
         return Teacher(model, distill.alpha, distill.temperature)
 
