@@ -273,6 +273,9 @@ def _starting_point(experiment: str | Path | Mapping[str, Any] | None) -> tuple[
         return {}, Path.cwd(), "tune()"
     if isinstance(experiment, Mapping):
         return dict(experiment), Path.cwd(), "tune() experiment"
+    if not isinstance(experiment, str | Path):
+        raise ConfigError(f"tune(): experiment is a {type(experiment).__name__}; give an experiment file's path, its "
+                          "content as a dict, or nothing", key="experiment")
     path = Path(experiment)
     load_experiment(path)  # a bad file fails here, with its own name in the error
     raw = read_yaml(path, "experiment") or {}

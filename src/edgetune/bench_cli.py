@@ -9,20 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from edgetune.config.architecture import RECORDED, Architecture
-from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.config.benchmark import BenchmarkSpec, benchmark_from_flags
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import check_writable
 from edgetune.onnx_stats import OnnxInput, onnx_input, random_images
 from edgetune.profiler import BenchReport, profile_artifact
 
 # The schema's names for what `edgetune bench` calls by its flags.
-FLAGS = {"batch_size": "batch", "throughput_batches": "batch", "repeats": "repeats", "threads": "threads"}
-
 UNITS = {
     "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
     "latency_p99_ms": "ms", "latency_min_ms": "ms", "total_latency_ms": "ms", "batch_latency_ms": "ms",
@@ -58,13 +55,8 @@ def run_bench(
         raise ConfigError(f"--split must be 'val' or 'test', not '{split}'")
     if bad := [b for b in batches if b < 1]:
         raise ConfigError(f"--batch {bad[0]}: a batch holds at least one image", key="--batch")
-    try:
-        spec = BenchmarkSpec(runtime=runtime, device=device, precision=precision, hint=hint, threads=threads,
-                             batch_size=batches[0], throughput_batches=batches, repeats=repeats, per_layer=per_layer)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = FLAGS.get(str(first["loc"][0]), str(first["loc"][0]))
-        raise ConfigError(f"--{flag}: {first['msg']} (got {first.get('input')!r})", key=f"--{flag}") from None
+    spec = benchmark_from_flags(runtime=runtime, device=device, precision=precision, hint=hint, threads=threads,
+                                batch_size=batches[0], throughput_batches=batches, repeats=repeats, per_layer=per_layer)
     if not model.is_file():
         raise EdgetuneError(f"{model}: no such file")
     check_writable("--json", json_path)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgetune.data.splits import DataSplits, ImageSplit
+from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
 from edgetune.training import Loss, Precision, Teacher, evaluate, teaching_for, train_epoch
@@ -59,15 +60,24 @@ def _resume(state_path: Path, epochs: int, run: dict[str, Any], log: Callable[[s
     optimizer, scheduler and generator, or a fresh start."""
     if not state_path.is_file():
         return 0, 0.0, []
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    start_over = f"delete {state_path} to start over"
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torn, truncated or not ours: the same advice
+        raise EdgetuneError(f"{state_path} is not a training state edgetune can resume from "
+                            f"({type(exc).__name__}); {start_over}") from None
+    if not isinstance(state, dict) or "epochs" not in state:
+        raise EdgetuneError(f"{state_path} is not a training state edgetune wrote; {start_over}")
     if state["epochs"] != epochs:
-        raise ValueError(
-            f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: "
-            "pass the same --epochs or delete it to start over"
-        )
-    for key in ("model", "optimizer", "scheduler"):
-        run[key].load_state_dict(state[key])
-    run["generator"].set_state(state["generator"])
+        raise EdgetuneError(f"{state_path} belongs to a {state['epochs']}-epoch run, not {epochs}: pass the same "
+                            f"--epochs, or {start_over}")
+    try:
+        for key in ("model", "optimizer", "scheduler"):
+            run[key].load_state_dict(state[key])
+        run["generator"].set_state(state["generator"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise EdgetuneError(f"{state_path} holds another network's training ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); {start_over}") from None
     log(f"resuming from {state_path} at epoch {state['epoch']}/{epochs}")
     return state["epoch"], state["elapsed_s"], list(state["history"])
 

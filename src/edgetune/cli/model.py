@@ -20,9 +20,18 @@ from edgetune.cli.app import (
 from edgetune.errors import EdgetuneError
 
 
-def _check_precision(precision: str) -> None:
+def _check_training(precision: str, device: str, lr: float) -> None:
+    """The flags PyTorch would refuse only after the data was read, refused first by name."""
+    from edgetune.config.experiment import training_device
+
     if precision not in ("auto", "fp32", "bf16"):
         raise EdgetuneError(f"--precision {precision!r} is not one of auto, fp32, bf16")
+    try:
+        training_device(device)
+    except ValueError as exc:
+        raise EdgetuneError(f"--device: {exc}") from None
+    if not lr > 0:
+        raise EdgetuneError(f"--lr {lr}: the learning rate must be above 0 (edgetune trains its baselines at 0.1)")
 
 
 @app.command()
@@ -62,7 +71,7 @@ def train(
     from edgetune.models import build_model
     from edgetune.trainer import train_baseline
 
-    _check_precision(precision)
+    _check_training(precision, device, lr)
     torch.manual_seed(seed)
     splits = load_dataset(data, data_root, val_size=val_size, split_seed=split_seed)
     net = build_model(model, num_classes=splits.num_classes, in_channels=splits.in_channels)

@@ -174,7 +174,7 @@ def report(
 @app.command()
 def dashboard(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by edgetune run.")],
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8080,
     host: Annotated[str, typer.Option(help="127.0.0.1 keeps it local; 0.0.0.0 serves the network.")] = "127.0.0.1",
     storage: Annotated[str | None, typer.Option(help="The study's storage URL, when it has a password (not kept).")] = None,
 ) -> None:

@@ -6,12 +6,13 @@ validates it and must install without PyTorch.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from edgetune.catalog import RUNTIMES
 from edgetune.config.base import Strict
+from edgetune.errors import ConfigError
 
 # ONNX Runtime's static INT8 formats: QDQ or operator-oriented graph, uint8 or int8 activations,
 # weights per channel or per tensor. `auto` measures them on the target once and keeps the
@@ -73,3 +74,19 @@ class BenchmarkSpec(Strict):
     def quick(self, **update: object) -> BenchmarkSpec:
         """The same target timed the short way (QUICK_BENCHMARK), with `update` on top."""
         return self.model_copy(update={**QUICK_BENCHMARK, **update})
+
+
+# A command's flags by the setting they set, where the two are spelt differently.
+_FLAGS = {"batch_size": "batch", "throughput_batches": "batch"}
+
+
+def benchmark_from_flags(**settings: Any) -> BenchmarkSpec:
+    """The settings a command's flags give, or one ConfigError naming the flag typed, its value
+    and what is accepted (`edgetune bench`, `profile-widths`)."""
+    try:
+        return BenchmarkSpec(**settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = "--" + _FLAGS.get(str(first["loc"][0]), str(first["loc"][0])).replace("_", "-")
+        raise ConfigError(f"{flag}: {first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})",
+                          key=flag) from None

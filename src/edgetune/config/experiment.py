@@ -270,11 +270,7 @@ class ExperimentSpec(Strict):
     @field_validator("device")
     @classmethod
     def _a_device(cls, device: str) -> str:
-        """cpu, cuda or cuda:N, mps: what PyTorch accepts, said before any work."""
-        head, _, index = device.partition(":")
-        if head not in DEVICES or (index and (not index.isdigit() or head == "cpu")):
-            raise ValueError(f"{device!r} is not a training device; accepted: cpu, cuda, cuda:N, mps, xpu")
-        return device
+        return training_device(device)
 
     @model_validator(mode="before")
     @classmethod
@@ -291,6 +287,14 @@ class ExperimentSpec(Strict):
 
 def _validate(raw: dict[str, Any], source: str) -> ExperimentSpec:
     return validate(ExperimentSpec, raw, source, "an experiment")
+
+
+def training_device(device: str) -> str:
+    """cpu, cuda or cuda:N, mps, xpu: what PyTorch accepts, said before any work."""
+    head, _, index = device.partition(":")
+    if head not in DEVICES or (index and (not index.isdigit() or head == "cpu")):
+        raise ValueError(f"{device!r} is not a training device; accepted: cpu, cuda, cuda:N, mps, xpu")
+    return device
 
 
 # `edgetune run`'s flags by the setting they override, for errors that name what the user typed.
@@ -331,7 +335,12 @@ def load_experiment(path: Path | None, overrides: dict[str, Any] | None = None) 
                 value = resolve_reference(str(value), Path.cwd())
             node[leaf] = value.resolve() if isinstance(value, Path) else value
         flags = ", ".join(FLAGS.get(k, f"--{k.split('.')[-1].replace('_', '-')}") for k in given)
-        spec = _validate(data, f"{source} with {flags}")
+        try:
+            spec = _validate(data, f"{source} with {flags}")
+        except ConfigError as exc:
+            if exc.key in FLAGS and exc.key not in given:  # a flag that needs another (--bench-queue, --broker)
+                raise ConfigError(f"{exc}: give {FLAGS[exc.key]} too, or {exc.key} in the file") from None
+            raise
     return spec, base
 
 

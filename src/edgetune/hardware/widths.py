@@ -26,7 +26,7 @@ from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
 from edgetune.compress.groups import coupled_targets
 from edgetune.compress.widths import efficient_widths, snap_width  # noqa: F401 - re-exported
 from edgetune.config.architecture import Architecture
-from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
+from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec, benchmark_from_flags
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.executors.base import Scoring
@@ -285,7 +285,7 @@ def profile_checkpoint(checkpoint: Path, *, model: str | None = None, data: str 
     splits = load_dataset(data, data_root)
     net, _ = load_described(checkpoint, Architecture(model, factory), num_classes=splits.num_classes,
                             in_channels=splits.in_channels)
-    spec = BenchmarkSpec(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8).quick()
+    spec = benchmark_from_flags(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8).quick()
     example, sample = splits.sample_input(1), splits.sample_input(64).numpy()
     calibration = splits.normalize(splits.train.subset(32, seed=1).images).numpy() if precision == "int8" else None
     if step == 1 or precision != "fp32":
