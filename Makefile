@@ -39,7 +39,7 @@ run: setup
 # Two workers: most tests wait on a subprocess, a server or a single-threaded runtime, so both
 # cores stay busy (pytest -n 0 runs them one at a time).
 test: setup servers
-	$(BIN)/pytest -q -n 2 --dist worksteal
+	$(BIN)/pytest -q -n 2 --dist worksteal --durations=25
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks experiments

@@ -7,13 +7,19 @@ the path before issue #21 beside today's, in one run.
   now     the defaults: the exported file scores the images in ONNX Runtime on every core, and
           throughput is timed until it is known to 1 %.
 
+`--compare rejection` times instead a constrained search (top-1 at least `--floor`, 90 % by
+default) without and with early rejection (`early_stop.reject_confidence: null` against the
+default 0.999): a candidate whose top-1 cannot reach the floor stops being scored once a bound on
+the images seen says so. Printed beside the speed: how many candidates each path judged feasible,
+and whether every candidate rejected early was infeasible when scored on every image.
+
 Both use a random sampler with the same seed, so they build exactly the same candidates; the
 studies alternate (before, now, before, now...) so a slow spell of the host hits both. Printed:
 each path's seconds per trial (first trial's start to last trial's end, over the trials), trials
 per hour, the ratio now/before, the mean seconds per stage (study/clock.py), and the largest
 top-1 difference between the two paths on the same candidate (must be under 0.05 point).
 
-    python benchmarks/bench_trials_per_hour.py [--trials 15] [--rounds 2] [--json out.json]
+    python benchmarks/bench_trials_per_hour.py [--trials 15] [--rounds 2] [--compare rejection] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,19 +35,27 @@ import yaml
 from _common import ROOT, machine
 
 from edgetune.config.experiment import load_experiment
+from edgetune.search.base import is_feasible
 from edgetune.study import run_study
 
-PATHS = {"before": {"score_with": "pytorch", "throughput_stable": None}, "now": {}}
+COMPARISONS = {
+    "scoring": {"before": {"score_with": "pytorch", "throughput_stable": None}, "now": {}},
+    "rejection": {"before": {"floor": True, "reject_confidence": None}, "now": {"floor": True}},
+}
 STAGES = ["setup", "prune", "evaluate", "export", "convert", "benchmark"]
 
 
-def experiment(work: Path, trials: int, path: dict) -> Path:
+def experiment(work: Path, trials: int, path: dict, floor: float = 90.0) -> Path:
     raw = yaml.safe_load((ROOT / "experiments" / "exp1.experiment.yaml").read_text())
     sweep = yaml.safe_load((ROOT / "examples" / "resnet56-fmnist" / "figure3.9.sweep.yaml").read_text())
     sweep["method"] = "random"
     raw.update(model={"checkpoint": str(ROOT / "models" / "resnet56-fmnist.pt")}, sweep=sweep, trials=trials,
                recipe=str(ROOT / "examples" / "resnet56-fmnist" / "resnet56-table3.2.schedule.yaml"),
                run_dir=str(work / "run"))
+    if path.get("floor"):
+        sweep["constraints"] = [{"metric": "top1", "min": floor}]
+    if "reject_confidence" in path:
+        sweep["early_stop"] = {"reject_confidence": path["reject_confidence"]}
     if "score_with" in path:
         raw["score_with"] = path["score_with"]
     if "throughput_stable" in path:
@@ -51,14 +65,16 @@ def experiment(work: Path, trials: int, path: dict) -> Path:
     return out
 
 
-def one_study(trials: int, path: dict) -> pd.DataFrame:
+def one_study(trials: int, path: dict, floor: float) -> pd.DataFrame:
     with tempfile.TemporaryDirectory(prefix="edgetune-tph-") as tmp:
-        outcome = run_study(load_experiment(experiment(Path(tmp), trials, path))[0])
+        outcome = run_study(load_experiment(experiment(Path(tmp), trials, path, floor))[0])
         done = [t for t in outcome.study.get_trials() if t.state.name == "COMPLETE"]
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
         rows = [{"trial": t.number, "params": json.dumps(t.params, sort_keys=True), "top1": t.user_attrs["top1"],
                  **{s: t.user_attrs.get(f"seconds_{s}", 0.0) for s in STAGES},
-                 "seconds_trial": t.user_attrs.get("seconds_trial"), "span": span, "n": len(done)} for t in done]
+                 "seconds_trial": t.user_attrs.get("seconds_trial"), "span": span, "n": len(done),
+                 "feasible": is_feasible(t), "rejected": bool(t.user_attrs.get("rejected_early"))}
+                for t in done]
     return pd.DataFrame(rows)
 
 
@@ -66,13 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="scoring")
+    parser.add_argument("--floor", type=float, default=90.0, help="top-1 floor of --compare rejection")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(machine())
-    runs: dict[str, list[pd.DataFrame]] = {name: [] for name in PATHS}
+    paths = COMPARISONS[args.compare]
+    runs: dict[str, list[pd.DataFrame]] = {name: [] for name in paths}
     for r in range(args.rounds):
-        for name, path in PATHS.items():
-            runs[name].append(one_study(args.trials, path))
+        for name, path in paths.items():
+            runs[name].append(one_study(args.trials, path, args.floor))
             print(f"round {r + 1}: {name} done", flush=True)
     summary = {}
     for name, frames in runs.items():
@@ -93,9 +112,22 @@ def main() -> None:
     print(f"\nnow / before, seconds per trial (median of the rounds' ratios): {ratio:.3f} "
           f"({1 / ratio:.2f}x the trials per hour)")
     print(f"same candidates compared: {len(same)} of {args.trials}; largest top-1 difference {diff:.3f} point")
+    verdicts = {}
+    if args.compare == "rejection":  # top-1 of a rejected candidate counts only the images it saw
+        print("before: without early rejection (reject_confidence: null); now: with it (0.999)")
+        rejected = same[same["rejected_now"]]
+        verdicts = {"feasible_before": int(same["feasible_before"].sum()), "feasible_now": int(same["feasible_now"].sum()),
+                    "rejected_now": len(rejected), "rejected_but_feasible": int(rejected["feasible_before"].sum()),
+                    "same_verdicts": int((same["feasible_before"] == same["feasible_now"]).sum())}
+        print(f"feasible: {verdicts['feasible_before']} without rejection, {verdicts['feasible_now']} with; "
+              f"rejected early: {verdicts['rejected_now']}, of which feasible when scored on every image: "
+              f"{verdicts['rejected_but_feasible']}; same verdict on {verdicts['same_verdicts']} of {len(same)}")
+        diff = float((same.loc[~same["rejected_now"], "top1_before"] - same.loc[~same["rejected_now"], "top1_now"]
+                      ).abs().max())
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "summary": summary, "ratio": ratio,
-                                         "top1_max_diff": diff, "matched": len(same)}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine(), "compare": args.compare, "paths": paths,
+                                         "summary": summary, "ratio": ratio, "top1_max_diff": diff,
+                                         "matched": len(same), **verdicts}, indent=2, default=str))
 
 
 if __name__ == "__main__":

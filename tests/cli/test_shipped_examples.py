@@ -108,3 +108,33 @@ def test_every_resnet56_example_passes_its_dry_run_with_flags(tmp_path, example)
                           timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "nothing was written" in done.stdout and not (tmp_path / "flagged").exists()
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_from_python_with_its_networks_as_objects(tmp_path):
+    """`make run`'s file with ResNet-56 and its sibling ResNet-20 handed over as network objects
+    (as a notebook holding them would), at a budget of seconds: the same search (depth, width and
+    precision, the sibling measured at fp32 and INT8 beside it); the final stage, which scores
+    every finalist on the whole test split, is left to the custom examples' twins and test_final."""
+    import yaml
+
+    import edgetune
+    from edgetune.models.registry import load_checkpoint
+
+    example = ROOT / "examples" / "resnet56-fmnist" / "experiment.yaml"
+    raw = yaml.safe_load(example.read_text())
+    resnet56, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
+    resnet20, _ = load_checkpoint(ROOT / "models" / "resnet20-fmnist.pt")
+    sweep = {**raw["sweep"], "enqueue": []}
+    result = edgetune.tune(
+        model=resnet56, references=[edgetune.named(resnet20, "resnet20")], recipe=raw["recipe"], sweep=sweep,
+        data={**raw["data"], "train_subset": 128, "val_subset": 200},
+        finetune={**raw["finetune"], "epochs": 0}, final=None,
+        benchmark={**raw["benchmark"], "runs_per_round": 5, "min_rounds": 2, "max_rounds": 3,
+                   "throughput_batches": [8], "throughput_seconds": 0.2, "warmup": 2},
+        trials=1, run_dir=tmp_path / "main", progress=False)
+    frame = result.trials
+    references = sorted(r for r in frame["reference"].dropna() if r)
+    assert references == ["python:resnet20", "python:resnet20@int8"]
+    assert (frame["state"][1:] == "COMPLETE").all() and len(frame) == 4
+    assert set(frame.loc[frame["reference"] == "python:resnet20@int8", "precision"]) == {"int8"}

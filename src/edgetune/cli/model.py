@@ -22,7 +22,7 @@ from edgetune.errors import EdgetuneError
 
 def _check_training(precision: str, device: str, lr: float) -> None:
     """The flags PyTorch would refuse only after the data was read, refused first by name."""
-    from edgetune.config.experiment import training_device
+    from edgetune.config.base import training_device
 
     if precision not in ("auto", "fp32", "bf16"):
         raise EdgetuneError(f"--precision {precision!r} is not one of auto, fp32, bf16")

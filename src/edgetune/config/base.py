@@ -45,3 +45,24 @@ def validate(model: type[M], raw: Any, source: str, what: str) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, source) from None
+
+
+DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def training_device(device: str) -> str:
+    """cpu, cuda or cuda:N, mps, xpu: what PyTorch accepts, said before any work."""
+    head, _, index = device.partition(":")
+    if head not in DEVICES or (index and (not index.isdigit() or head == "cpu")):
+        raise ValueError(f"{device!r} is not a training device; accepted: cpu, cuda, cuda:N, mps, xpu")
+    return device
+
+
+def broker_url(url: str) -> str:
+    """A device worker's broker: Redis, plain or over TLS. Anything else is refused at once (a
+    worker waited out its whole connect timeout on `notaurl`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss") or not rest.split("/")[0].rpartition("@")[2]:
+        raise ValueError(f"{url!r} is not a broker URL; accepted: redis://[:password@]host:6379/0, or rediss:// "
+                         "for TLS")
+    return url

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_
 
 from edgetune.catalog import dataset_name
 from edgetune.config.architecture import DescribedCheckpoint, rebased_reference
-from edgetune.config.base import Strict, validate
+from edgetune.config.base import Strict, broker_url, training_device, validate
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.recipe import Schedule, parse_schedule
 from edgetune.config.sweep import SweepSpec, parse_sweep
@@ -27,7 +27,6 @@ EntryPoint = Annotated[str, AfterValidator(check_reference)]
 # as a flag, the working directory), so the resolved experiment names the same files anywhere.
 ENTRY_POINTS = ("model.factory", "data.factory", "evaluate", "loss")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "redis", "rediss")
-DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
 class ModelSpec(Strict):
@@ -181,6 +180,11 @@ class RemoteSpec(Strict):
     queue: str = Field(min_length=1, description="the device's queue")
     timeout: float = Field(1800.0, gt=0, description="seconds to wait for an answer before the trial fails")
 
+    @field_validator("broker")
+    @classmethod
+    def _a_broker(cls, url: str) -> str:
+        return broker_url(url)
+
 
 class WandbSpec(Strict):
     """Weights & Biases: one W&B run per trial, grouped by the study's name. `offline` (the
@@ -287,14 +291,6 @@ class ExperimentSpec(Strict):
 
 def _validate(raw: dict[str, Any], source: str) -> ExperimentSpec:
     return validate(ExperimentSpec, raw, source, "an experiment")
-
-
-def training_device(device: str) -> str:
-    """cpu, cuda or cuda:N, mps, xpu: what PyTorch accepts, said before any work."""
-    head, _, index = device.partition(":")
-    if head not in DEVICES or (index and (not index.isdigit() or head == "cpu")):
-        raise ValueError(f"{device!r} is not a training device; accepted: cpu, cuda, cuda:N, mps, xpu")
-    return device
 
 
 # `edgetune run`'s flags by the setting they override, for errors that name what the user typed.

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgetune.config.base import broker_url
 from edgetune.errors import EdgetuneError, MissingExtraError, redact_url
 from edgetune.worker.handler import handle
 from edgetune.worker.messages import BenchRequest, BenchResult
@@ -79,6 +80,10 @@ def run_worker(broker: str, queue: str, results_dir: Path, visibility_timeout: f
     """Serve one queue (one kind of device) until stopped; benchmarks run one at a time. The
     broker must answer within `connect_timeout` seconds (0: wait for it forever, each try
     counted); once served, a broker that goes away is waited for, as Celery does."""
+    try:
+        broker_url(broker)
+    except ValueError as exc:
+        raise EdgetuneError(f"--broker: {exc}") from None
     app = make_app(broker, results_dir, visibility_timeout)
     wait_for_broker(app, broker, connect_timeout, say)
     app.worker_main(["worker", "--queues", queue, "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
