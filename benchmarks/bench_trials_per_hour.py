@@ -73,7 +73,9 @@ def one_study(trials: int, path: dict, floor: float) -> pd.DataFrame:
         rows = [{"trial": t.number, "params": json.dumps(t.params, sort_keys=True), "top1": t.user_attrs["top1"],
                  **{s: t.user_attrs.get(f"seconds_{s}", 0.0) for s in STAGES},
                  "seconds_trial": t.user_attrs.get("seconds_trial"), "span": span, "n": len(done),
-                 "feasible": is_feasible(t), "rejected": bool(t.user_attrs.get("rejected_early"))}
+                 "feasible": is_feasible(t), "rejected": bool(t.user_attrs.get("rejected_early")),
+                 "top1_images": t.user_attrs.get("top1_images"), "top1_as_pruned": t.user_attrs.get("top1_as_pruned"),
+                 "top1_before_ft": t.user_attrs.get("top1_before_ft")}
                 for t in done]
     return pd.DataFrame(rows)
 
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="scoring")
     parser.add_argument("--floor", type=float, default=90.0, help="top-1 floor of --compare rejection")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rows", type=Path, help="write every trial of every study here (CSV)")
     args = parser.parse_args()
     print(machine())
     paths = COMPARISONS[args.compare]
@@ -93,6 +96,9 @@ def main() -> None:
         for name, path in paths.items():
             runs[name].append(one_study(args.trials, path, args.floor))
             print(f"round {r + 1}: {name} done", flush=True)
+    if args.rows:
+        pd.concat([f.assign(path=name, round=i) for name, frames in runs.items() for i, f in enumerate(frames)]
+                  ).to_csv(args.rows, index=False)
     summary = {}
     for name, frames in runs.items():
         per_trial = [f["span"].iloc[0] / f["n"].iloc[0] for f in frames]

@@ -34,6 +34,20 @@ def _trained(width: int = 32) -> torch.nn.Module:
     return _example("model").build(width=width)  # a sibling of another width, untrained (it is measured, not judged)
 
 
+def _cli(argv: list[str]) -> object:
+    """`edgetune ARGV` through the real entry point, in this process; its exit code."""
+    from edgetune.cli import main
+
+    saved, sys.argv = sys.argv, ["edgetune", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code or 0
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def _arguments(tmp_path: Path, **extra) -> dict:
     splits = _example("data").make(n_train=300, n_val=200, n_test=100)
     recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
@@ -71,6 +85,13 @@ def test_a_reference_and_a_teacher_held_as_objects_are_measured_taught_from_and_
     number = int(narrow_row["trial"])
     exported = result.export(number, tmp_path / "narrow")
     assert exported.max_abs_diff < 1e-3
+    # From the command line, the reference's builder is told by --model-factory (the error names it).
+    (tmp_path / "nets.py").write_text(f"import sys\nsys.path.insert(0, {str(EXAMPLE)!r})\nfrom model import build\n\n\n"
+                                      "def narrow():\n    return build(width=8)\n")
+    assert _cli(["export", str(tmp_path / "run"), "--trial", str(number), "--out", str(tmp_path / "a")]) == 2
+    assert _cli(["export", str(tmp_path / "run"), "--trial", str(number), "--out", str(tmp_path / "b"),
+                 "--model-factory", f"{tmp_path / 'nets.py'}:narrow"]) == 0
+    assert (tmp_path / "b" / "model.onnx").is_file()
     # Another name is another study: refused in this run directory, naming what changed.
     with pytest.raises(EdgetuneError, match="different experiment"):
         edgetune.tune(**_arguments(tmp_path, references=[edgetune.named(_trained(width=8), "thin")],

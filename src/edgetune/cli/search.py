@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgetune.cli.app import app, console
+from edgetune.cli.app import ModelFactoryOpt, app, architecture, console
 from edgetune.errors import EdgetuneError, MissingExtraError
 
 
@@ -108,6 +108,7 @@ def export(
         help="Trial number, or 'best': the final stage's pick, else the best feasible trial (single objective).")] = "best",
     out: Annotated[Path | None, typer.Option(help="Where the files go; default RUN_DIR/export/trial-N.")] = None,
     storage: Annotated[str | None, typer.Option(help="The study's storage URL, when it has a password (not kept).")] = None,
+    model_factory: ModelFactoryOpt = None,
 ) -> None:
     """Take one trial out of a study: ONNX, a PyTorch checkpoint, its recipe and metrics.
 
@@ -119,11 +120,14 @@ def export(
     Examples:
       edgetune export runs/resnet56-fmnist
       edgetune export runs/resnet56-fmnist --trial 12 --out deploy/
+      edgetune export runs/notebook --trial 0 --model-factory my_nets.py:narrow   # a network tune() was handed
     """
+    from edgetune.models.factory import ModelFactory
     from edgetune.trial_export import export_trial
 
     target = out or run_dir / "export" / f"trial-{trial}"
-    done = export_trial(run_dir, trial, target, storage)
+    told = architecture(None, model_factory).factory
+    done = export_trial(run_dir, trial, target, storage, ModelFactory(told) if told else None)
     typer.echo(f"trial {done.number} -> {target}: {', '.join(p.name for p in done.files)} "
                f"(reloaded checkpoint matches the ONNX file within {done.max_abs_diff:.2g})")
     if done.final is not None:

@@ -104,7 +104,7 @@ class DistillSpec(Strict):
 
 class FinetuneSpec(Strict):
     epochs: int = Field(0, ge=0)
-    learning_rate: float = Field(0.1, gt=0)
+    learning_rate: float = Field(0.1, gt=0, allow_inf_nan=False)
     batch_size: int = Field(128, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(5e-4, ge=0)
@@ -161,7 +161,7 @@ class FinalSpec(Strict):
     candidates: int = Field(3, ge=1, description="feasible front members trained again, spread along the front")
     epochs: int = Field(1, ge=0, description="0: re-scored and picked without training again")
     train_subset: int | None = Field(None, gt=0, description="training images (default: the whole training split)")
-    learning_rate: float = Field(0.01, gt=0)
+    learning_rate: float = Field(0.01, gt=0, allow_inf_nan=False)
     batch_size: int = Field(128, gt=0)
     augment: bool = Field(True, description="random crop and flip; false: a teacher asked about each image "
                           "once, so an epoch costs about half as much on a CPU")
