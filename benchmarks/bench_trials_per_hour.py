@@ -45,13 +45,15 @@ COMPARISONS = {
 STAGES = ["setup", "prune", "evaluate", "export", "convert", "benchmark"]
 
 
-def experiment(work: Path, trials: int, path: dict, floor: float = 90.0) -> Path:
+def experiment(work: Path, trials: int, path: dict, floor: float = 90.0, as_pruned: bool = True) -> Path:
     raw = yaml.safe_load((ROOT / "experiments" / "exp1.experiment.yaml").read_text())
     sweep = yaml.safe_load((ROOT / "examples" / "resnet56-fmnist" / "figure3.9.sweep.yaml").read_text())
     sweep["method"] = "random"
     raw.update(model={"checkpoint": str(ROOT / "models" / "resnet56-fmnist.pt")}, sweep=sweep, trials=trials,
                recipe=str(ROOT / "examples" / "resnet56-fmnist" / "resnet56-table3.2.schedule.yaml"),
                run_dir=str(work / "run"))
+    if not as_pruned:
+        raw["calibrate"] = {"score_as_pruned": False}
     if path.get("floor"):
         sweep["constraints"] = [{"metric": "top1", "min": floor}]
     if "reject_confidence" in path:
@@ -65,9 +67,9 @@ def experiment(work: Path, trials: int, path: dict, floor: float = 90.0) -> Path
     return out
 
 
-def one_study(trials: int, path: dict, floor: float) -> pd.DataFrame:
+def one_study(trials: int, path: dict, floor: float, as_pruned: bool = True) -> pd.DataFrame:
     with tempfile.TemporaryDirectory(prefix="edgetune-tph-") as tmp:
-        outcome = run_study(load_experiment(experiment(Path(tmp), trials, path, floor))[0])
+        outcome = run_study(load_experiment(experiment(Path(tmp), trials, path, floor, as_pruned))[0])
         done = [t for t in outcome.study.get_trials() if t.state.name == "COMPLETE"]
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
         rows = [{"trial": t.number, "params": json.dumps(t.params, sort_keys=True), "top1": t.user_attrs["top1"],
@@ -88,13 +90,15 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=90.0, help="top-1 floor of --compare rejection")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--rows", type=Path, help="write every trial of every study here (CSV)")
+    parser.add_argument("--skip-as-pruned", action="store_true",
+                        help="calibrate.score_as_pruned: false in every study (the first pass over the images)")
     args = parser.parse_args()
     print(machine())
     paths = COMPARISONS[args.compare]
     runs: dict[str, list[pd.DataFrame]] = {name: [] for name in paths}
     for r in range(args.rounds):
         for name, path in paths.items():
-            runs[name].append(one_study(args.trials, path, args.floor))
+            runs[name].append(one_study(args.trials, path, args.floor, not args.skip_as_pruned))
             print(f"round {r + 1}: {name} done", flush=True)
     if args.rows:
         pd.concat([f.assign(path=name, round=i) for name, frames in runs.items() for i, f in enumerate(frames)]
@@ -117,7 +121,6 @@ def main() -> None:
               + " ".join(f"{s[f'mean_{x}_s']:>9.3f}" for x in STAGES))
     print(f"\nnow / before, seconds per trial (median of the rounds' ratios): {ratio:.3f} "
           f"({1 / ratio:.2f}x the trials per hour)")
-    print(f"same candidates compared: {len(same)} of {args.trials}; largest top-1 difference {diff:.3f} point")
     verdicts = {}
     if args.compare == "rejection":  # top-1 of a rejected candidate counts only the images it saw
         print("before: without early rejection (reject_confidence: null); now: with it (0.999)")
@@ -130,8 +133,11 @@ def main() -> None:
               f"{verdicts['rejected_but_feasible']}; same verdict on {verdicts['same_verdicts']} of {len(same)}")
         diff = float((same.loc[~same["rejected_now"], "top1_before"] - same.loc[~same["rejected_now"], "top1_now"]
                       ).abs().max())
+    print(f"same candidates compared: {len(same)} of {args.trials}; largest top-1 difference {diff:.3f} point"
+          + (" (candidates scored on every image in both)" if verdicts else ""))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "compare": args.compare, "paths": paths,
+                                         "score_as_pruned": not args.skip_as_pruned,
                                          "summary": summary, "ratio": ratio, "top1_max_diff": diff,
                                          "matched": len(same), **verdicts}, indent=2, default=str))
 

@@ -138,3 +138,27 @@ def test_the_main_job_runs_from_python_with_its_networks_as_objects(tmp_path):
     assert references == ["python:resnet20", "python:resnet20@int8"]
     assert (frame["state"][1:] == "COMPLETE").all() and len(frame) == 4
     assert set(frame.loc[frame["reference"] == "python:resnet20@int8", "precision"]) == {"int8"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", [p for p in SEED_EXAMPLES if p.name != "experiment.yaml"], ids=lambda p: p.name)
+def test_the_other_resnet56_examples_run_from_python_with_the_network_and_recipe_as_objects(tmp_path, example):
+    """The seed's search and the two comparison files: ResNet-56 as an object, the recipe file's
+    content as a dict (what a notebook holding both would pass), one trial without fine-tuning."""
+    import yaml
+
+    import edgetune
+    from edgetune.models.registry import load_checkpoint
+
+    raw = yaml.safe_load(example.read_text())
+    recipe = yaml.safe_load((example.parent / raw["recipe"]).read_text())
+    resnet56, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
+    result = edgetune.tune(
+        model=resnet56, recipe=recipe, sweep=raw["sweep"], data={**raw["data"], "train_subset": 128, "val_subset": 200},
+        finetune={**raw.get("finetune", {}), "epochs": 0},
+        benchmark={**raw.get("benchmark", {}), "runs_per_round": 5, "min_rounds": 2, "max_rounds": 3,
+                   "throughput_batches": [8], "throughput_seconds": 0.2, "warmup": 2},
+        trials=1, run_dir=tmp_path / "run", progress=False)
+    frame = result.trials
+    assert list(frame["trial"]) == ["baseline", 0] and frame["state"][1] == "COMPLETE"
+    assert frame["macs"][1] < frame["macs"][0]  # the recipe at the sampled ratios thinned the network
