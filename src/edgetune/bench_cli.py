@@ -19,7 +19,6 @@ from edgetune.files import check_writable
 from edgetune.onnx_stats import OnnxInput, onnx_input, random_images
 from edgetune.profiler import BenchReport, profile_artifact
 
-# The schema's names for what `edgetune bench` calls by its flags.
 UNITS = {
     "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
     "latency_p99_ms": "ms", "latency_min_ms": "ms", "total_latency_ms": "ms", "batch_latency_ms": "ms",

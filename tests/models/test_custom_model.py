@@ -15,17 +15,10 @@ from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.models.factory import ModelFactory
 from edgetune.models.registry import load_checkpoint
+from tests.models.custom_example import EXAMPLE, QUICK, example_module
 
 ROOT = Path(__file__).parents[2]
-EXAMPLE = ROOT / "examples" / "custom-model"
 
-
-def _example(name: str):
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(EXAMPLE))
 
 
 def _weights(tmp_path: Path) -> Path:
@@ -106,7 +99,7 @@ def test_the_cli_runs_it_with_a_factory_relative_to_the_experiment_file(tmp_path
 def _factory_error(tmp_path: Path, ref: str, **model) -> str:
     weights = tmp_path / "w.pt"
     if not weights.exists():
-        torch.save(_example("model").build(width=32).state_dict(), weights)
+        torch.save(example_module("model").build(width=32).state_dict(), weights)
     from edgetune.study import plan_study
     from edgetune.study.runner import _workbench
 
@@ -187,17 +180,14 @@ def test_the_example_data_is_read_as_given():
     assert torch.equal(data.normalize(data.val.images[:4]), data.val.images[:4])  # float images: as given
 
 
-QUICK = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8], "throughput_seconds": 0.2,
-         "warmup": 2}
-
 
 @pytest.mark.slow
 def test_the_python_api_takes_a_network_object_and_datasets_and_resumes(tmp_path):
     import edgetune
 
-    data = _example("data")
+    data = example_module("data")
     train, val, test = data.make(n_train=600, n_val=200, n_test=200)
-    net = _example("model").build(width=32)
+    net = example_module("model").build(width=32)
     net.load_state_dict(torch.load(_weights(tmp_path), weights_only=True))
     recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
     sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
@@ -254,8 +244,8 @@ def test_tune_takes_the_metric_the_loss_and_the_data_as_python_objects(tmp_path)
 
     import edgetune
 
-    splits = _example("data").make(n_train=300, n_val=200, n_test=100)
-    net = _example("model").build(width=32)
+    splits = example_module("data").make(n_train=300, n_val=200, n_test=100)
+    net = example_module("model").build(width=32)
     net.load_state_dict(torch.load(_weights(tmp_path), weights_only=True))
     recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
     sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
@@ -319,8 +309,8 @@ def test_an_input_shape_the_data_does_not_have_is_refused_naming_both_before_any
     with pytest.raises(ConfigError, match=r"model.input_shape is \[3, 224, 224\] .* the data's images are \[3, 32, 32\]"):
         run_study(load_experiment(_experiment(tmp_path, weights, input_shape=[3, 224, 224]))[0])
     assert not (tmp_path / "run" / "trials").exists()
-    train, val, _ = _example("data").make(n_train=64, n_val=32, n_test=0)
-    net = _example("model").build(width=32)
+    train, val, _ = example_module("data").make(n_train=64, n_val=32, n_test=0)
+    net = example_module("model").build(width=32)
     with pytest.raises(ConfigError, match=r"model.input_shape is \[1, 32, 32\]"):
         edgetune.tune(model=net, train_data=train, val_data=val, example_input=torch.zeros(2, 1, 32, 32),
                       run_dir=tmp_path / "api", progress=False, benchmark=QUICK)

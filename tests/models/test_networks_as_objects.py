@@ -12,26 +12,15 @@ import yaml
 
 import edgetune
 from edgetune.errors import ConfigError, EdgetuneError
-
-EXAMPLE = Path(__file__).parents[2] / "examples" / "custom-model"
-QUICK = {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8], "throughput_seconds": 0.2,
-         "warmup": 2}
-
-
-def _example(name: str):
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(EXAMPLE))
+from tests.models.custom_example import EXAMPLE, QUICK, example_module
 
 
 def _trained(width: int = 32) -> torch.nn.Module:
-    net = _example("model").build(width=32)
+    net = example_module("model").build(width=32)
     net.load_state_dict(torch.load(EXAMPLE / "weights.pt", weights_only=True))
     if width == 32:
         return net
-    return _example("model").build(width=width)  # a sibling of another width, untrained (it is measured, not judged)
+    return example_module("model").build(width=width)  # a sibling of another width, untrained (it is measured, not judged)
 
 
 def _cli(argv: list[str]) -> object:
@@ -49,7 +38,7 @@ def _cli(argv: list[str]) -> object:
 
 
 def _arguments(tmp_path: Path, **extra) -> dict:
-    splits = _example("data").make(n_train=300, n_val=200, n_test=100)
+    splits = example_module("data").make(n_train=300, n_val=200, n_test=100)
     recipe = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())["recipe"]
     sweep = {"method": "random", "metric": {"name": "latency_ratio", "goal": "minimize"},
              "parameters": {"stage_1": {"min": 0.2, "max": 0.5}}}
