@@ -10,8 +10,10 @@ the path before issue #21 beside today's, in one run.
 `--compare rejection` times instead a constrained search (top-1 at least `--floor`, 90 % by
 default) without and with early rejection (`early_stop.reject_confidence: null` against the
 default 0.999): a candidate whose top-1 cannot reach the floor stops being scored once a bound on
-the images seen says so. Printed beside the speed: how many candidates each path judged feasible,
-and whether every candidate rejected early was infeasible when scored on every image.
+the images seen says so, and (top-1 being only the floor, not the objective) one surely over it
+stops too. Printed beside the speed: how many candidates each path judged feasible, whether every
+candidate rejected early was infeasible when scored on every image, and every one accepted early
+feasible.
 
 Both use a random sampler with the same seed, so they build exactly the same candidates; the
 studies alternate (before, now, before, now...) so a slow spell of the host hits both. Printed:
@@ -76,6 +78,7 @@ def one_study(trials: int, path: dict, floor: float, as_pruned: bool = True) -> 
                  **{s: t.user_attrs.get(f"seconds_{s}", 0.0) for s in STAGES},
                  "seconds_trial": t.user_attrs.get("seconds_trial"), "span": span, "n": len(done),
                  "feasible": is_feasible(t), "rejected": bool(t.user_attrs.get("rejected_early")),
+                 "accepted": bool(t.user_attrs.get("accepted_early")),
                  "top1_images": t.user_attrs.get("top1_images"), "top1_as_pruned": t.user_attrs.get("top1_as_pruned"),
                  "top1_before_ft": t.user_attrs.get("top1_before_ft")}
                 for t in done]
@@ -124,15 +127,18 @@ def main() -> None:
     verdicts = {}
     if args.compare == "rejection":  # top-1 of a rejected candidate counts only the images it saw
         print("before: without early rejection (reject_confidence: null); now: with it (0.999)")
-        rejected = same[same["rejected_now"]]
+        rejected, accepted = same[same["rejected_now"]], same[same["accepted_now"]]
         verdicts = {"feasible_before": int(same["feasible_before"].sum()), "feasible_now": int(same["feasible_now"].sum()),
                     "rejected_now": len(rejected), "rejected_but_feasible": int(rejected["feasible_before"].sum()),
+                    "accepted_now": len(accepted), "accepted_but_infeasible": int((~accepted["feasible_before"]).sum()),
                     "same_verdicts": int((same["feasible_before"] == same["feasible_now"]).sum())}
         print(f"feasible: {verdicts['feasible_before']} without rejection, {verdicts['feasible_now']} with; "
               f"rejected early: {verdicts['rejected_now']}, of which feasible when scored on every image: "
-              f"{verdicts['rejected_but_feasible']}; same verdict on {verdicts['same_verdicts']} of {len(same)}")
-        diff = float((same.loc[~same["rejected_now"], "top1_before"] - same.loc[~same["rejected_now"], "top1_now"]
-                      ).abs().max())
+              f"{verdicts['rejected_but_feasible']}; accepted early: {verdicts['accepted_now']}, of which infeasible "
+              f"on every image: {verdicts['accepted_but_infeasible']}; "
+              f"same verdict on {verdicts['same_verdicts']} of {len(same)}")
+        whole = ~same["rejected_now"] & ~same["accepted_now"]
+        diff = float((same.loc[whole, "top1_before"] - same.loc[whole, "top1_now"]).abs().max()) if whole.any() else 0.0
     print(f"same candidates compared: {len(same)} of {args.trials}; largest top-1 difference {diff:.3f} point"
           + (" (candidates scored on every image in both)" if verdicts else ""))
     if args.json:

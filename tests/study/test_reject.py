@@ -8,7 +8,7 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.objectives import Constraint
 from edgetune.study import run_study
-from edgetune.study.reject import rejection, top1_upper_bound
+from edgetune.study.reject import rejection, top1_lower_bound, top1_upper_bound
 from tests.study.test_study import experiment
 
 
@@ -25,6 +25,26 @@ def test_the_bound_covers_the_full_subset_at_its_confidence():
     assert top1_upper_bound(50, 500, 2000, 0.999) < 40.0 < top1_upper_bound(450, 500, 2000, 0.999)
     assert top1_upper_bound(500, 500, 2000, 0.999) == 100.0
     assert top1_upper_bound(1500, 2000, 2000, 0.999) == pytest.approx(75.0)  # nothing left unseen
+
+
+def test_the_lower_bound_covers_the_full_subset_and_accepts_only_when_top1_is_not_an_objective():
+    """The mirror image: under the full top-1 at least `confidence` of the time, and a rule that
+    accepts stops on a candidate clear of the floor; one that does not (top-1 is an objective,
+    whose exact value decides) scores every image."""
+    rng = np.random.default_rng(1)
+    misses = 0
+    for _ in range(2000):
+        right = rng.random(2000) < 0.9
+        misses += top1_lower_bound(int(right[:500].sum()), 500, 2000, 0.99) > 100 * right.mean()
+    assert misses / 2000 <= 0.01
+    assert top1_lower_bound(0, 500, 2000, 0.999) == 0.0
+    assert top1_lower_bound(1500, 2000, 2000, 0.999) == pytest.approx(75.0)
+    floor = [Constraint("top1", min=80.0)]
+    accepting = rejection(floor, 2000, 0.999, accepts=True)
+    assert accepting.stop(490, 500) and accepting.accepted(490, 500) and not accepting.rejected(490, 500)
+    assert accepting.reason(490, 500).startswith("accepted after 500 of 2000")
+    assert not accepting.stop(420, 500)  # 84 % seen: not yet clear of 80 at 99.9 %
+    assert not rejection(floor, 2000, 0.999).stop(490, 500)  # the default: rejects only
 
 
 def test_only_a_top1_floor_rejects():
@@ -50,5 +70,9 @@ def test_a_study_stops_scoring_hopeless_candidates_and_keeps_their_latency(tmp_p
     assert hopeless["latency_ms"] > 0 and hopeless["latency_ratio"] > 0  # measured all the same
     assert trials[0.9].number not in {t.number for t in outcome.feasible()}
     assert "infeasible" in hopeless and hopeless["top1"] < 20.0
-    kept = trials[0.1].user_attrs  # about a third right: clear of the floor, every image scored
-    assert "top1_images" not in kept and "rejected_early" not in kept and kept["top1"] > 20.0
+    # Clear of the floor after the first batch, and top-1 is not the objective (latency is): the
+    # rest of the images would not change the verdict, so they are not scored.
+    kept = trials[0.1].user_attrs
+    assert kept["top1_images"] < 1000 and kept["accepted_early"].startswith("accepted after ")
+    assert "rejected_early" not in kept and "infeasible" not in kept and kept["top1"] > 20.0
+    assert trials[0.1].number in {t.number for t in outcome.feasible()}

@@ -22,6 +22,7 @@ LABELS: dict[str, tuple[str, float]] = {
     "final_epochs": ("final epochs", 1), "feasible": ("feasible", 1), "pareto": ("on the front", 1),
     "duplicate_of": ("repeat of trial", 1), "latency_unreliable": ("latency not trusted", 1),
     "remeasure_of": ("timed again from trial", 1), "rejected_early": ("scoring stopped", 1),
+    "accepted_early": ("scoring stopped, clear of the floor", 1),
     "top1_images": ("images scored", 1), "rank": ("rank", 1), "seconds_trial": ("trial s", 1),
     "overhead_share": ("share not recovering, training or scoring", 1),
     **{f"seconds_{s}": (f"{s} s", 1) for s in STAGES},

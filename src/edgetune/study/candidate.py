@@ -197,9 +197,12 @@ def _recover(model: nn.Module, bench: Workbench, stage: Stage) -> dict[str, Any]
 
 def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -> None:
     """Say so when the scoring stopped at the accuracy floor: its figures are of fewer images."""
-    if hooks.rejection is not None and result.n < hooks.rejection.total:
-        metrics.update(rejected_early=hooks.rejection.reason(round(result.top1 * result.n / 100), result.n),
-                       top1_images=result.n)
+    rule = hooks.rejection
+    if rule is not None and result.n < rule.total:
+        correct = round(result.top1 * result.n / 100)
+        key = "accepted_early" if rule.accepted(correct, result.n) else "rejected_early"
+        metrics.pop("accepted_early" if key == "rejected_early" else "rejected_early", None)
+        metrics.update({key: rule.reason(correct, result.n), "top1_images": result.n})
 
 
 def candidate_key(model: nn.Module, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,

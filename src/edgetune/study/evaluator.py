@@ -258,8 +258,7 @@ class Evaluator:
             trial.set_user_attr("error", f"objective values {values} are not all finite")
             return Verdict("FAIL", metrics=metrics, note="objective not finite")
         notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
-        if metrics.get("rejected_early"):
-            notes.append(metrics["rejected_early"])
+        notes += [metrics[k] for k in ("rejected_early", "accepted_early") if metrics.get(k)]
         if metrics.get("latency_unreliable"):
             notes.append(f"latency unreliable, kept but never picked: {metrics['latency_unreliable']}")
         if trial.user_attrs.get("duplicate_of") is not None:
@@ -317,7 +316,8 @@ class Evaluator:
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
                      predicted_violation=lambda thinning: self._predicted_violation(setup, thinning),
                      duplicate_of=lambda key: self._duplicate_of(trial, key),
-                     rejection=rejection(self.constraints, len(self.bench.val), stop.reject_confidence)
+                     rejection=rejection(self.constraints, len(self.bench.val), stop.reject_confidence,
+                                         accepts=all(o.metric != "top1" for o in self.plan.objectives))
                      if rejects else None,
                      time_first=(any(c.on_resources for c in self.constraints) or self.plan.spec.remote is not None
                                  or promoting),

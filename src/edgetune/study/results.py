@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",
-         "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "top1_images", "precision", "timed_after")
+         "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "accepted_early", "top1_images", "precision", "timed_after")
 
 
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
