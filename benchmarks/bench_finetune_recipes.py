@@ -9,8 +9,14 @@ After training, the statistics are re-estimated again, as a trial and the final 
 in fp32. `ramp` is what the final stage did before: a linear warm-up over its one epoch, ending
 at the peak rate.
 
+`--starts re-estimated least-squares` trains each arm from both starting points: the pruned
+network with its statistics re-estimated, and the same after least squares re-fitted each block's
+second convolution to the unpruned network's outputs on 256 training images (between two
+re-estimations, as `calibrate.reconstruct` does): whether what least squares recovers before
+training is still there after it.
+
     python benchmarks/bench_finetune_recipes.py [--images 4096] [--seeds 0 1] [--shapes 7/4/4 5/4/4]
-        [--arms today cosine] [--json out.json]
+        [--arms today cosine] [--starts re-estimated least-squares] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from bench_recovery import schedule_for
 
 from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
+from edgetune.compress.reconstruct import reconstruct_consumers
 from edgetune.models import load_checkpoint
 from edgetune.training import Teacher, evaluate, train_epoch
 
@@ -44,6 +51,7 @@ ARMS = {
     "lr 0.1 cosine, no teacher (FinetuneSpec's default rate)": (0.1, "cosine", None),
     "final stage before: lr 0.01 ramp, distil 0.7": (0.01, "ramp", 0.7),
 }
+STARTS = ("re-estimated", "least-squares")
 FACTORS = {"constant": lambda progress: 1.0, "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
            "ramp": lambda progress: progress}
 
@@ -69,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--shapes", nargs="+", help="shapes whose name starts so (default: all)")
     parser.add_argument("--arms", nargs="+", help="arms whose name contains one of these (default: all)")
+    parser.add_argument("--starts", nargs="+", choices=STARTS, default=["re-estimated"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -78,30 +87,37 @@ def main() -> None:
     base = evaluate(unpruned, data, data.val).top1
     print(f"{machine()}\nResNet-56 unpruned: {base:.2f} % on {len(data.val)} validation images", flush=True)
     calib = data.normalize(data.train.subset(1024, seed=2).images)
+    samples = data.normalize(data.train.subset(256, seed=4).images)
     shapes = {k: v for k, v in SHAPES.items() if not args.shapes or any(k.startswith(p) for p in args.shapes)}
     arms = {k: v for k, v in ARMS.items() if not args.arms or any(p in k for p in args.arms)}
     rows = []
     for shape, (blocks, widths) in shapes.items():
-        start = copy.deepcopy(unpruned)
-        apply_pruners(start, schedule_for(blocks, widths), data.sample_input(1))
-        reestimate_norms(start, calib)
-        start_top1 = evaluate(start, data, data.val).top1
-        print(f"\n{shape}: {start_top1:.2f} % after re-estimation, before training", flush=True)
-        for seed in args.seeds:
-            split = data.train.subset(args.images, seed=seed)
-            for arm, (lr, schedule, alpha) in arms.items():
-                model, seconds = finetune(start, unpruned, data, split, lr, schedule, alpha, seed)
-                trained = evaluate(model, data, data.val).top1
-                reestimate_norms(model, calib)  # as a trial does after its last epoch
-                top1 = evaluate(model, data, data.val).top1
-                rows.append({"shape": shape, "seed": seed, "arm": arm, "start_top1": start_top1,
-                             "top1_before_settle": trained, "top1": top1, "seconds": round(seconds, 1)})
-                print(f"  seed {seed}  {arm:46} {trained:6.2f} -> {top1:6.2f} %  ({seconds:.0f} s)", flush=True)
+        for start_name in args.starts:
+            start = copy.deepcopy(unpruned)
+            apply_pruners(start, schedule_for(blocks, widths), data.sample_input(1))
+            reestimate_norms(start, calib)
+            if start_name == "least-squares":  # fitted to the statistics the network will have
+                reconstruct_consumers(start, unpruned, samples)
+                reestimate_norms(start, calib)
+            start_top1 = evaluate(start, data, data.val).top1
+            print(f"\n{shape}, {start_name}: {start_top1:.2f} % before training", flush=True)
+            for seed in args.seeds:
+                split = data.train.subset(args.images, seed=seed)
+                for arm, (lr, schedule, alpha) in arms.items():
+                    model, seconds = finetune(start, unpruned, data, split, lr, schedule, alpha, seed)
+                    trained = evaluate(model, data, data.val).top1
+                    reestimate_norms(model, calib)  # as a trial does after its last epoch
+                    top1 = evaluate(model, data, data.val).top1
+                    rows.append({"shape": shape, "start": start_name, "seed": seed, "arm": arm,
+                                 "start_top1": start_top1, "top1_before_settle": trained, "top1": top1,
+                                 "seconds": round(seconds, 1)})
+                    print(f"  seed {seed}  {arm:46} {trained:6.2f} -> {top1:6.2f} %  ({seconds:.0f} s)", flush=True)
     print("\nmean over shapes and seeds (trained -> statistics re-estimated):")
-    for arm in arms:
-        mine = [r for r in rows if r["arm"] == arm]
-        print(f"  {arm:46} {sum(r['top1_before_settle'] for r in mine) / len(mine):6.2f} -> "
-              f"{sum(r['top1'] for r in mine) / len(mine):6.2f} %")
+    for start_name in args.starts:
+        for arm in arms:
+            mine = [r for r in rows if r["arm"] == arm and r["start"] == start_name]
+            print(f"  {start_name:14} {arm:46} {sum(r['top1_before_settle'] for r in mine) / len(mine):6.2f} -> "
+                  f"{sum(r['top1'] for r in mine) / len(mine):6.2f} %")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "images": args.images, "baseline_top1": base,
                                          "rows": rows}, indent=2) + "\n")

@@ -9,52 +9,111 @@ Adding an implementation is one module plus one row here.
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from edgetune.errors import ConfigError, MissingExtraError, closest
 
 
 class Plugin(NamedTuple):
     """Where an implementation lives and what it needs: `extra` is the pip extra that installs
-    `packages` (None: the core install has them)."""
+    `packages` (None: the core install has them); `traits`, what the rest of edgetune may assume
+    about it without importing it (the axis's own traits type, below). Code decides by traits,
+    never by a plug-in's name, so a new implementation is its module plus its row."""
 
     module: str
     attribute: str
     extra: str | None = None
     packages: tuple[str, ...] = ()
+    traits: Any = None
 
 
+class MethodTraits(NamedTuple):
+    """A compression method's capabilities. `family`: what its unit is (`filters`, `channels`,
+    `blocks`, or its own: `tucker`, `svd`, `magnitude`), which decides what a kept width means
+    and which `group_type` a Distiller schedule may name; `samples_images`: it reads sampled
+    training images (`n_samples` applies); `takes_width`: a kept count per layer (`width`,
+    `round_to`, the target's width tables) means something; `structural`: shapes shrink (False:
+    weights are zeroed in place, no dense speed-up)."""
+
+    family: str
+    samples_images: bool = False
+    takes_width: bool = False
+    structural: bool = True
+
+
+class StrategyTraits(NamedTuple):
+    """A search strategy's capabilities. `multi_objective`: it can trade several objectives;
+    `layer_features`: the study hands it each searched layer's features and the protocol's
+    reward (it walks the network, as the RL agent does); `finite_space`: it enumerates a finite
+    space, so a study's trials are capped at that space's size."""
+
+    multi_objective: bool = True
+    layer_features: bool = False
+    finite_space: bool = False
+
+
+class RuntimeTraits(NamedTuple):
+    """A runtime's capabilities. `int8_formats`: it quantises to several INT8 formats (ONNX
+    Runtime's QDQ and operator formats), which a study measures on the baseline and picks from;
+    otherwise it has one INT8 path (OpenVINO's NNCF)."""
+
+    int8_formats: bool = False
+
+
+class RendererTraits(NamedTuple):
+    """A report format: `needs`, the formats it links to (drawn before it)."""
+
+    needs: tuple[str, ...] = ()
+
+
+class SectionTraits(NamedTuple):
+    """An implementation built from one section of the experiment (its dotted key), set or not."""
+
+    section: str | None
+
+
+def _method(module: str, attribute: str, packages: tuple[str, ...], traits: MethodTraits) -> Plugin:
+    return Plugin(module, attribute, "search", packages, traits)
+
+
+_FILTERS, _CHANNELS = MethodTraits("filters", takes_width=True), MethodTraits("channels", takes_width=True)
+_TP = ("torch_pruning",)
 COMPRESSION_METHODS: dict[str, Plugin] = {
-    "filters-l1": Plugin("edgetune.compress.filters", "FiltersL1", "search", ("torch_pruning",)),
-    "filters-l2": Plugin("edgetune.compress.filters", "FiltersL2", "search", ("torch_pruning",)),
-    "filters-bn": Plugin("edgetune.compress.filters", "FiltersBatchNorm", "search", ("torch_pruning",)),
-    "filters-taylor": Plugin("edgetune.compress.filters", "FiltersTaylor", "search", ("torch_pruning",)),
-    "channels-l1": Plugin("edgetune.compress.channels", "ChannelsL1", "search", ("torch_pruning",)),
-    "channels-l2": Plugin("edgetune.compress.channels", "ChannelsL2", "search", ("torch_pruning",)),
-    "channels-reconstruct": Plugin("edgetune.compress.channels", "ChannelsReconstruct", "search", ("torch_pruning",)),
-    "tucker": Plugin("edgetune.compress.tucker", "Tucker", "search", ("tensorly",)),
-    "svd": Plugin("edgetune.compress.svd", "TruncatedSvd", "search", ("torch",)),
-    "magnitude": Plugin("edgetune.compress.magnitude", "Magnitude", "search", ("torch",)),
-    "blocks": Plugin("edgetune.compress.blocks", "BlocksDefault", "search", ("torch",)),
-    "blocks-change": Plugin("edgetune.compress.blocks", "Blocks", "search", ("torch",)),
-    "blocks-bn": Plugin("edgetune.compress.blocks", "BlocksBatchNorm", "search", ("torch",)),
-    "blocks-loss": Plugin("edgetune.compress.blocks", "BlocksLoss", "search", ("torch",)),
+    "filters-l1": _method("edgetune.compress.filters", "FiltersL1", _TP, _FILTERS),
+    "filters-l2": _method("edgetune.compress.filters", "FiltersL2", _TP, _FILTERS),
+    "filters-bn": _method("edgetune.compress.filters", "FiltersBatchNorm", _TP, _FILTERS),
+    "filters-taylor": _method("edgetune.compress.filters", "FiltersTaylor", _TP, _FILTERS._replace(samples_images=True)),
+    "channels-l1": _method("edgetune.compress.channels", "ChannelsL1", _TP, _CHANNELS),
+    "channels-l2": _method("edgetune.compress.channels", "ChannelsL2", _TP, _CHANNELS),
+    "channels-reconstruct": _method("edgetune.compress.channels", "ChannelsReconstruct", _TP,
+                                    _CHANNELS._replace(samples_images=True)),
+    "tucker": _method("edgetune.compress.tucker", "Tucker", ("tensorly",), MethodTraits("tucker")),
+    "svd": _method("edgetune.compress.svd", "TruncatedSvd", ("torch",), MethodTraits("svd")),
+    "magnitude": _method("edgetune.compress.magnitude", "Magnitude", ("torch",),
+                         MethodTraits("magnitude", structural=False)),
+    "blocks": _method("edgetune.compress.blocks", "BlocksDefault", ("torch",), MethodTraits("blocks", True)),
+    "blocks-change": _method("edgetune.compress.blocks", "Blocks", ("torch",), MethodTraits("blocks", True)),
+    "blocks-bn": _method("edgetune.compress.blocks", "BlocksBatchNorm", ("torch",), MethodTraits("blocks")),
+    "blocks-loss": _method("edgetune.compress.blocks", "BlocksLoss", ("torch",), MethodTraits("blocks", True)),
 }
 
 SEARCH_STRATEGIES: dict[str, Plugin] = {
-    "bayes": Plugin("edgetune.search.bayes", "Bayes", "search", ("optuna", "scipy")),
-    "tpe": Plugin("edgetune.search.tpe", "Tpe", "search", ("optuna",)),
-    "random": Plugin("edgetune.search.random", "Random", "search", ("optuna",)),
-    "grid": Plugin("edgetune.search.grid", "Grid", "search", ("optuna",)),
-    "nsga2": Plugin("edgetune.search.nsga2", "Nsga2", "search", ("optuna",)),
-    "cmaes": Plugin("edgetune.search.cmaes", "CmaEs", "search", ("optuna", "cmaes")),
-    "rl": Plugin("edgetune.search.rl", "DdpgAgent", "rl", ("stable_baselines3", "gymnasium")),
+    "bayes": Plugin("edgetune.search.bayes", "Bayes", "search", ("optuna", "scipy"), StrategyTraits()),
+    "tpe": Plugin("edgetune.search.tpe", "Tpe", "search", ("optuna",), StrategyTraits()),
+    "random": Plugin("edgetune.search.random", "Random", "search", ("optuna",), StrategyTraits()),
+    "grid": Plugin("edgetune.search.grid", "Grid", "search", ("optuna",), StrategyTraits(finite_space=True)),
+    "nsga2": Plugin("edgetune.search.nsga2", "Nsga2", "search", ("optuna",), StrategyTraits()),
+    "cmaes": Plugin("edgetune.search.cmaes", "CmaEs", "search", ("optuna", "cmaes"),
+                    StrategyTraits(multi_objective=False)),
+    "rl": Plugin("edgetune.search.rl", "DdpgAgent", "rl", ("stable_baselines3", "gymnasium"),
+                 StrategyTraits(multi_objective=False, layer_features=True)),
 }
 
 RUNTIMES: dict[str, Plugin] = {
-    "onnxruntime": Plugin("edgetune.runtimes.onnxruntime", "OnnxRuntime", None, ("onnxruntime",)),
-    "openvino": Plugin("edgetune.runtimes.openvino", "OpenVino", "openvino", ("openvino",)),
-    "torch": Plugin("edgetune.runtimes.torch_eager", "TorchEager", "search", ("torch",)),
+    "onnxruntime": Plugin("edgetune.runtimes.onnxruntime", "OnnxRuntime", None, ("onnxruntime",),
+                          RuntimeTraits(int8_formats=True)),
+    "openvino": Plugin("edgetune.runtimes.openvino", "OpenVino", "openvino", ("openvino",), RuntimeTraits()),
+    "torch": Plugin("edgetune.runtimes.torch_eager", "TorchEager", "search", ("torch",), RuntimeTraits()),
 }
 
 # Dataset name -> the module that reads it (its `load`, `SEARCH_PATHS` and `HOW_TO_GET`).
@@ -66,21 +125,42 @@ DATASETS: dict[str, Plugin] = {
 # Other spellings users type (the CLI's help said `folder` for a long time).
 DATASET_ALIASES: dict[str, str] = {"folder": "image-folder", "fmnist": "fashion-mnist", "cifar-10": "cifar10"}
 
+# Each renders a report into its output folder: `render(report, out_dir) -> list[Path]`.
 REPORT_RENDERERS: dict[str, Plugin] = {
-    "html": Plugin("edgetune.report.html", "render_html", "report", ("plotly",)),
-    "png": Plugin("edgetune.report.png", "render_png", "report", ("matplotlib",)),
-    "csv": Plugin("edgetune.report.markdown", "render_csv", "report", ("pandas",)),
-    "md": Plugin("edgetune.report.markdown", "render_markdown", "report", ("matplotlib",)),
+    "html": Plugin("edgetune.report.html", "render_html", "report", ("plotly",), RendererTraits()),
+    "png": Plugin("edgetune.report.png", "render_png", "report", ("matplotlib",), RendererTraits()),
+    "csv": Plugin("edgetune.report.markdown", "render_csv", "report", ("pandas",), RendererTraits()),
+    "md": Plugin("edgetune.report.markdown", "render_markdown", "report", ("matplotlib",), RendererTraits(("png",))),
 }
 
+# Each built as `cls(settings, study_name, run_dir)` from its section, when the section is set.
 TRACKERS: dict[str, Plugin] = {
-    "wandb": Plugin("edgetune.tracking.wandb_tracker", "WandbTracker", "tracking", ("wandb",)),
-    "mlflow": Plugin("edgetune.tracking.mlflow_tracker", "MlflowTracker", "tracking", ("mlflow",)),
+    "wandb": Plugin("edgetune.tracking.wandb_tracker", "WandbTracker", "tracking", ("wandb",),
+                    SectionTraits("tracking.wandb")),
+    "mlflow": Plugin("edgetune.tracking.mlflow_tracker", "MlflowTracker", "tracking", ("mlflow",),
+                     SectionTraits("tracking.mlflow")),
 }
 
+# Each built as `cls.from_settings(settings)` from its section (None: the one used when no other's
+# section is set).
 EXECUTORS: dict[str, Plugin] = {
-    "local": Plugin("edgetune.executors.local", "LocalExecutor", None, ("onnxruntime",)),
-    "device-worker": Plugin("edgetune.executors.device", "DeviceWorkerExecutor", "worker", ("celery",)),
+    "local": Plugin("edgetune.executors.local", "LocalExecutor", None, ("onnxruntime",), SectionTraits(None)),
+    "device-worker": Plugin("edgetune.executors.device", "DeviceWorkerExecutor", "worker", ("celery",),
+                            SectionTraits("remote")),
+}
+
+# Architectures by name, each a builder `fn(num_classes=, in_channels=) -> nn.Module`; a user's own
+# are added at run time with `edgetune.models.register_model`.
+ARCHITECTURES: dict[str, Plugin] = {
+    **{f"resnet{d}": Plugin("edgetune.models.resnet_cifar", f"resnet{d}", "search", ("torch",))
+       for d in (20, 32, 44, 56, 110)},
+    "mobilenetv2": Plugin("edgetune.models.mobilenetv2", "mobilenetv2", "search", ("torch",)),
+    "vgg11": Plugin("edgetune.models.vgg", "vgg11", "search", ("torch",)),
+    "vgg16": Plugin("edgetune.models.vgg", "vgg16", "search", ("torch",)),
+    # torchvision itself is imported when one is built (the builder names the extra then).
+    "tv-resnet18": Plugin("edgetune.models.torchvision_models", "tv_resnet18", "search", ("torch",)),
+    "tv-resnet50": Plugin("edgetune.models.torchvision_models", "tv_resnet50", "search", ("torch",)),
+    "tv-mobilenetv2": Plugin("edgetune.models.torchvision_models", "tv_mobilenetv2", "search", ("torch",)),
 }
 
 
@@ -114,5 +194,32 @@ def load_plugin(table: dict[str, Plugin], name: str, what: str, key: str) -> obj
     return load(table, name, what, key)()  # type: ignore[operator]
 
 
-__all__ = ["COMPRESSION_METHODS", "DATASETS", "DATASET_ALIASES", "EXECUTORS", "REPORT_RENDERERS", "RUNTIMES",
-           "SEARCH_STRATEGIES", "TRACKERS", "Plugin", "dataset_name", "load", "load_plugin"]
+def method_traits(method: str) -> MethodTraits:
+    """A registered compression method's traits (the schema has checked the name)."""
+    return COMPRESSION_METHODS[method].traits
+
+
+def strategy_traits(method: str) -> StrategyTraits:
+    """A registered search strategy's traits (the schema has checked the name)."""
+    return SEARCH_STRATEGIES[method].traits
+
+
+def runtime_traits(runtime: str) -> RuntimeTraits:
+    """A registered runtime's traits (the schema has checked the name)."""
+    return RUNTIMES[runtime].traits
+
+
+def strategies_where(**wanted: bool) -> list[str]:
+    """The strategies whose traits have these values, e.g. `multi_objective=True`."""
+    return [n for n, p in SEARCH_STRATEGIES.items() if all(getattr(p.traits, k) == v for k, v in wanted.items())]
+
+
+def methods_where(**wanted: bool) -> list[str]:
+    """The compression methods whose traits have these values, e.g. `samples_images=True`."""
+    return [n for n, p in COMPRESSION_METHODS.items() if all(getattr(p.traits, k) == v for k, v in wanted.items())]
+
+
+__all__ = ["ARCHITECTURES", "COMPRESSION_METHODS", "DATASETS", "DATASET_ALIASES", "EXECUTORS", "REPORT_RENDERERS",
+           "RUNTIMES", "SEARCH_STRATEGIES", "TRACKERS", "MethodTraits", "Plugin", "RendererTraits", "RuntimeTraits", "SectionTraits",
+           "StrategyTraits", "dataset_name", "load", "load_plugin", "method_traits", "methods_where",
+           "runtime_traits", "strategies_where", "strategy_traits"]

@@ -9,7 +9,7 @@ from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import load_schedule
 from edgetune.errors import ConfigError
 from edgetune.metrics import resolve_metric
-from edgetune.search.base import make_sampler
+from edgetune.search.base import SearchContext, get_strategy
 from edgetune.sweep import apply, check_ranges, load_sweep, parse_sweep, resolve_all, suggest
 from edgetune.sweep.space import grid_size, grid_space
 
@@ -29,6 +29,12 @@ SPACE = {
         "lg": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1},
     },
 }
+
+
+def make_sampler(sweep, seed: int):
+    """The sweep's strategy's sampler, unconstrained (as a study asks for it)."""
+    directions = [o.goal for o in sweep.objective_list()]
+    return get_strategy(sweep.method).sampler(SearchContext(sweep, seed, directions))
 
 
 def test_every_distribution_is_inferred_and_sampled_in_range():

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from edgetune.catalog import REPORT_RENDERERS
+from edgetune.catalog import REPORT_RENDERERS, Plugin, RendererTraits
 from edgetune.config.experiment import load_experiment
 from edgetune.report.build import write_report
 from edgetune.study import run_study
@@ -86,6 +86,20 @@ def test_every_registered_renderer_writes_its_files(finished_run, tmp_path, name
     assert written and all(p.is_file() and p.stat().st_size > 0 for p in written)
     suffixes = {p.suffix for p in written}
     assert {"html": ".html", "png": ".png", "csv": ".csv", "md": ".md"}[name] in suffixes
+
+
+def toy_renderer(report, out_dir):
+    """A format registered by one catalog row: a list of the figures the png renderer drew first."""
+    path = out_dir / "figures.txt"
+    path.write_text("\n".join(sorted(p.name for p in (out_dir / "figures").glob("*.png"))))
+    return [path]
+
+
+def test_a_new_format_is_one_row_and_gets_what_it_needs_drawn_first(finished_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(REPORT_RENDERERS, "toy", Plugin(__name__, "toy_renderer", None, (), RendererTraits(("png",))))
+    _, written = write_report(finished_run, tmp_path / "r", ["toy"], per_layer=False)
+    listed = (tmp_path / "r" / "figures.txt").read_text().split()
+    assert listed and sorted(p.name for p in written if p.suffix == ".png") == listed
 
 
 def test_report_errors_name_the_problem(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from edgetune.bench_cli import run_bench
+from edgetune.cli.bench_run import run_bench
 from edgetune.errors import EdgetuneError
 
 QUICK = {"runtime": "onnxruntime", "device": "cpu", "precision": "fp32", "calibration": None, "data": None,

@@ -7,6 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
 from edgetune.catalog import SEARCH_STRATEGIES
 from edgetune.config.experiment import load_experiment
@@ -37,7 +38,7 @@ def _synthetic(method: str, n: int, seed: int = 0, run_dir: Path | None = None, 
     def evaluate(trial, params):
         value = (params["x"] - OPT["x"]) ** 2 + (params["y"] - OPT["y"]) ** 2
         study.tell(trial, value)
-        return TrialOutcome(trial.number, params, "COMPLETE", [value])
+        return TrialOutcome(trial.number, params, TrialState.COMPLETE, [value])
 
     drive_study(study, strategy, ctx, evaluate, lambda: len(study.trials) >= n)
     return study

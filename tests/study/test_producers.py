@@ -144,8 +144,13 @@ def _farm(tmp_path: Path, pg, name: str, during=None) -> optuna.Study:
             worker.wait(timeout=60)
     assert all(p.returncode == 0 for p in producers), "\n---\n".join(o[-4000:] for o in outs)
     study = optuna.load_study(study_name=name, storage=pg.url)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    assert counted(study) == TRIALS and len(complete) == TRIALS
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    # A candidate whose timing the host disturbed (a restart, a loaded CI machine) is timed again
+    # as a trial of its own (`remeasure_of`, study/remeasure.py): the same candidate, not another.
+    complete = [t for t in done if "remeasure_of" not in t.user_attrs]
+    again = [t for t in done if "remeasure_of" in t.user_attrs]
+    assert counted(study) == TRIALS and len(complete) == TRIALS, [(t.number, t.user_attrs) for t in done]
+    assert {t.user_attrs["remeasure_of"] for t in again} <= {t.number for t in complete}
     assert len({t.number for t in complete}) == TRIALS
     assert all(t.user_attrs["latency_ms"] > 0 for t in complete)
     # One answer per distinct request, none without a request: both producers' identical

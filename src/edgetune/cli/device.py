@@ -80,10 +80,10 @@ def bench(
       edgetune bench pick.onnx --against base.onnx --against resnet20.onnx
       edgetune bench weights.pt --model resnet20 --num-classes 10 --in-channels 1
     """
-    from edgetune.bench_cli import run_bench
+    from edgetune.cli.bench_run import run_bench
 
     if against:
-        from edgetune.bench_against import refuse_ignored, run_against
+        from edgetune.cli.bench_against import refuse_ignored, run_against
 
         ignored = {"--batch": batch and batch != [1], "--precision": precision != "fp32", "--calibration": calibration,
                    "--checkpoint": checkpoint, "--split": split != "test", "--repeats": repeats != 3,

@@ -77,7 +77,7 @@ def run(
 
 
 def _dry_run(out: Console, spec: Any) -> None:
-    from edgetune.dry_run_view import dry_run_view
+    from edgetune.cli.dry_run_view import dry_run_view
     from edgetune.study.runner import dry_run
 
     out.print(dry_run_view(dry_run(spec)))

@@ -118,6 +118,7 @@ class CompressionMethod(ABC):
     name: str
     unit: str = "filters"
     structural: bool = True  # False: weights are zeroed in place, shapes stay, no dense speed-up
+    samples_images: bool = False  # ranks or fits on sampled training images (n_samples applies)
     layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d,)
 
     def why_not(self, module: nn.Module) -> str | None:

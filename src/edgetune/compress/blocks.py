@@ -129,7 +129,7 @@ class Blocks(CompressionMethod):
     name = "blocks-change"
     unit = "blocks"
     layer_types = (nn.Module,)
-    needs_images = True  # the score reads sampled training images (part of what it is remembered by)
+    samples_images = True  # the score reads sampled training images (part of what it is remembered by)
 
     def targets(self, model: nn.Module, ctx: CompressionContext) -> list[str]:
         return list(residual_blocks(model, ctx.example))
@@ -161,7 +161,7 @@ class Blocks(CompressionMethod):
         (it was 90 % of a `make run` trial's pruning time)."""
         h = state_hash(model)
         h.update(repr((self.name, members)).encode())
-        if self.needs_images:
+        if self.samples_images:
             for t in _sampled(ctx, pruner):
                 h.update(t.numpy().tobytes() if t is not None else b"-")
         key = h.hexdigest()
@@ -194,7 +194,7 @@ class Blocks(CompressionMethod):
 
 class BlocksBatchNorm(Blocks):
     name = "blocks-bn"
-    needs_images = False
+    samples_images = False
 
     def scores(self, model: nn.Module, members: list[str], ctx: CompressionContext, pruner: str) -> dict[str, float]:
         out = {}

@@ -111,6 +111,7 @@ class _Enough(Exception):
 
 class ChannelsReconstruct(ChannelPruning):
     name = "channels-reconstruct"
+    samples_images = True
 
     def _inputs(self, model: nn.Module, modules: list[nn.Module], ctx: CompressionContext, options: PrunerOptions,
                 pruner: str) -> dict[nn.Module, torch.Tensor]:

@@ -105,6 +105,7 @@ class FiltersTaylor(FilterPruning):
     GradientRankedFilterPruner): |weight x gradient| over a batch of training images."""
 
     name = "filters-taylor"
+    samples_images = True
 
     def importance(self, scope: str) -> tp.importance.Importance:
         return tp.importance.TaylorImportance(**scope_args(scope))

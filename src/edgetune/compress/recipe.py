@@ -43,8 +43,3 @@ def apply_pruners(
                 warnings.warn(f"{pname}: {r.weight} not compressed: {r.skipped}", stacklevel=2)
         records += done
     return records
-
-
-def structural(schedule: Schedule) -> bool:
-    """False when a pruner only zeroes weights: the candidate's shape (and speed) is the baseline's."""
-    return all(get_method(spec.method_and_scope()[0]).structural for spec in schedule.pruners.values())

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgetune.catalog import COMPRESSION_METHODS
+from edgetune.catalog import COMPRESSION_METHODS, MethodTraits, method_traits, methods_where
 from edgetune.config.base import Strict, validate
 from edgetune.config.distiller import unsupported
 from edgetune.errors import ConfigError, closest
@@ -46,16 +46,10 @@ def accepted_classes() -> list[str]:
     return sorted({c for c, _ in DISTILLER_CLASSES}) + list(COMPRESSION_METHODS)
 
 
-def method_family(method: str) -> str:
-    """`filters`, `channels`, or the method itself: what a kept width means depends on it."""
-    return method.split("-")[0]
-
-
 def resolve_class(class_: str, group_type: str | None) -> tuple[str, str]:
     """(method name, ranking scope) for a recipe's `class` and `group_type`, or ValueError."""
     if class_ in COMPRESSION_METHODS:
-        family = method_family(class_)
-        wants = {"channels": "Channels", "filters": "Filters"}.get(family)
+        wants = {"channels": "Channels", "filters": "Filters"}.get(method_traits(class_).family)
         if group_type is not None and wants is not None and group_type != wants:
             raise ValueError(f"class '{class_}' prunes {wants.lower()}, but group_type is '{group_type}'")
         return class_, "group"
@@ -121,13 +115,14 @@ class PrunerSpec(Strict):
         if self.initial_sparsity is not None or self.final_sparsity is not None:
             raise ValueError(f"initial_sparsity and final_sparsity belong to gradual pruners "
                              f"({', '.join(GRADUAL_CLASSES)}); '{self.class_}' prunes once: give desired_sparsity")
-        if self.n_samples is not None and self.method_and_scope()[0] not in SAMPLING_METHODS:
-            raise ValueError(f"n_samples applies to {', '.join(SAMPLING_METHODS)}, not '{self.class_}'")
+        if self.n_samples is not None and not self.traits.samples_images:
+            raise ValueError(f"n_samples applies to {', '.join(methods_where(samples_images=True))}, "
+                             f"not '{self.class_}'")
         if "desired_sparsity" not in self.model_fields_set and self.width is None and self.blocks is None:
             raise ValueError("give `desired_sparsity` (the fraction to remove), `width` (the channels to keep) or, "
                              "for depth pruning, `blocks` (the blocks to keep)")
         if self.blocks is not None and self.family != "blocks":
-            raise ValueError(f"blocks applies to depth pruning (class blocks, blocks-change, blocks-bn, blocks-loss), "
+            raise ValueError(f"blocks applies to depth pruning (class {', '.join(_family_members('blocks'))}), "
                              f"not '{self.class_}'")
         if self.blocks is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
             raise ValueError(f"give `desired_sparsity` or `blocks`, not both (got {self.desired_sparsity} and "
@@ -136,8 +131,9 @@ class PrunerSpec(Strict):
             raise ValueError(f"give `desired_sparsity` or `width`, not both (got {self.desired_sparsity} and "
                              f"{self.width})")
         for key, value in (("round_to", self.round_to), ("width", self.width)):
-            if value is not None and method_family(self.method_and_scope()[0]) not in ("filters", "channels"):
-                raise ValueError(f"{key} applies to filter and channel pruning, not '{self.class_}'")
+            if value is not None and not self.traits.takes_width:
+                raise ValueError(f"{key} applies to the methods that keep a width per layer "
+                                 f"({', '.join(methods_where(takes_width=True))}), not '{self.class_}'")
         if isinstance(self.round_to, int) and self.round_to < 1:
             raise ValueError(f"round_to must be a positive multiple or 'measured', got {self.round_to}")
         return self
@@ -150,15 +146,20 @@ class PrunerSpec(Strict):
         return self.method_and_scope()[0]
 
     @property
+    def traits(self) -> MethodTraits:
+        return method_traits(self.method)
+
+    @property
     def family(self) -> str:
-        return method_family(self.method)
+        return self.traits.family
 
     @property
     def gradual(self) -> bool:
         return self.class_ in GRADUAL_CLASSES
 
 
-SAMPLING_METHODS = ("channels-reconstruct", "filters-taylor", "blocks", "blocks-change", "blocks-loss")
+def _family_members(family: str) -> list[str]:
+    return [name for name, plugin in COMPRESSION_METHODS.items() if plugin.traits.family == family]
 
 
 class ExtensionSpec(Strict):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from edgetune.catalog import SEARCH_STRATEGIES
+from edgetune.catalog import SEARCH_STRATEGIES, strategies_where, strategy_traits
 from edgetune.config.architecture import DescribedCheckpoint
 from edgetune.config.base import Strict, validate
+from edgetune.errors import closest
 from edgetune.files import read_yaml
 
 Distribution = Literal[
@@ -40,8 +41,16 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-# The search methods the registry serves, so the schema cannot accept one it cannot run.
-Method = Literal[tuple(SEARCH_STRATEGIES)]  # type: ignore[valid-type]
+def _registered_strategy(name: str) -> str:
+    """The schema accepts exactly the search methods the registry serves (read when a file is
+    checked, so one registered at run time counts)."""
+    if name not in SEARCH_STRATEGIES:
+        raise ValueError(f"unknown search method '{name}'; did you mean {', '.join(closest(name, SEARCH_STRATEGIES))}? "
+                         f"available: {', '.join(SEARCH_STRATEGIES)}")
+    return name
+
+
+Method = Annotated[str, AfterValidator(_registered_strategy)]
 
 
 class MetricSpec(Strict):
@@ -335,16 +344,15 @@ class SweepSpec(Strict):
                 raise ValueError(f"`metric` ({self.metric.name}) is not among `objectives` ({', '.join(names)}); "
                                  "give one of them, or drop `metric`")
         many = len(self.objective_list()) > 1
-        if many and self.method == "cmaes":
-            raise ValueError("method 'cmaes' optimises one objective; use nsga2, tpe or bayes for several")
+        if many and not strategy_traits(self.method).multi_objective:
+            raise ValueError(f"method '{self.method}' optimises one objective; use "
+                             f"{', '.join(strategies_where(multi_objective=True, finite_space=False))} for several")
         if many and self.early_stop.method != "none":
             raise ValueError(f"early_stop '{self.early_stop.method}' needs a single objective (Optuna's pruners "
                              "compare one curve); use collapse detection alone with several objectives")
         if self.early_terminate is not None and (self.early_stop.method != "none" or many):
             raise ValueError("early_terminate (W&B's hyperband) and early_stop both stop fine-tunes early, and need a "
                              "single objective: give one of them")
-        if self.method == "rl" and many:
-            raise ValueError("method 'rl' optimises the protocol's reward, one number; give one objective")
         if self.protocol is not None and self.protocol.name == "resource-constrained" and not any(
                 c.max is not None and c.metric.lower() not in ("top1", "top5", "accuracy") for c in self.constraints):
             raise ValueError("protocol 'resource-constrained' needs a budget: a constraint with `max` on a "

@@ -4,6 +4,6 @@ The search only ever sees train and validation; test is kept for the final repor
 search cannot overfit the number it is judged by.
 """
 
-from edgetune.data.splits import DataSplits, ImageSplit, known_datasets, load_dataset
+from edgetune.data.splits import DataSplits, ImageSplit, load_dataset
 
-__all__ = ["DataSplits", "ImageSplit", "known_datasets", "load_dataset"]
+__all__ = ["DataSplits", "ImageSplit", "load_dataset"]

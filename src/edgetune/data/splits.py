@@ -155,10 +155,6 @@ def _loader(name: str) -> tuple[Loader, tuple[Path, ...], str]:
     return getattr(module, plugin.attribute), tuple(getattr(module, "SEARCH_PATHS", ())), module.HOW_TO_GET
 
 
-def known_datasets() -> list[str]:
-    return sorted(DATASETS)
-
-
 def candidate_roots(name: str, root: str | Path | None, defaults: tuple[Path, ...]) -> list[Path]:
     """Where to look, in order: the explicit root (alone: a root the user names that does not hold
     the data is a mistake, not a hint, and another copy must not be read in its place),

@@ -48,10 +48,22 @@ NO_SCORING = Scoring()
 
 
 class Executor(ABC):
-    """Measures ONNX files on one target, each beside the reference opened last."""
+    """Measures ONNX files on one target, each beside the reference opened last.
+
+    A caller may assume: `open_reference` comes first and stays in force until the next one or
+    `close`; every `measure` times its file interleaved with that reference in the same rounds
+    (so a ratio survives the host's slow spells), checks parity against `module` before timing,
+    and scores `scoring`'s images on the converted file. An implementation must raise, never
+    return a figure it did not measure; it is built by `from_settings` from its catalog row's
+    section of the experiment (edgetune.catalog.EXECUTORS)."""
 
     # True when the target is this machine, so latency tables measured here describe it.
     local: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """Built from the experiment's section its catalog row names (None for the default)."""
+        return cls()
 
     @abstractmethod
     def open_reference(self, onnx_path: Path, spec: BenchmarkSpec, module: Any = None,

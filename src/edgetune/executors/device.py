@@ -21,6 +21,11 @@ from edgetune.worker.messages import BenchRequest, encode_array
 class DeviceWorkerExecutor(Executor):
     local = False  # the target is elsewhere: nothing here can be timed for it
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> DeviceWorkerExecutor:
+        """From the experiment's `remote:` section (RemoteSpec)."""
+        return cls(settings.broker, settings.queue, settings.timeout)
+
     def __init__(self, broker: str, queue: str, timeout: float, app: Any = None) -> None:
         self.broker, self.queue, self.timeout = broker, queue, timeout
         self.app = app if app is not None else worker_app.make_app(broker)

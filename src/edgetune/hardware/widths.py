@@ -48,11 +48,6 @@ class WidthProfile:
     latency_ms: tuple[float, ...]  # whole network, interleaved-ratio adjusted
     baseline_ms: float
 
-    def per_layer_ms(self, width: int) -> float:
-        """This signature's share of latency saved by one of its layers at `width` (negative: slower)."""
-        i = self.widths.index(width)
-        return (self.baseline_ms - self.latency_ms[i]) / len(self.layers)
-
 
 def signatures(model: nn.Module, example: torch.Tensor, targets: Sequence[str],
                coupled: dict[str, int] | None = None) -> dict[str, list[str]]:

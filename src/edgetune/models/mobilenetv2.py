@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.zoo import register_model
-
 # expansion t, output channels c, repeats n, first stride s (stage 2's stride 2 -> 1 for small images)
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
@@ -61,6 +59,5 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
-@register_model("mobilenetv2")
 def mobilenetv2(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     return MobileNetV2(num_classes, in_channels)

@@ -8,14 +8,15 @@ file alone is enough to rebuild the network, and loading never unpickles code
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgetune.catalog import ARCHITECTURES, load
 from edgetune.compress.structure import rebuild_structure
 from edgetune.config.architecture import Architecture
 from edgetune.errors import ConfigError, EdgetuneError, closest
@@ -23,33 +24,31 @@ from edgetune.files import atomic_write_bytes
 from edgetune.models.factory import ModelFactory
 from edgetune.models.zoo import MODELS, register_model  # noqa: F401 - re-exported
 
-_REGISTRY = MODELS
 
-
-def _ensure_builtin() -> None:
-    """Importing the definitions registers them (torchvision's own module is imported only when
-    one of its networks is built)."""
-    for name in BUILTIN:
-        importlib.import_module(f"edgetune.models.{name}")
-
-
-BUILTIN = ("mobilenetv2", "resnet_cifar", "torchvision_models", "vgg")
+def known_models() -> list[str]:
+    """Every buildable name: the built-in architectures and those registered at run time."""
+    return sorted({*ARCHITECTURES, *MODELS})
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    _ensure_builtin()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return [n for n in known_models() if fnmatch.fnmatch(n, pattern)]
+
+
+def builder(name: str) -> Callable[..., nn.Module]:
+    """The function that builds `name` (a registered one before a built-in of the same name)."""
+    if name in MODELS:
+        return MODELS[name]
+    if name not in ARCHITECTURES:
+        raise ConfigError(
+            f"unknown model '{name}'; did you mean {', '.join(closest(name, known_models()))}? "
+            f"(all: {', '.join(known_models())})",
+            key="model.name",
+        )
+    return load(ARCHITECTURES, name, "model", "model.name")  # type: ignore[return-value]
 
 
 def build_model(name: str, *, num_classes: int, in_channels: int) -> nn.Module:
-    _ensure_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(
-            f"unknown model '{name}'; did you mean {', '.join(closest(name, _REGISTRY))}? "
-            f"(all: {', '.join(sorted(_REGISTRY))})",
-            key="model.name",
-        )
-    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
+    return builder(name)(num_classes=num_classes, in_channels=in_channels)
 
 
 def _from_factory(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any], factory: ModelFactory | None
@@ -113,10 +112,8 @@ def load_checkpoint(
         raise EdgetuneError(f"{path} holds no state dict")
     if factory is not None or meta.get("factory"):
         return _from_factory(path, state, meta, factory)
-    if model_name is not None:
-        _ensure_builtin()
-        if model_name not in _REGISTRY:
-            raise ConfigError(f"unknown model {model_name!r}; registered: {', '.join(sorted(_REGISTRY))} (or your own "
+    if model_name is not None and model_name not in known_models():
+        raise ConfigError(f"unknown model {model_name!r}; registered: {', '.join(known_models())} (or your own "
                               "network with model.factory)", key="model.name")
     for key, given in (("model", model_name), ("num_classes", num_classes), ("in_channels", in_channels)):
         if given is not None and meta.get(key) not in (None, given):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.zoo import register_model
-
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -79,5 +77,5 @@ def _factory(depth: int):
     return build
 
 
-for _depth in (20, 32, 44, 56, 110):
-    register_model(f"resnet{_depth}")(_factory(_depth))
+# The builders edgetune.catalog.ARCHITECTURES names.
+resnet20, resnet32, resnet44, resnet56, resnet110 = (_factory(d) for d in (20, 32, 44, 56, 110))

@@ -7,9 +7,6 @@ from __future__ import annotations
 from torch import nn
 
 from edgetune.errors import MissingExtraError
-from edgetune.models.zoo import register_model
-
-NAMES = {"tv-resnet18": "resnet18", "tv-resnet50": "resnet50", "tv-mobilenetv2": "mobilenet_v2"}
 
 
 def _torchvision_builder(arch: str):
@@ -31,5 +28,5 @@ def _torchvision_builder(arch: str):
     return build
 
 
-for _name, _arch in NAMES.items():
-    register_model(_name)(_torchvision_builder(_arch))
+# The builders edgetune.catalog.ARCHITECTURES names (tv-resnet18, tv-resnet50, tv-mobilenetv2).
+tv_resnet18, tv_resnet50, tv_mobilenetv2 = (_torchvision_builder(a) for a in ("resnet18", "resnet50", "mobilenet_v2"))

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgetune.models.zoo import register_model
-
 CONFIGS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
@@ -37,8 +35,9 @@ class VGG(nn.Module):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
-for _name, _config in CONFIGS.items():
-    def _build(num_classes: int = 10, in_channels: int = 3, _config=_config) -> nn.Module:
-        return VGG(_config, num_classes, in_channels)
+def vgg11(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    return VGG(CONFIGS["vgg11"], num_classes, in_channels)
 
-    register_model(_name)(_build)
+
+def vgg16(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    return VGG(CONFIGS["vgg16"], num_classes, in_channels)

@@ -54,19 +54,25 @@ def write_report(run_dir: Path, out_dir: Path | None = None, formats: Sequence[s
     have_files = run.onnx("baseline").is_file()
     report = build_report(run, measure_layers(run) if per_layer and have_files else None)
     written: list[Path] = []
-    # The Markdown page links the figures: they are drawn with it, and first.
-    wanted = [*formats, "png"] if "md" in formats and "png" not in formats else list(formats)
-    for name in sorted(dict.fromkeys(wanted), key=lambda f: (f != "png", f == "md")):
+    for name in with_needs(formats):
         stage(f"writing {name}")
-        written += _render(name, report, out_dir)
+        render = load(REPORT_RENDERERS, name, "report format", "format")
+        written += render(report, out_dir)  # type: ignore[operator]
     return report, written
 
 
-def _render(name: str, report: Report, out_dir: Path) -> list[Path]:
-    """One renderer of the registry (edgetune.catalog.REPORT_RENDERERS) and where it writes."""
-    render = load(REPORT_RENDERERS, name, "report format", "format")
-    if name == "md":
-        return [render(report, out_dir / "report.md", out_dir / "figures")]  # type: ignore[operator]
-    target = {"html": out_dir / "report.html", "png": out_dir / "figures", "csv": out_dir / "tables"}[name]
-    done = render(report, target)  # type: ignore[operator]
-    return list(done) if isinstance(done, list) else [done]
+def with_needs(formats: Sequence[str]) -> list[str]:
+    """The formats asked for and those they link to (a Markdown page its figures), each needed
+    one before the format that needs it."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        plugin = REPORT_RENDERERS.get(name)
+        for needed in plugin.traits.needs if plugin is not None else ():
+            visit(needed)
+        if name not in order:
+            order.append(name)
+
+    for name in formats:
+        visit(name)
+    return order

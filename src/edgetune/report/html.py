@@ -94,7 +94,9 @@ def _table(table: pd.DataFrame) -> str:
                                    classes="sortable")
 
 
-def render_html(report: Report, path: Path) -> Path:
+def render_html(report: Report, out_dir: Path) -> list[Path]:
+    """`report.html`: one self-contained page (plotly's script inlined once)."""
+    path = out_dir / "report.html"
     try:
         import plotly.io as pio
     except ImportError:
@@ -119,4 +121,4 @@ def render_html(report: Report, path: Path) -> Path:
             f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SORTING}</script></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
-    return path
+    return [path]

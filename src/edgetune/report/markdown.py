@@ -30,7 +30,9 @@ def markdown_table(table: pd.DataFrame, rows: int = 20) -> str:
 SHOWN = {"baseline_comparison", "final_pick", "pareto_front", "layer_latency", "listing"}
 
 
-def render_markdown(report: Report, path: Path, figures_dir: Path | None) -> Path:
+def render_markdown(report: Report, out_dir: Path) -> list[Path]:
+    """`report.md`, linking the figures the png renderer drew into `figures/` beside it."""
+    path = out_dir / "report.md"
     lines = [f"# {report.title}", "", report.subtitle, ""]
     for section in report.sections:
         lines += [f"## {section.title}", ""]
@@ -45,20 +47,19 @@ def render_markdown(report: Report, path: Path, figures_dir: Path | None) -> Pat
                 lines += ["Strongest correlations:", "", markdown_table(strongest, 10), ""]
             elif name.startswith("importance_"):
                 lines += [f"{name.removeprefix('importance_')}:", "", markdown_table(table), ""]
-        if figures_dir is not None:
-            for fig in section.figures[:4]:
-                rel = (figures_dir / f"{fig.name}.png").relative_to(path.parent) if figures_dir.is_relative_to(
-                    path.parent) else figures_dir / f"{fig.name}.png"
-                lines += [f"![{fig.title}]({rel.as_posix()})", ""]
+        lines += [f"![{fig.title}](figures/{fig.name}.png)" + "\n" for fig in section.figures[:4]]
+    out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return [path]
 
 
 def render_csv(report: Report, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """One CSV per table, in `tables/`."""
+    tables = out_dir / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in report.tables().items():
-        path = out_dir / f"{name}.csv"
+        path = tables / f"{name}.csv"
         table.to_csv(path, index=False)
         written.append(path)
     return written

@@ -64,11 +64,13 @@ def _draw(fig: Figure, ax) -> None:
 
 
 def render_png(report: Report, out_dir: Path) -> list[Path]:
+    """One PNG per figure, in `figures/` (the Markdown page links them)."""
     plt = pyplot()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     written = []
     for fig in report.figures():
         figure, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         _draw(fig, ax)
-        written.append(save(figure, out_dir / f"{fig.name}.png"))
+        written.append(save(figure, figures / f"{fig.name}.png"))
     return written

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from edgetune.catalog import SEARCH_STRATEGIES, load_plugin
 from edgetune.config.sweep import SweepSpec
@@ -25,7 +26,7 @@ class TrialOutcome:
 
     number: int
     params: dict[str, Any]
-    state: str  # COMPLETE, PRUNED, FAIL
+    state: TrialState  # COMPLETE, PRUNED or FAIL
     values: list[float] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     feasible: bool = True
@@ -87,9 +88,3 @@ def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     """Every constraint held, on a latency that can be trusted: a measurement taken on a busy
     host (`latency_unreliable`) is kept and shown, but never picked."""
     return all(v <= 0 for v in trial.constraints.values()) and not trial.user_attrs.get("latency_unreliable")
-
-
-def make_sampler(sweep: SweepSpec, seed: int, source: str = "<sweep>") -> optuna.samplers.BaseSampler:
-    """The sampler of the sweep's method, unconstrained."""
-    directions = [o.goal for o in sweep.objective_list()]
-    return get_strategy(sweep.method).sampler(SearchContext(sweep, seed, directions, source=source))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 from stable_baselines3 import DDPG
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise
@@ -114,7 +115,7 @@ class DdpgAgent(Strategy):
 
         def run_episode(params: dict[str, float]) -> float:
             outcome: TrialOutcome = run_trial(params)
-            if outcome.state != "COMPLETE" or not outcome.feasible:
+            if outcome.state is not TrialState.COMPLETE or not outcome.feasible:
                 return PENALTY
             return float(ctx.protocol_reward(outcome))  # type: ignore[misc]
 

@@ -11,6 +11,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +56,28 @@ def _pruning_plan(schedule: Schedule, epochs: int) -> dict[int, list[str]]:
     return plan
 
 
-class StopTrial(Exception):
-    """Raised by an epoch hook to end a fine-tune early (collapse, or an Optuna pruner)."""
+class Ending(Enum):
+    """How a trial ended before its last stage, one of four exclusive outcomes."""
 
-    def __init__(self, reason: str, pruned: bool = True, result: CandidateResult | None = None,
-                 skipped: bool = False, duplicate_of: int | None = None) -> None:
+    # Fine-tuning stopped by an epoch hook (collapse, or an Optuna pruner): Optuna's PRUNED
+    # state, never a best trial.
+    STOPPED_EARLY = "stopped early"
+    # Its predicted latency rules it out: complete, with predicted figures, never measured.
+    SKIPPED = "skipped"
+    # The same network built, fine-tuned and measured as an earlier trial: answered from it.
+    DUPLICATE = "duplicate"
+    # Decided before fine-tuning (infeasible on resources, or held back at rung 0): complete,
+    # with the figures measured so far.
+    DECIDED = "decided"
+
+
+class StopTrial(Exception):
+    """Raised to end a trial before its last stage; `ending` says how (see Ending)."""
+
+    def __init__(self, reason: str, ending: Ending = Ending.STOPPED_EARLY, result: CandidateResult | None = None,
+                 duplicate_of: int | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.pruned, self.result, self.skipped = reason, pruned, result, skipped
-        self.duplicate_of = duplicate_of
+        self.reason, self.ending, self.result, self.duplicate_of = reason, ending, result, duplicate_of
 
 
 @dataclass
@@ -221,7 +236,7 @@ def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, 
                        hooks: Hooks, recovery: dict[str, Any] | None) -> None:
     earlier = hooks.duplicate_of(candidate_key(model, setup, schedule, ft, recovery))
     if earlier is not None:
-        raise StopTrial(f"duplicate of trial {earlier}", pruned=False, duplicate_of=earlier)
+        raise StopTrial(f"duplicate of trial {earlier}", Ending.DUPLICATE, duplicate_of=earlier)
 
 
 def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
@@ -237,7 +252,7 @@ def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialS
         reason, predicted = ruled_out
         metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
         result = _finish(metrics, {}, thinning, {}, out_dir)
-        raise StopTrial(f"skipped: {reason}", pruned=False, result=result, skipped=True)
+        raise StopTrial(f"skipped: {reason}", Ending.SKIPPED, result=result)
     try:
         perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
                                exported=bench.score_onnx)
@@ -254,12 +269,12 @@ def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialS
     if reason is not None:
         metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, infeasible=reason)
         result = _finish(metrics, perf, thinning, timing, out_dir)
-        raise StopTrial(f"infeasible before fine-tuning: {reason}", pruned=False, result=result)
+        raise StopTrial(f"infeasible before fine-tuning: {reason}", Ending.DECIDED, result=result)
     held = hooks.held_back(metrics) if ft.epochs else None
     if held is not None:  # rung 0 is its last: its figures are its own, deployed as it is
         metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, rung=0)
         result = _deployed(model, bench, setup, ft, True, metrics, (thinning, timing), out_dir, stage)
-        raise StopTrial(f"not fine-tuned: {held}", pruned=False, result=result)
+        raise StopTrial(f"not fine-tuned: {held}", Ending.DECIDED, result=result)
     return timing
 
 

@@ -14,6 +14,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from edgetune.catalog import runtime_traits
 from edgetune.compress.base import CompressionRecord
 from edgetune.config.experiment import BenchmarkSpec, CalibrateSpec, FinetuneSpec
 from edgetune.config.recipe import Schedule
@@ -24,6 +25,7 @@ from edgetune.objectives import Constraint, violations
 from edgetune.search.base import TrialOutcome, record_constraints
 from edgetune.study.candidate import (
     CandidateResult,
+    Ending,
     Hooks,
     StopTrial,
     TrialSetup,
@@ -73,7 +75,7 @@ def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 class Verdict:
     """How a trial ends: its state, the objective values to tell, and what the reporter shows."""
 
-    state: str  # COMPLETE, PRUNED or FAIL
+    state: TrialState  # COMPLETE, PRUNED or FAIL
     result: CandidateResult | None = None
     values: list[float] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +105,7 @@ class Evaluator:
         except Exception as exc:  # a broken candidate must not end the search, a broken user function must
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error[:2000])
-            verdict = Verdict("FAIL", note=error)
+            verdict = Verdict(TrialState.FAIL, note=error)
             unwritable = self._unwritable(trial.number, exc)
             if unwritable is not None:  # every trial would lose its files: stop, naming the path
                 self._tell(trial, params, verdict)
@@ -116,7 +118,7 @@ class Evaluator:
         return self._tell(trial, params, verdict)
 
     def _run(self, trial: optuna.Trial, params: dict[str, Any], reference: str | None
-             ) -> tuple[CandidateResult | None, TrialSetup, str]:
+             ) -> tuple[CandidateResult | None, TrialSetup, TrialState]:
         """Build and measure the candidate; (its result, its target, COMPLETE or PRUNED)."""
         spec = self.plan.spec
         if reference:
@@ -134,7 +136,7 @@ class Evaluator:
         setup = self.profile.setup(BenchmarkSpec.model_validate({**spec.benchmark.model_dump(),
                                                                  **over.get("benchmark", {})}))
         trial.set_user_attr("precision", setup.benchmark.precision)
-        if setup.benchmark.precision == "int8" and setup.benchmark.runtime == "onnxruntime":
+        if setup.benchmark.precision == "int8" and runtime_traits(setup.benchmark.runtime).int8_formats:
             trial.set_user_attr("int8_format", setup.benchmark.int8_format)
         out = self.plan.paths.trial(trial.number)
         aside = set_aside(out)
@@ -150,14 +152,15 @@ class Evaluator:
             clock = StageClock(self.reporter.stage)
             try:
                 result = run_candidate(bench, setup, schedule, ft, work, clock, self._hooks(trial, setup))
-                state = "COMPLETE"
+                state = TrialState.COMPLETE
             except StopTrial as stopped:
-                if stopped.duplicate_of is not None:
+                if stopped.ending is Ending.DUPLICATE:
                     trial.set_user_attr("duplicate_of", stopped.duplicate_of)
-                    result, state = self._answer_from(stopped.duplicate_of), "COMPLETE"
+                    result, state = self._answer_from(stopped.duplicate_of), TrialState.COMPLETE
                 else:
-                    trial.set_user_attr("skipped" if stopped.skipped else "stopped", stopped.reason)
-                    result, state = stopped.result, "PRUNED" if stopped.pruned else "COMPLETE"
+                    trial.set_user_attr("skipped" if stopped.ending is Ending.SKIPPED else "stopped", stopped.reason)
+                    result = stopped.result
+                    state = TrialState.PRUNED if stopped.ending is Ending.STOPPED_EARLY else TrialState.COMPLETE
             if result is not None:  # every trial's folder holds its figures, and where its time went
                 result.metrics.update(clock.metrics())
                 result.save(work / "metrics.json")
@@ -236,7 +239,7 @@ class Evaluator:
             trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
         return metrics, flags
 
-    def _judge(self, trial: optuna.Trial, result: CandidateResult | None, setup: TrialSetup, state: str) -> Verdict:
+    def _judge(self, trial: optuna.Trial, result: CandidateResult | None, setup: TrialSetup, state: TrialState) -> Verdict:
         metrics, flags = self._record(trial, result, setup)
         skipped = trial.user_attrs.get("skipped")
         # A skipped candidate is judged on its prediction (named as such), so constrained samplers
@@ -247,32 +250,32 @@ class Evaluator:
         if skipped:
             reasons = [f"predicted {r}" for r in reasons]
         record_constraints(trial, [c.metric for c in self.constraints], held)
-        if state == "PRUNED":  # reports count only COMPLETE trials as feasible: a pruned one is never best
-            return Verdict("PRUNED", result, metrics=metrics, note=trial.user_attrs.get("stopped"))
+        if state is TrialState.PRUNED:  # reports count only COMPLETE trials as feasible: a pruned one is never best
+            return Verdict(TrialState.PRUNED, result, metrics=metrics, note=trial.user_attrs.get("stopped"))
         if reasons:
             trial.set_user_attr("infeasible", "; ".join(reasons))
         values = [scored.get(o.metric) for o in self.plan.objectives]
         if skipped and any(v is None for v in values):  # an objective the prediction cannot stand for
-            return Verdict("PRUNED", result, metrics=metrics, note=skipped)
+            return Verdict(TrialState.PRUNED, result, metrics=metrics, note=skipped)
         if any(v is None or not math.isfinite(v) for v in values):
             trial.set_user_attr("error", f"objective values {values} are not all finite")
-            return Verdict("FAIL", metrics=metrics, note="objective not finite")
+            return Verdict(TrialState.FAIL, metrics=metrics, note="objective not finite")
         notes = ([skipped] if skipped else [f"infeasible: {'; '.join(reasons)}"] if reasons else []) + flags
         notes += [metrics[k] for k in ("rejected_early", "accepted_early") if metrics.get(k)]
         if metrics.get("latency_unreliable"):
             notes.append(f"latency unreliable, kept but never picked: {metrics['latency_unreliable']}")
         if trial.user_attrs.get("duplicate_of") is not None:
             notes.insert(0, f"duplicate of trial {trial.user_attrs['duplicate_of']}: answered from it")
-        return Verdict("COMPLETE", result, values, metrics, not reasons, "; ".join(notes) or None)
+        return Verdict(TrialState.COMPLETE, result, values, metrics, not reasons, "; ".join(notes) or None)
 
     def _tell(self, trial: optuna.Trial, params: dict[str, Any], verdict: Verdict) -> TrialOutcome:
-        if verdict.state == "COMPLETE":
+        if verdict.state is TrialState.COMPLETE:
             self.study.tell(trial, verdict.values if len(verdict.values) > 1 else verdict.values[0])  # type: ignore
         else:
-            self.study.tell(trial, state=TrialState[verdict.state])
+            self.study.tell(trial, state=verdict.state)
         counts = not trial.user_attrs.get("reference") and not trial.user_attrs.get("skipped")  # as results.counted
         self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best(), counts=counts)
-        if verdict.state == "COMPLETE":
+        if verdict.state is TrialState.COMPLETE:
             self.reporter.front(accuracy_latency_front(self.study))
         return TrialOutcome(trial.number, params, verdict.state, values=verdict.values, metrics=verdict.metrics,
                             feasible=verdict.feasible)

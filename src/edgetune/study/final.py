@@ -34,7 +34,7 @@ from edgetune.files import atomic_write_json
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import ACCURACY, Constraint
 from edgetune.profiler import deployed_predictions
-from edgetune.study.held import PairedDrop, finalist_records, paired_drop
+from edgetune.study.held import FinalOutcome, PairedDrop, finalist_records, paired_drop
 from edgetune.study.plan import Plan, reference_source
 from edgetune.study.reporter import Reporter
 from edgetune.study.results import accuracy_latency_front, feasible_trials
@@ -47,18 +47,6 @@ class Finalist:
     number: int
     reference: str | None  # the `enqueue` entry a reference trial measured
     train_again: bool
-
-
-@dataclass(frozen=True)
-class FinalOutcome:
-    """What the stage decided, as pick.json records it."""
-
-    records: dict[str, dict[str, Any]]  # by trial number (as text) and "baseline"
-    picked: int | None
-    reason: str
-    max_drop: float | None
-    confidence: float
-    test_top1: dict[str, float]
 
 
 def choose_finalists(study: optuna.Study, candidates: int, train_references: bool) -> list[Finalist]:

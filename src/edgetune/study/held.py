@@ -28,6 +28,18 @@ import pandas as pd
 
 
 @dataclass(frozen=True)
+class FinalOutcome:
+    """What the stage decided, as pick.json records it."""
+
+    records: dict[str, dict[str, Any]]  # by trial number (as text) and "baseline"
+    picked: int | None
+    reason: str
+    max_drop: float | None
+    confidence: float
+    test_top1: dict[str, float]
+
+
+@dataclass(frozen=True)
 class PairedDrop:
     """Accuracy lost against the baseline on the same images, in points."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from edgetune.catalog import strategy_traits
 from edgetune.config.architecture import (
     RECORDED,
     Architecture,
@@ -38,7 +39,6 @@ from edgetune.entrypoints import function_name, load_entry_point
 from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
-from edgetune.search.base import get_strategy
 from edgetune.search.space import expand_per_layer
 from edgetune.study.rundir import RunDir
 from edgetune.sweep import Target, check_ranges, resolve_all
@@ -200,7 +200,7 @@ class Plan:
     def with_measured_widths(self, sweep: SweepSpec) -> Plan:
         """The plan once `widths: measured` parameters became categorical ones over the target's
         fast widths (a grid's size is known only then). The fingerprint stays the first plan's."""
-        limit = min(self.limit, grid_size(sweep)) if sweep.method == "grid" else self.limit
+        limit = min(self.limit, grid_size(sweep)) if strategy_traits(sweep.method).finite_space else self.limit
         return dataclasses.replace(self, sweep=sweep, limit=limit)
 
     def precisions(self) -> list[str]:
@@ -278,7 +278,7 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
     if sweep.run_cap is not None:  # W&B's cap; the count itself when no trials are asked for
         asked = sweep.trials or ("trials" in spec.model_fields_set and spec.trials)
         limit = min(asked, sweep.run_cap) if asked else sweep.run_cap
-    if sweep.method == "grid" and not measured_widths(sweep):  # those are counted once measured
+    if strategy_traits(sweep.method).finite_space and not measured_widths(sweep):  # counted once measured
         limit = min(limit, grid_size(sweep))  # raises on a continuous parameter
     run_dir = spec.run_dir or Path.cwd() / "runs" / spec.name
     storage = spec.storage or RunDir(run_dir).default_storage
@@ -357,7 +357,7 @@ def _check_search(spec: ExperimentSpec, sweep: SweepSpec, source: str, objective
     if spec.model.checkpoint is None and spec.model.factory is None and given.factory is None:
         raise ConfigError("no checkpoint: give model.checkpoint in the experiment or --checkpoint (or model.factory, "
                           "your own network)", key="model.checkpoint")
-    if len(objectives) > 1 and not get_strategy(sweep.method).multi_objective:
+    if len(objectives) > 1 and not strategy_traits(sweep.method).multi_objective:
         raise ConfigError(f"method '{sweep.method}' optimises one objective", source=source, key="method")
 
 

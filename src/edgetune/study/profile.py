@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetune.catalog import runtime_traits
 from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
@@ -92,8 +93,8 @@ def _int8_format(plan: Plan, bench: Workbench, reporter: Reporter) -> str | None
     """Measure ONNX Runtime's INT8 formats on the baseline, here, once per target (cached), and
     quantise every candidate in the fastest within the accuracy tolerance."""
     spec = plan.spec.benchmark
-    if spec.runtime != "onnxruntime":
-        return None  # OpenVINO has one INT8 path (NNCF)
+    if not runtime_traits(spec.runtime).int8_formats:
+        return None  # one INT8 path (OpenVINO's NNCF)
     if spec.int8_format != "auto":
         return spec.int8_format
     if not bench.executor.local:
@@ -117,8 +118,8 @@ def _width_tables(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, report
         raise ConfigError("measured widths (round_to: measured, widths: measured, predictor) are profiled on this "
                           "machine; with a device worker use round_to: 8 (or a multiple measured there)",
                           key="recipe.pruners.round_to")
-    # Every filter/channel pruner's layers, so the predictor sees the whole candidate.
-    pruned = [w for p in plan.schedule.pruners.values() if p.family in ("filters", "channels") for w in p.weights]
+    # Every layer a pruner keeps a width of (filters, channels), so the predictor sees the whole candidate.
+    pruned = [w for p in plan.schedule.pruners.values() if p.traits.takes_width for w in p.weights]
     calibration = bench.calibration[:PROFILE_CALIBRATION] if bench.calibration is not None else None
     tables = {}
     for precision in plan.precisions():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import optuna
@@ -20,14 +20,11 @@ from edgetune.metrics import METRICS
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
-from edgetune.study.held import with_final
+from edgetune.study.held import FinalOutcome, with_final
 from edgetune.study.plan import Plan
 from edgetune.study.protect import database_problem, recovery
 from edgetune.study.rundir import RunDir
 from edgetune.study.storage import load_study, retried_numbers
-
-if TYPE_CHECKING:
-    from edgetune.study.final import FinalOutcome
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",

@@ -24,7 +24,7 @@ import torch
 import torch_pruning as tp
 from optuna.trial import TrialState
 
-from edgetune.catalog import RUNTIMES, load
+from edgetune.catalog import RUNTIMES, load, strategy_traits
 from edgetune.config.architecture import architecture_of, checkpoint_of
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.data.custom import load_factory_data
@@ -235,7 +235,7 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     bench = Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
         val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
-        executor=open_executor(spec.remote if remote else None), calibration=data.normalize(calibration).numpy(), device=spec.device,
+        executor=open_executor({"remote": spec.remote if remote else None}), calibration=data.normalize(calibration).numpy(), device=spec.device,
         seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss,
         score_onnx=spec.score_with == "onnxruntime" or (spec.score_with == "auto" and spec.device == "cpu"))
     check_recovery_images(spec, len(bench.train))
@@ -274,7 +274,7 @@ def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfil
 
 def _search_context(plan: Plan, seed: int, bench: Workbench, profile: TargetProfile) -> SearchContext:
     directions = [o.goal for o in plan.objectives]
-    if plan.sweep.method != "rl":
+    if not strategy_traits(plan.sweep.method).layer_features:
         return SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir)
     baseline = profile.baseline
     layers = layer_features(bench.baseline, bench.example(), plan.schedule, plan.sweep, plan.targets,
@@ -367,7 +367,7 @@ def track(trackers: list[Tracker], outcome: TrialOutcome, trial: optuna.Trial, p
     study holds the trial whatever the tracker did."""
     if not trackers:
         return
-    record = TrialRecord(outcome.number, outcome.state, dict(trial.params), dict(outcome.metrics or {}),
+    record = TrialRecord(outcome.number, outcome.state.name, dict(trial.params), dict(outcome.metrics or {}),
                          plan.paths.onnx(outcome.number), trial.user_attrs.get("reference"))
     for tracker in trackers:
         try:

@@ -12,12 +12,12 @@ from edgetune.tracking.base import Tracker, TrialRecord
 
 
 def open_trackers(spec: TrackingSpec, study_name: str, run_dir: Path) -> list[Tracker]:
-    """One tracker per section of `tracking:` that is set (the section is named after the tracker)."""
+    """One tracker per section of `tracking:` that is set (its catalog row names the section)."""
     trackers: list[Tracker] = []
-    for name in TRACKERS:
-        settings = getattr(spec, name, None)
+    for name, plugin in TRACKERS.items():
+        settings = getattr(spec, plugin.traits.section.removeprefix("tracking."), None)
         if settings is not None:
-            cls = load(TRACKERS, name, "tracker", f"tracking.{name}")
+            cls = load(TRACKERS, name, "tracker", plugin.traits.section)
             trackers.append(cls(settings, study_name, run_dir))  # type: ignore[operator]
     return trackers
 

@@ -96,7 +96,7 @@ def refuse_ignored(flags: list[str]) -> None:
 
 def run_against(model: Path, against: list[Path], *, runtime: str, device: str, threads: int, data: str | None,
                 data_root: Path | None, console: Console, json_path: Path | None = None) -> list[dict[str, Any]]:
-    """`bench MODEL --against REF ...` (edgetune.bench_against): fp32, batch 1, the study's timing;
+    """`bench MODEL --against REF ...` (edgetune.cli.bench_against): fp32, batch 1, the study's timing;
     `--json` keeps the table's rows, so a script reads the ratios rather than the printed table."""
     for path in (model, *against):
         if not path.is_file() or path.suffix != ".onnx":
