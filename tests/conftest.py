@@ -1,6 +1,8 @@
 import gzip
 import os
+import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 # Two test workers (make test: pytest -n 2) on two cores: one thread each, inherited by the
@@ -29,3 +31,30 @@ def tiny_fmnist(tmp_path: Path) -> Path:
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], None]], Path]:
+    """`built_once(name, build)`: `build(folder)` runs once per test session, whichever of the
+    xdist workers asks first (the others wait on a file lock), and each caller gets its own copy
+    of the folder to read or change. A module-scoped fixture is otherwise built again by every
+    worker that draws one of the module's tests: a minute each for the report's study and the
+    sensitivity analysis."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared_root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def once(name: str, build: Callable[[Path], None]) -> Path:
+        shared = shared_root / f"built-once-{name}"
+        with FileLock(str(shared) + ".lock"):
+            if not (shared / ".built").is_file():
+                shutil.rmtree(shared, ignore_errors=True)
+                shared.mkdir(parents=True)
+                build(shared)
+                (shared / ".built").touch()
+        mine = tmp_path_factory.mktemp(name)
+        shutil.copytree(shared, mine, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".built"))
+        return mine
+
+    return once

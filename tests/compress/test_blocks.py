@@ -46,7 +46,10 @@ def _onnx_nodes(model: torch.nn.Module, path) -> int:
 
 
 @pytest.mark.parametrize("method", ["blocks", "blocks-change", "blocks-bn", "blocks-loss"])
-def test_depth_and_width_in_one_recipe_export_and_rebuild(method, tmp_path):
+def test_depth_and_width_in_one_recipe_export_and_rebuild(method, tmp_path, monkeypatch):
+    # blocks-loss scores every block on its sampled images (256 by default, 64 s of the suite on
+    # ResNet-56): the structure is what is checked here, not the ranking.
+    monkeypatch.setattr("edgetune.compress.blocks.SAMPLES", 16)
     torch.manual_seed(0)
     model = build_model("resnet56", num_classes=10, in_channels=1).eval()
     before = _onnx_nodes(model, tmp_path / "before.onnx")

@@ -25,12 +25,15 @@ SECTIONS = ["headline", "summary", "pareto", "progress", "histogram", "correlati
             "stages", "layers", "listing"]
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report-study")
-    spec, _ = load_experiment(experiment(tmp, trials=6, epochs=0))
+def _study(folder):
+    spec, _ = load_experiment(experiment(folder, trials=6, epochs=0))
     run_study(spec)
-    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def finished_run(built_once):
+    """One study per test session, whichever worker asks first; each module copy its own."""
+    return built_once("report-study", _study) / "run"
 
 
 def _report(run_dir, *args):
