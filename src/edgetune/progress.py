@@ -123,20 +123,21 @@ def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
               else "on the Pareto front of " + ", ".join(f"{o.metric} ({o.goal})" for o in plan.objectives))
     table = Table(title=f"{plan.spec.name}: best {min(top, len(done))} of {len(done)} feasible trials {ranked}")
     names = sorted({k for t in done for k in t.params})
-    table.add_column("trial")
+    shorts = dict(zip(names, _short_names(names), strict=True))
+    table.add_column("trial", no_wrap=True)
     for _, head in COLUMNS:
         table.add_column(head, justify="right")
-    for short in _short_names(names):
-        table.add_column(short, justify="right", style="cyan")
-    table.add_row("base", *(_cell(k, outcome.baseline.get(k)) for k, _ in COLUMNS), *("-" for _ in names),
-                  style="bold")
+    # One column for the searched settings, wrapped inside its cell: a column per parameter made
+    # the table wider than a terminal and cut every header to `depth…`.
+    table.add_column("settings", style="cyan", ratio=1)
+    table.add_row("base", *(_cell(k, outcome.baseline.get(k)) for k, _ in COLUMNS), "-", style="bold")
     for name, figures in outcome.references().items():  # each reference's mean over its repeats
         label = "ref " + (reference_label(name) if name != "baseline" else "baseline")
-        table.add_row(label, *(_cell(k, figures[k][0] if k in figures else None) for k, _ in COLUMNS),
-                      *("-" for _ in names), style="italic")
+        table.add_row(label, *(_cell(k, figures[k][0] if k in figures else None) for k, _ in COLUMNS), "-",
+                      style="italic")
     for t in done[:top]:
-        table.add_row(str(t.number), *(_cell(k, t.user_attrs.get(k)) for k, _ in COLUMNS),
-                      *(_fmt(t.params.get(n, "-")) for n in names))
+        settings = " ".join(f"{shorts[n]}={_fmt(t.params[n])}" for n in names if n in t.params)
+        table.add_row(str(t.number), *(_cell(k, t.user_attrs.get(k)) for k, _ in COLUMNS), settings)
     return table
 
 
@@ -160,9 +161,13 @@ def final_table(outcome: StudyOutcome) -> Table | None:
             else "no accuracy constraint")
     table = Table(title=f"final pick ({held}): " + (f"trial {final.picked}" if final.picked is not None
                                                      else "none") + f" - {final.reason}")
-    for head in ("network", "val top-1 %", "lost pt", f"bound {final.confidence:.0%}", "held", "test top-1 %",
-                 "x base latency", "speed-up"):
+    # Short heads and unwrapped names: the table fits 100 columns (the caption says what each is).
+    table.add_column("network", no_wrap=True)
+    for head in ("val %", "lost", f"bound {final.confidence:.0%}", "held", "test %", "× base", "speed-up"):
         table.add_column(head, justify="right")
+    table.caption = ("val %: top-1 on the whole validation split after the final training; lost: points under "
+                     "the unpruned network, paired image by image; bound: at most that many at the confidence; "
+                     "test %: measured once, after the pick; × base: latency against the unpruned network")
     base = final.records.get("baseline", {})
     table.add_row("unpruned", _pct(base.get("final_val_top1")), "-", "-", "-", _pct(final.test_top1.get("baseline")),
                   "1.000", "1.00x", style="bold")

@@ -145,7 +145,8 @@ def test_methods_say_why_they_cannot_compress_a_layer():
     ({"class": "TuckerDecomposer"}, "unknown pruner class 'TuckerDecomposer'.*accepted: .*tucker"),
     ({"class": "filters-l1", "group_type": "Channels"}, "prunes filters, but group_type is 'Channels'"),
     ({"class": "FMReconstructionChannelPruner", "group_type": "Filters"}, "takes group_type Channels"),
-    ({"class": "filters-l1", "n_samples": 64}, "n_samples applies to channels-reconstruct, filters-taylor"),
+    ({"class": "filters-l1", "n_samples": 64},
+     "n_samples applies to blocks, blocks-change, blocks-loss, channels-reconstruct, filters-taylor, not 'filters-l1'"),
 ])
 def test_recipe_errors_name_the_pruner_and_what_is_accepted(pruner, message):
     raw = {"pruners": {"p": {"desired_sparsity": 0.5, "weights": ["conv1.weight"], **pruner}}}

@@ -63,7 +63,7 @@ def test_markdown_and_csv_reports(finished_run, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| unpruned baseline | 1 |" in md and "## Pareto front" in md
-    for link in [line[line.index("(") + 1:-1] for line in md.splitlines() if line.startswith("![")]:
+    for link in [line[line.rindex("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]:
         assert (tmp_path / "r" / link).is_file(), link
     with open(tmp_path / "r" / "tables" / "baseline_comparison.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -109,9 +109,16 @@ def test_front_trained_again_rescored_picked_and_tested_once(tmp_path):
         tmp_path / "run" / "final" / f"{final.picked:04d}" / "model.pt").read_bytes()
 
     # The report shows the stage: its table, the pick and the test figure.
-    write_report(tmp_path / "run", tmp_path / "report", ["md", "csv"], None, False)
+    report, _ = write_report(tmp_path / "run", tmp_path / "report", ["md", "csv"], None, False)
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Final training and pick" in md and f"Picked trial {final.picked}:" in md
+    # The front's figure draws each finalist where the final training left it, with its bound.
+    pareto = next(f for section in report.sections for f in section.figures if f.name == "pareto")
+    drawn = {row["label"]: row["top1"] for _, row in pareto.marks.iterrows()}
+    for n in finalists:
+        r = final.records[str(n)]
+        label = f"final: trial {n} (loses at most {r['final_drop_upper']:.2f})"
+        assert drawn[label] == pytest.approx(r["final_val_top1"])
     table = read_csv(tmp_path / "report" / "tables" / "final_pick.csv")
     assert {r["trial"] for r in table} == {"baseline", *map(str, finalists)}
 

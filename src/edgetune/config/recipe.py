@@ -116,7 +116,7 @@ class PrunerSpec(Strict):
             raise ValueError(f"initial_sparsity and final_sparsity belong to gradual pruners "
                              f"({', '.join(GRADUAL_CLASSES)}); '{self.class_}' prunes once: give desired_sparsity")
         if self.n_samples is not None and not self.traits.samples_images:
-            raise ValueError(f"n_samples applies to {', '.join(methods_where(samples_images=True))}, "
+            raise ValueError(f"n_samples applies to {', '.join(sorted(methods_where(samples_images=True)))}, "
                              f"not '{self.class_}'")
         if "desired_sparsity" not in self.model_fields_set and self.width is None and self.blocks is None:
             raise ValueError("give `desired_sparsity` (the fraction to remove), `width` (the channels to keep) or, "

@@ -12,6 +12,7 @@ import pandas as pd
 from edgetune.errors import MissingExtraError
 from edgetune.objectives import Objective
 from edgetune.objectives import pareto_front as front_of
+from edgetune.study.plan import reference_label
 
 # The metrics a report discusses, in the order people read them; absent ones are skipped.
 REPORT_METRICS = ["top1", "top1_before_ft", "latency_ms", "latency_adj_ms", "latency_ratio", "total_latency_ms",
@@ -181,7 +182,7 @@ def baseline_comparison(frame: pd.DataFrame, objectives: Sequence[Objective], me
     if "reference" in done:
         for name, group in done[done["reference"].notna()].groupby("reference"):
             numbers = _numeric(group, [m for m in metrics if m in group])
-            rows.append({"row": f"reference: {name}", "n": len(group), **numbers.mean().to_dict(),
+            rows.append({"row": f"reference: {reference_label(str(name))}", "n": len(group), **numbers.mean().to_dict(),
                          **{f"{m}_std": v for m, v in numbers.std(ddof=1).items() if len(group) > 1}})
         done = done[done["reference"].isna()]
     if "feasible" in done:

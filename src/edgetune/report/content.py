@@ -16,6 +16,7 @@ from edgetune.report.load import RunData
 from edgetune.report.sections import Figure, Report, Section
 from edgetune.study.clock import STAGES, USEFUL
 from edgetune.study.headline import headline
+from edgetune.study.plan import reference_label
 from edgetune.study.rundir import RunDir
 
 
@@ -169,12 +170,32 @@ def _pareto(s: _Study) -> tuple[Section, pd.DataFrame]:
         points = candidates.assign(status=candidates.get("feasible", True).map({True: "feasible", False: "infeasible"}))
         comparison = s.comparison
         marks = comparison[comparison["row"].str.startswith(("unpruned", "reference"))].rename(columns={"row": "label"})
+        if y == s.accuracy:
+            marks = pd.concat([marks, _finalists(s, x)], ignore_index=True)
         limits = _limits(s, x, y)
         y_range, hidden = _zoom(points, s.feasible, marks, y, [v for axis, v, _ in limits if axis == "y"])
-        title = f"{y} against {x}" + (f" (zoomed to the feasible trials: {hidden} outside)" if hidden else "")
+        title = f"{_label(y)} against {_label(x)}" + (f" (zoomed to the feasible trials: {hidden} outside)"
+                                                     if hidden else "")
         section.figures.append(Figure("pareto", title, "scatter", points, x, [y], _label(x), _label(y),
                                       group="status", marks=marks, line=front, limits=limits, y_range=y_range))
     return section, front
+
+
+def _finalists(s: _Study, x: str) -> pd.DataFrame:
+    """The final stage's re-scored finalists as marks on the front: top-1 on the whole validation
+    split after the final training, with the bound on what each may lose in its label."""
+    frame = s.frame
+    if "final_val_top1" not in frame or x not in frame:
+        return pd.DataFrame(columns=["label", x, s.accuracy])
+    rows = frame[frame["final_val_top1"].notna()]
+    rows = rows[~rows.get("state", pd.Series("", index=rows.index)).eq("BASELINE")]
+    labels = []
+    for _, r in rows.iterrows():
+        name = (reference_label(str(r["reference"])) if isinstance(r.get("reference"), str) and r["reference"]
+                else f"trial {r['trial']}")
+        bound = r.get("final_drop_upper")
+        labels.append(f"final: {name}" + (f" (loses at most {bound:.2f})" if pd.notna(bound) else ""))
+    return pd.DataFrame({"label": labels, x: rows[x].to_numpy(), s.accuracy: rows["final_val_top1"].to_numpy()})
 
 
 def _limits(s: _Study, x: str, y: str) -> list[tuple[str, float, str]]:

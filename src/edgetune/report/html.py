@@ -42,7 +42,8 @@ def _plotly_figure(fig: Figure):
                 if pd.notna(row.get(fig.x)) and pd.notna(row.get(fig.y[0])):
                     out.add_trace(go.Scatter(x=[row[fig.x]], y=[row[fig.y[0]]], mode="markers+text", name=row["label"],
                                              text=[row["label"]], textposition="top center",
-                                             marker={"symbol": "star", "size": 14}))
+                                             marker={"symbol": "diamond" if str(row["label"]).startswith("final:")
+                                                     else "star", "size": 14}))
         for axis, value, label in fig.limits:
             line = {"color": "crimson", "dash": "dash", "width": 1}
             if axis == "y":

@@ -23,12 +23,15 @@ def _draw(fig: Figure, ax) -> None:
         if fig.marks is not None:
             for _, row in fig.marks.iterrows():
                 if pd.notna(row.get(fig.x)) and pd.notna(row.get(fig.y[0])):
-                    ax.scatter([row[fig.x]], [row[fig.y[0]]], marker="*", s=160, label=row["label"])
+                    final = str(row["label"]).startswith("final:")  # re-scored after the final training
+                    ax.scatter([row[fig.x]], [row[fig.y[0]]], marker="D" if final else "*", s=60 if final else 160,
+                               label=row["label"])
         for axis, value, label in fig.limits:
             (ax.axhline if axis == "y" else ax.axvline)(value, color="crimson", ls="--", lw=1, label=label)
         if fig.y_range is not None:
             ax.set_ylim(*fig.y_range)
-        ax.legend(fontsize=8)
+        # Beside the axes, not over them: the points people look for sit in every corner.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     elif fig.kind == "line":
         for c in fig.y:
             ax.plot(d[fig.x], d[c], marker="o" if not c.startswith("best") else None, ms=3,
@@ -70,7 +73,7 @@ def render_png(report: Report, out_dir: Path) -> list[Path]:
     figures.mkdir(parents=True, exist_ok=True)
     written = []
     for fig in report.figures():
-        figure, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        figure, ax = plt.subplots(figsize=(9.5 if fig.kind == "scatter" else 7, 4.2), dpi=110)
         _draw(fig, ax)
         written.append(save(figure, figures / f"{fig.name}.png"))
     return written
