@@ -1,7 +1,7 @@
 """Where a study lives, and what changes when several producers share it.
 
-Every use of Optuna's private attributes is in this module, so an Optuna upgrade that moves
-them breaks one file.
+Optuna's private attributes are used here and in `redis_journal.py` (its Redis journal backend)
+only, so an Optuna upgrade that moves them breaks those two files.
 
 With its own SQLite file a producer is alone, and a trial left RUNNING after a kill was its
 own: it re-queues it at start. On a shared storage (PostgreSQL, MySQL, Redis; `--storage`) a RUNNING
