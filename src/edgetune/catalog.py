@@ -209,17 +209,13 @@ def runtime_traits(runtime: str) -> RuntimeTraits:
     return RUNTIMES[runtime].traits
 
 
-def strategies_where(**wanted: bool) -> list[str]:
-    """The strategies whose traits have these values, e.g. `multi_objective=True`."""
-    return [n for n, p in SEARCH_STRATEGIES.items() if all(getattr(p.traits, k) == v for k, v in wanted.items())]
-
-
-def methods_where(**wanted: bool) -> list[str]:
-    """The compression methods whose traits have these values, e.g. `samples_images=True`."""
-    return [n for n, p in COMPRESSION_METHODS.items() if all(getattr(p.traits, k) == v for k, v in wanted.items())]
+def names_where(table: dict[str, Plugin], **wanted: object) -> list[str]:
+    """The names in `table` whose traits have these values, e.g.
+    `names_where(COMPRESSION_METHODS, samples_images=True)` or `family="blocks"`."""
+    return [n for n, p in table.items() if all(getattr(p.traits, k) == v for k, v in wanted.items())]
 
 
 __all__ = ["ARCHITECTURES", "COMPRESSION_METHODS", "DATASETS", "DATASET_ALIASES", "EXECUTORS", "REPORT_RENDERERS",
            "RUNTIMES", "SEARCH_STRATEGIES", "TRACKERS", "MethodTraits", "Plugin", "RendererTraits", "RuntimeTraits", "SectionTraits",
-           "StrategyTraits", "dataset_name", "load", "load_plugin", "method_traits", "methods_where",
-           "runtime_traits", "strategies_where", "strategy_traits"]
+           "StrategyTraits", "dataset_name", "load", "load_plugin", "method_traits", "names_where",
+           "runtime_traits", "strategy_traits"]

@@ -104,7 +104,7 @@ def test_a_registered_strategy_is_read_by_its_traits(toys):
     with pytest.raises(ConfigError, match="method 'toy' optimises one objective; use bayes, tpe, random, nsga2"):
         parse_sweep({"method": "toy", "objectives": [{"metric": "latency", "goal": "minimize"},
                                                      {"metric": "top1", "goal": "maximize"}]})
-    assert "toy" not in catalog.strategies_where(multi_objective=True)
+    assert "toy" not in catalog.names_where(SEARCH_STRATEGIES, multi_objective=True)
 
 
 def test_a_registered_compression_method_is_read_by_its_traits(toys):

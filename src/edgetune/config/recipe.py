@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgetune.catalog import COMPRESSION_METHODS, MethodTraits, method_traits, methods_where
+from edgetune.catalog import COMPRESSION_METHODS, MethodTraits, method_traits, names_where
 from edgetune.config.base import Strict, validate
 from edgetune.config.distiller import unsupported
 from edgetune.errors import ConfigError, closest
@@ -116,13 +116,13 @@ class PrunerSpec(Strict):
             raise ValueError(f"initial_sparsity and final_sparsity belong to gradual pruners "
                              f"({', '.join(GRADUAL_CLASSES)}); '{self.class_}' prunes once: give desired_sparsity")
         if self.n_samples is not None and not self.traits.samples_images:
-            raise ValueError(f"n_samples applies to {', '.join(sorted(methods_where(samples_images=True)))}, "
+            raise ValueError(f"n_samples applies to {', '.join(sorted(names_where(COMPRESSION_METHODS, samples_images=True)))}, "
                              f"not '{self.class_}'")
         if "desired_sparsity" not in self.model_fields_set and self.width is None and self.blocks is None:
             raise ValueError("give `desired_sparsity` (the fraction to remove), `width` (the channels to keep) or, "
                              "for depth pruning, `blocks` (the blocks to keep)")
         if self.blocks is not None and self.family != "blocks":
-            raise ValueError(f"blocks applies to depth pruning (class {', '.join(_family_members('blocks'))}), "
+            raise ValueError(f"blocks applies to depth pruning (class {', '.join(names_where(COMPRESSION_METHODS, family='blocks'))}), "
                              f"not '{self.class_}'")
         if self.blocks is not None and "desired_sparsity" in self.model_fields_set and self.desired_sparsity:
             raise ValueError(f"give `desired_sparsity` or `blocks`, not both (got {self.desired_sparsity} and "
@@ -133,7 +133,7 @@ class PrunerSpec(Strict):
         for key, value in (("round_to", self.round_to), ("width", self.width)):
             if value is not None and not self.traits.takes_width:
                 raise ValueError(f"{key} applies to the methods that keep a width per layer "
-                                 f"({', '.join(methods_where(takes_width=True))}), not '{self.class_}'")
+                                 f"({', '.join(names_where(COMPRESSION_METHODS, takes_width=True))}), not '{self.class_}'")
         if isinstance(self.round_to, int) and self.round_to < 1:
             raise ValueError(f"round_to must be a positive multiple or 'measured', got {self.round_to}")
         return self
@@ -156,10 +156,6 @@ class PrunerSpec(Strict):
     @property
     def gradual(self) -> bool:
         return self.class_ in GRADUAL_CLASSES
-
-
-def _family_members(family: str) -> list[str]:
-    return [name for name, plugin in COMPRESSION_METHODS.items() if plugin.traits.family == family]
 
 
 class ExtensionSpec(Strict):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from edgetune.catalog import SEARCH_STRATEGIES, strategies_where, strategy_traits
+from edgetune.catalog import SEARCH_STRATEGIES, names_where, strategy_traits
 from edgetune.config.architecture import DescribedCheckpoint
 from edgetune.config.base import Strict, validate
 from edgetune.errors import closest
@@ -346,7 +346,7 @@ class SweepSpec(Strict):
         many = len(self.objective_list()) > 1
         if many and not strategy_traits(self.method).multi_objective:
             raise ValueError(f"method '{self.method}' optimises one objective; use "
-                             f"{', '.join(strategies_where(multi_objective=True, finite_space=False))} for several")
+                             f"{', '.join(names_where(SEARCH_STRATEGIES, multi_objective=True, finite_space=False))} for several")
         if many and self.early_stop.method != "none":
             raise ValueError(f"early_stop '{self.early_stop.method}' needs a single objective (Optuna's pruners "
                              "compare one curve); use collapse detection alone with several objectives")

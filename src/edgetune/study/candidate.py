@@ -216,7 +216,6 @@ def _note_rejection(metrics: dict[str, Any], result: EvalResult, hooks: Hooks) -
     if rule is not None and result.n < rule.total:
         correct = round(result.top1 * result.n / 100)
         key = "accepted_early" if rule.accepted(correct, result.n) else "rejected_early"
-        metrics.pop("accepted_early" if key == "rejected_early" else "rejected_early", None)
         metrics.update({key: rule.reason(correct, result.n), "top1_images": result.n})
 
 
