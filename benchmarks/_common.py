@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from edgetune.data import load_dataset
-from edgetune.export import export_onnx
 from edgetune.models import load_checkpoint
+from edgetune.runtimes.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"resnet20": ROOT / "models" / "resnet20-fmnist.pt", "resnet56": ROOT / "models" / "resnet56-fmnist.pt"}

@@ -32,9 +32,9 @@ from scipy.stats import kendalltau
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.recipe import parse_schedule
-from edgetune.export import export_onnx
 from edgetune.models import load_checkpoint
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 
 TIMING = {"runs_per_round": 30, "min_rounds": 7, "max_rounds": 15, "max_seconds": 15.0, "warmup": 10,
           "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False}

@@ -26,8 +26,8 @@ from edgetune.compress.recipe import apply_pruners
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import parse_schedule
-from edgetune.export import export_onnx
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 from edgetune.training import evaluate, train_epoch
 
 CRITERIA = ("blocks-change", "blocks-bn", "blocks-loss")

@@ -29,7 +29,7 @@ from _common import exported, fashion_mnist, machine
 
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
-from edgetune.export import export_onnx
+from edgetune.runtimes.export import export_onnx
 from edgetune.training import evaluate
 
 HALF = """

@@ -74,15 +74,17 @@ def staircase_of(run_dir: Path) -> dict[str, list[int]]:
     """The measured staircase of every layer the recipe names (from the width cache)."""
     from edgetune.config.benchmark import BenchmarkSpec
     from edgetune.data import load_dataset
-    from edgetune.hardware.widths import width_table
+    from edgetune.executors.local import LocalExecutor
+    from edgetune.hardware.widths import Measuring, width_table
     from edgetune.models import load_checkpoint
 
     data = load_dataset("fashion-mnist")
     model, _ = load_checkpoint(ROOT / "models" / "resnet56-fmnist.pt")
     recipe = yaml.safe_load((EXAMPLES / "resnet56-table3.2.schedule.yaml").read_text())
     weights = [w for p in recipe["pruners"].values() for w in p["weights"]]
-    return width_table(model.eval(), data.sample_input(1), data.sample_input(64).numpy(), BenchmarkSpec(),
-                       weights).staircases()
+    with LocalExecutor() as executor:
+        measuring = Measuring(executor, BenchmarkSpec(), data.sample_input(64).numpy())
+        return width_table(model.eval(), data.sample_input(1), measuring, weights).staircases()
 
 
 def summarise(run_dir: Path, staircases: dict[str, list[int]], budget: float) -> dict:

@@ -27,10 +27,10 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=2000)
     args = parser.parse_args()
 
-    from edgetune.profiler import accuracy
-    from edgetune.quantize import ort_int8
     from edgetune.runtimes import get_runtime, time_interleaved
     from edgetune.runtimes.base import Artifact, SessionOptions
+    from edgetune.runtimes.profiler import accuracy
+    from edgetune.runtimes.quantize import ort_int8
 
     print(machine())
     work = Path(tempfile.mkdtemp(prefix="edgetune-int8-"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import exported, fashion_mnist, machine
 
 from edgetune.config.benchmark import BenchmarkSpec
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 
 TIMING = {"runs_per_round": 30, "min_rounds": 7, "max_rounds": 15, "max_seconds": 15.0, "warmup": 10,
           "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False, "repeats": 3}

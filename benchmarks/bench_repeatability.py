@@ -21,7 +21,7 @@ import numpy as np
 from _common import exported, fashion_mnist, machine
 
 from edgetune.config.experiment import BenchmarkSpec
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 
 
 def main() -> None:

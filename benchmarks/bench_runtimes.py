@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import exported, fashion_mnist, machine
 
 from edgetune.config.experiment import BenchmarkSpec
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 
 CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
            ("torch", "fp32")]

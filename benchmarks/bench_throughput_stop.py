@@ -17,8 +17,8 @@ import torch
 from _common import exported, machine
 from bench_evaluation import half_pruned
 
-from edgetune.export import export_onnx
 from edgetune.runtimes.base import SessionOptions
+from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.onnxruntime import OrtSession
 from edgetune.runtimes.timing import throughput
 

@@ -18,7 +18,7 @@ feasible.
 Both use a random sampler with the same seed, so they build exactly the same candidates; the
 studies alternate (before, now, before, now...) so a slow spell of the host hits both. Printed:
 each path's seconds per trial (first trial's start to last trial's end, over the trials), trials
-per hour, the ratio now/before, the mean seconds per stage (study/clock.py), and the largest
+per hour, the ratio now/before, the mean seconds per stage (study/trial/clock.py), and the largest
 top-1 difference between the two paths on the same candidate (must be under 0.05 point).
 
     python benchmarks/bench_trials_per_hour.py [--trials 15] [--rounds 2] [--compare rejection] [--json out.json]

@@ -39,7 +39,7 @@ def run_and_report(experiment: str, run_dir: Path, *flags: str) -> float:
 
 
 def study_seconds(run_dir: Path) -> float | None:
-    from edgetune.study.results import open_study
+    from edgetune.study.records.results import open_study
 
     trials = open_study(run_dir).get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start]

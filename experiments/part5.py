@@ -16,9 +16,9 @@ import pandas as pd
 from _run import RUNS, keep_figure, run_and_report, save, trials
 
 from edgetune.data.splits import load_dataset
-from edgetune.profiler import accuracy
 from edgetune.runtimes import get_runtime
 from edgetune.runtimes.base import Artifact, SessionOptions
+from edgetune.runtimes.profiler import accuracy
 
 
 def deployed_file(trial_dir, precision: str):

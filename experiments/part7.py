@@ -35,9 +35,9 @@ import torch
 from _run import ROOT, RUNS, SUMMARIES, edgetune, save, study_seconds, trials
 
 from edgetune.data import load_dataset
-from edgetune.export import export_onnx
 from edgetune.models import load_checkpoint
-from edgetune.quantize import format_args, ort_int8
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.quantize import format_args, ort_int8
 
 NAMES = {"resnet20-fmnist": "ResNet-20 (trained as usual)", "resnet56-fmnist": "ResNet-56 (trained as usual)"}
 

@@ -58,3 +58,26 @@ def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], None]], Path
         return mine
 
     return once
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    """Debian's Fashion-MNIST (installed by `make test`)."""
+    from edgetune.data import load_dataset
+
+    return load_dataset("fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def resnet20(tmp_path_factory):
+    """The shipped ResNet-20 and its ONNX export (batch 1, 1 x 28 x 28)."""
+    import torch
+
+    from edgetune.models import load_checkpoint
+    from edgetune.runtimes.export import export_onnx
+    from tests.helpers import CKPT
+
+    model, _ = load_checkpoint(CKPT)
+    path = tmp_path_factory.mktemp("onnx") / "resnet20.onnx"
+    export_onnx(model.eval(), torch.zeros(1, 1, 28, 28), path)
+    return model, path

@@ -30,12 +30,12 @@ from edgetune.entrypoints import function_name
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
 from edgetune.models.factory import ModelFactory
-from edgetune.study.held import with_final
-from edgetune.study.plan import Given
-from edgetune.study.reporter import Reporter
-from edgetune.study.results import StudyOutcome, accuracy_latency_front, best_trials, trials_frame
+from edgetune.study.planning.plan import Given
+from edgetune.study.records.held import with_final
+from edgetune.study.records.results import StudyOutcome, accuracy_latency_front, best_trials, trials_frame
+from edgetune.study.records.trial_export import ExportedTrial, export_trial
 from edgetune.study.runner import run_study
-from edgetune.trial_export import ExportedTrial, export_trial
+from edgetune.study.trial.reporter import Reporter
 
 SECTIONS = ("name", "recipe", "sweep", "finetune", "final", "benchmark", "data", "trials", "seed", "run_dir", "storage",
             "torch_threads", "tracking", "remote", "device", "heartbeat_seconds")

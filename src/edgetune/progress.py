@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgetune.study.candidate import CandidateResult
-from edgetune.study.plan import Plan, reference_label
-from edgetune.study.reporter import Reporter
-from edgetune.study.results import StudyOutcome
+from edgetune.study.planning.plan import Plan
+from edgetune.study.planning.references import reference_label
+from edgetune.study.records.results import StudyOutcome
+from edgetune.study.trial.candidate import CandidateResult
+from edgetune.study.trial.reporter import Reporter
 
 
 def _fmt(value: Any) -> str:

@@ -106,7 +106,7 @@ def train_baseline(
     unless `augmented`), `settle` (its norm statistics re-estimated at the end) and
     `score_test=False`. `out` holds the latest weights, `out.train-state` what resuming needs."""
     dev = torch.device(device)
-    # The split it never trained on, which a study checks before scoring it (study.network).
+    # The split it never trained on, which a study checks before scoring it (study.trial.network).
     meta = {**meta, **({"held_out": asdict(data.held_out)} if data.held_out is not None else {})}
     model.to(dev)
     steps_per_epoch = math.ceil(len(split or data.train) / batch_size)

@@ -66,7 +66,7 @@ def _files(tmp: Path) -> dict[str, Path]:
     torch.save({"epochs": 5, "epoch": 1}, tmp / "other.pt.train-state")
     import torch
 
-    from edgetune.export import export_onnx
+    from edgetune.runtimes.export import export_onnx
 
     out["onnx"] = tmp / "tiny.onnx"
     export_onnx(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval(), torch.zeros(1, 1, 28, 28),

@@ -14,8 +14,8 @@ from edgetune.compress.blocks import residual_blocks
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
 from edgetune.errors import ConfigError
-from edgetune.export import export_onnx
 from edgetune.models import build_model
+from edgetune.runtimes.export import export_onnx
 from edgetune.sweep import apply, parse_sweep, resolve_all
 
 

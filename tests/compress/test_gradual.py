@@ -64,7 +64,7 @@ def test_a_study_ramps_masks_during_fine_tuning_and_exports_the_thinned_network(
     from edgetune.config.experiment import load_experiment
     from edgetune.models.registry import load_checkpoint
     from edgetune.study import run_study
-    from tests.study.test_study import experiment
+    from tests.helpers import experiment
 
     path = experiment(tmp_path, trials=1, epochs=2)
     raw = yaml.safe_load(path.read_text())

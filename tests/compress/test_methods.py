@@ -18,8 +18,8 @@ from edgetune.compress import METHODS, CompressionContext, describe_structure, g
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
 from edgetune.errors import ConfigError, MissingExtraError
-from edgetune.export import export_onnx
 from edgetune.models import build_model, list_models
+from edgetune.runtimes.export import export_onnx
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
@@ -203,7 +203,7 @@ def test_mixed_recipe_study_exports_a_trial_that_reloads(tmp_path):
     from edgetune.config.experiment import load_experiment
     from edgetune.models import load_checkpoint
     from edgetune.study import run_study
-    from tests.study.test_study import experiment, read_csv
+    from tests.helpers import experiment, read_csv
 
     recipe = {"pruners": {
         "reconstruct": {"class": "channels-reconstruct", "desired_sparsity": 0.5, "n_samples": 64,

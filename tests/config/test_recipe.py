@@ -125,7 +125,7 @@ def test_lr_scheduler_arguments_are_checked_at_load(raw, message):
 
 
 def test_pruners_act_at_their_policy_epoch():
-    from edgetune.study.candidate import _pruning_plan
+    from edgetune.study.trial.candidate import _pruning_plan
 
     raw = {
         "pruners": {name: {"class": "L1RankedStructureParameterPruner", "desired_sparsity": 0.5, "weights": ["w"]}

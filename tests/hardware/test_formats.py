@@ -10,8 +10,8 @@ import yaml
 
 from edgetune.config.benchmark import INT8_FORMATS
 from edgetune.hardware.formats import FormatResult, pick
-from edgetune.quantize import format_args
-from tests.study.test_study import experiment
+from edgetune.runtimes.quantize import format_args
+from tests.helpers import experiment
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow

@@ -15,11 +15,11 @@ import torch
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
 from edgetune.errors import ConfigError
+from edgetune.executors.local import LocalExecutor
 from edgetune.hardware import predict as P
 from edgetune.hardware import widths as W
 from edgetune.sweep import parse_sweep, resolve_all
-from tests.hardware.test_widths import _coarse
-from tests.study.test_study import RECIPE, experiment
+from tests.helpers import RECIPE, coarse_widths, experiment
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
@@ -162,7 +162,7 @@ def test_a_study_skips_candidates_predicted_over_budget_and_starts_from_the_fron
     from edgetune.study import run_study
 
     monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "profile_widths", _coarse(W.profile_widths))
+    monkeypatch.setattr(W, "profile_widths", coarse_widths(W.profile_widths))
     import yaml
 
     path = experiment(tmp_path, trials=4, epochs=0)
@@ -224,7 +224,7 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
     from edgetune.study import run_study
 
     monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "profile_widths", _coarse(W.profile_widths))
+    monkeypatch.setattr(W, "profile_widths", coarse_widths(W.profile_widths))
     import yaml
 
     recipe = copy.deepcopy(RECIPE)
@@ -236,9 +236,9 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
     # may: which widths the measured staircase keeps depends on the host's timing, and a fresh-clone
     # CI drew an untrained candidate at 84 % agreement. Parity has tests of its own
     # (tests/runtimes/test_profiler.py); here it only has to stop a broken export.
-    import edgetune.profiler
+    import edgetune.runtimes.profiler
 
-    monkeypatch.setattr(edgetune.profiler, "INT8_MIN_AGREEMENT", 0.5)
+    monkeypatch.setattr(edgetune.runtimes.profiler, "INT8_MIN_AGREEMENT", 0.5)
     raw["sweep"].update({"method": "random", "parameters": {"precision": {"values": ["fp32", "int8"]},
                                                             "stage_3": {"min": 0.0, "max": 0.5}}})
     raw["recipe"]["pruners"]["stage_1"]["desired_sparsity"] = 0.3
@@ -260,7 +260,8 @@ def test_each_precision_rounds_and_predicts_on_its_own_profile(tmp_path, monkeyp
         precisions.add(precision)
         thinning = json.loads((tmp_path / "run" / "trials" / f"{t.number:04d}" / "metrics.json").read_text())["thinning"]
         spec = outcome.plan.spec.benchmark.model_copy(update={"precision": precision})
-        key = W.cache_key(W.model_sha(_model()), spec, "filters-l1", 1 if precision == "fp32" else 4)
+        measuring = W.Measuring(LocalExecutor(), spec, np.zeros(1))
+        key = W.cache_key(W.model_sha(_model()), measuring, "filters-l1", 1 if precision == "fp32" else 4)
         for r in thinning:
             if "layer3" in r["weight"] and not r["skipped"]:
                 assert r["before"] - r["removed"] in steps[key][r["weight"].removeprefix("module.")], (precision, r)

@@ -3,10 +3,14 @@ and a measured profile reused from the cache."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.executors.device import DeviceWorkerExecutor
+from edgetune.executors.local import LocalExecutor
 from edgetune.hardware import widths as W
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
@@ -88,9 +92,9 @@ def test_a_measured_profile_is_cached_and_reused(tmp_path, monkeypatch):
         return real(*args, **{**kwargs, "widths_for": lambda full: [8, 16, full]})
 
     monkeypatch.setattr(W, "profile_widths", counted)
-    sample = torch.randn(8, 1, 28, 28).numpy()
-    first = W.width_table(model, example, sample, spec, ["module.layer3.1.conv1.weight"]).staircases()
-    table = W.width_table(model, example, sample, spec, ["layer3.1.conv1.weight", "layer3.2.conv1.weight"])
+    measuring = W.Measuring(LocalExecutor(), spec, torch.randn(8, 1, 28, 28).numpy())
+    first = W.width_table(model, example, measuring, ["module.layer3.1.conv1.weight"]).staircases()
+    table = W.width_table(model, example, measuring, ["layer3.1.conv1.weight", "layer3.2.conv1.weight"])
     again = table.staircases()
     assert len(calls) == 1  # measured once, then read from the cache
     # Every layer of the shape is cut together when it is measured: the change is large enough to time.
@@ -100,8 +104,12 @@ def test_a_measured_profile_is_cached_and_reused(tmp_path, monkeypatch):
     assert table.predict_ratio({"layer3.1.conv1.weight": 64}) == 1.0
     assert table.predict_ratio({"layer1.0.conv1.weight": 8}) is None  # no profile: no guess
     [cached] = (tmp_path / "cache" / "widths").glob("*.json")
-    other = spec.model_copy(update={"threads": 2})
+    key = W.cache_key(W.model_sha(model), measuring, "filters-l1")
+    assert W.load_profiles(cached, key) is not None
+    other = replace(measuring, spec=spec.model_copy(update={"threads": 2}))
     assert W.load_profiles(cached, W.cache_key(W.model_sha(model), other, "filters-l1")) is None  # another target
+    elsewhere = replace(measuring, executor=DeviceWorkerExecutor("redis://127.0.0.1:1/0", "dev-arm", 1.0, app=object()))
+    assert W.load_profiles(cached, W.cache_key(W.model_sha(model), elsewhere, "filters-l1")) is None  # a device's
 
 
 def test_a_study_with_round_to_keeps_aligned_widths_and_bad_values_are_refused(tmp_path, monkeypatch):
@@ -116,7 +124,7 @@ def test_a_study_with_round_to_keeps_aligned_widths_and_bad_values_are_refused(t
     from edgetune.config.experiment import load_experiment
     from edgetune.errors import ConfigError
     from edgetune.study import plan_study, run_study
-    from tests.study.test_study import RECIPE, experiment
+    from tests.helpers import RECIPE, coarse_widths, experiment
 
     monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))
     recipe = copy.deepcopy(RECIPE)
@@ -124,7 +132,7 @@ def test_a_study_with_round_to_keeps_aligned_widths_and_bad_values_are_refused(t
     recipe["pruners"]["stage_3"]["round_to"] = "measured"
     path = experiment(tmp_path, trials=3, epochs=0, recipe=recipe)
     spec, _ = load_experiment(path)
-    monkeypatch.setattr(W, "profile_widths", _coarse(W.profile_widths))
+    monkeypatch.setattr(W, "profile_widths", coarse_widths(W.profile_widths))
     run_study(spec)
     profiles = list((tmp_path / "cache" / "widths").glob("*.json"))
     assert len(profiles) == 1
@@ -149,12 +157,3 @@ def test_a_study_with_round_to_keeps_aligned_widths_and_bad_values_are_refused(t
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match="round_to"):
         plan_study(load_experiment(path)[0])
-
-
-def _coarse(real):
-    """A quick profile for tests: widths in steps of 8 (and 1 and the full width)."""
-    def profile(*args, **kwargs):
-        kwargs["widths_for"] = lambda full: sorted({1, *range(8, full + 1, 8), full})
-        return real(*args, **kwargs)
-
-    return profile

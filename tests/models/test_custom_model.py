@@ -46,7 +46,7 @@ def _experiment(tmp_path: Path, weights: Path, **model) -> Path:
 @pytest.mark.slow
 def test_a_users_own_network_is_pruned_measured_and_rebuilt(tmp_path):
     from edgetune.study import run_study
-    from edgetune.trial_export import export_trial
+    from edgetune.study.records.trial_export import export_trial
 
     weights = _weights(tmp_path)
     outcome = run_study(load_experiment(_experiment(tmp_path, weights))[0])

@@ -55,7 +55,7 @@ def test_the_final_stage_bounds_pixel_accuracy_image_by_image_and_measures_test_
     import numpy as np
 
     from edgetune.study import run_study
-    from edgetune.study.held import paired_drop
+    from edgetune.study.records.held import paired_drop
 
     final = {"candidates": 1, "epochs": 1, "train_subset": 100, "max_accuracy_drop": 5.0, "confidence": 0.9}
     # Pruned enough to be clearly faster than the unpruned network (only such trials are

@@ -15,7 +15,7 @@ from edgetune.config.experiment import load_experiment
 from edgetune.report.build import write_report
 from edgetune.study import run_study
 from tests.browser import open_page, open_page_url
-from tests.study.test_study import experiment
+from tests.helpers import experiment
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow

@@ -81,7 +81,7 @@ def test_a_free_image_size_two_inputs_or_a_matrix_input_are_refused_by_name(tmp_
 
 
 def test_a_free_image_size_counts_its_macs_at_the_size_it_is_timed_at(tmp_path):
-    from edgetune.onnx_stats import onnx_params_and_macs
+    from edgetune.runtimes.onnx_stats import onnx_params_and_macs
 
     free = _export(tmp_path, Small(), (torch.randn(1, 1, 8, 8),), input_names=["x"],
                    dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})

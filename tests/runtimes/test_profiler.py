@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import onnx
 import pytest
@@ -14,37 +13,13 @@ from edgetune.catalog import RUNTIMES
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.experiment import BenchmarkSpec
 from edgetune.config.recipe import parse_schedule
-from edgetune.data import load_dataset
 from edgetune.errors import MissingExtraError
-from edgetune.export import export_onnx
-from edgetune.models import load_checkpoint
-from edgetune.onnx_stats import onnx_params_and_macs
-from edgetune.profiler import ParityError, profile_artifact
 from edgetune.runtimes import get_runtime
+from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.meters import energy_source
-
-ROOT = Path(__file__).parents[2]
-CKPT = ROOT / "models" / "resnet20-fmnist.pt"
-QUICK = {"warmup": 2, "runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_seconds": 0.2,
-         "energy_seconds": 0.2, "throughput_batches": [1, 8]}
-
-
-@pytest.fixture(scope="module")
-def fmnist():
-    return load_dataset("fashion-mnist")
-
-
-@pytest.fixture(scope="module")
-def resnet20(tmp_path_factory):
-    model, _ = load_checkpoint(CKPT)
-    path = tmp_path_factory.mktemp("onnx") / "resnet20.onnx"
-    export_onnx(model.eval(), torch.zeros(1, 1, 28, 28), path)
-    return model, path
-
-
-def _sample(fmnist, n=64):
-    return fmnist.normalize(fmnist.val.images[:n]).numpy()
-
+from edgetune.runtimes.onnx_stats import onnx_params_and_macs
+from edgetune.runtimes.profiler import ParityError, profile_artifact
+from tests.helpers import CKPT, QUICK, fmnist_sample
 
 METRICS = {"latency_ms", "latency_mean_ms", "latency_std_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
            "runs", "total_latency_ms", "throughput_b1", "throughput_b8", "throughput", "engine_throughput",
@@ -55,7 +30,7 @@ METRICS = {"latency_ms", "latency_mean_ms", "latency_std_ms", "latency_p90_ms", 
 def test_every_metric_is_present_and_sane(resnet20, fmnist, tmp_path):
     model, path = resnet20
     spec = BenchmarkSpec(repeats=3, **QUICK)
-    report = profile_artifact(path, spec, _sample(fmnist), module=model, work_dir=tmp_path)
+    report = profile_artifact(path, spec, fmnist_sample(fmnist), module=model, work_dir=tmp_path)
     m = report.metrics
     assert METRICS <= set(m)
     assert 0 < m["latency_min_ms"] <= m["latency_ms"] <= m["latency_p90_ms"] <= m["latency_p99_ms"]
@@ -81,8 +56,8 @@ def test_half_the_filters_means_fewer_macs_and_flops(resnet20, fmnist, tmp_path)
     thin_path = tmp_path / "thin.onnx"
     export_onnx(thin, torch.zeros(1, 1, 28, 28), thin_path)
     spec = BenchmarkSpec(**QUICK)
-    full = profile_artifact(path, spec, _sample(fmnist), module=model).metrics
-    half = profile_artifact(thin_path, spec, _sample(fmnist), module=thin).metrics
+    full = profile_artifact(path, spec, fmnist_sample(fmnist), module=model).metrics
+    half = profile_artifact(thin_path, spec, fmnist_sample(fmnist), module=thin).metrics
     assert half["macs"] < 0.8 * full["macs"] and half["flops"] < full["flops"] and half["params"] < full["params"]
     # The ONNX-only count (no PyTorch module at hand) agrees with Torch-Pruning's within a few %.
     for p, metrics in ((path, full), (thin_path, half)):
@@ -107,7 +82,7 @@ def test_the_ratio_is_the_candidates_time_over_the_references(resnet20, fmnist, 
     spec = BenchmarkSpec(**{**QUICK, "min_rounds": 5, "max_rounds": 5, "throughput_batches": [1]})
     with LocalExecutor() as executor:
         executor.open_reference(path, spec, model)
-        ratio = {name: executor.measure(p, spec, _sample(fmnist, 8), module=m).metrics["latency_ratio"]
+        ratio = {name: executor.measure(p, spec, fmnist_sample(fmnist, 8), module=m).metrics["latency_ratio"]
                  for name, p, m in (("tiny", paths["tiny"], tiny), ("self", path, model),
                                     ("deep", paths["deep"], deep))}
     assert ratio["tiny"] < 0.2
@@ -123,7 +98,7 @@ def test_parity_check_refuses_a_broken_export(resnet20, fmnist, tmp_path):
     broken = tmp_path / "broken.onnx"
     onnx.save(graph, str(broken))
     with pytest.raises(ParityError, match=r"differs from the reference by \d"):
-        profile_artifact(broken, BenchmarkSpec(**QUICK), _sample(fmnist), module=model)
+        profile_artifact(broken, BenchmarkSpec(**QUICK), fmnist_sample(fmnist), module=model)
 
 
 def _ort_accuracy(path, images, labels):
@@ -139,7 +114,7 @@ def test_int8_accuracy_is_measured_on_the_int8_model(resnet20, fmnist, tmp_path)
     test = fmnist.test.subset(500, seed=0)
     images, labels = fmnist.normalize(test.images).numpy(), test.labels.numpy()
     calib = fmnist.normalize(fmnist.train.subset(200, seed=1).images).numpy()
-    report = profile_artifact(path, BenchmarkSpec(precision="int8", **QUICK), _sample(fmnist), module=model,
+    report = profile_artifact(path, BenchmarkSpec(precision="int8", **QUICK), fmnist_sample(fmnist), module=model,
                               calibration=calib, eval_images=images, eval_labels=labels, work_dir=tmp_path)
     deployed = report.deployed
     assert deployed != path and {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(
@@ -154,13 +129,13 @@ def test_openvino_fp32_and_nncf_int8(resnet20, fmnist, tmp_path):
     model, path = resnet20
     test = fmnist.test.subset(500, seed=0)
     images, labels = fmnist.normalize(test.images).numpy(), test.labels.numpy()
-    fp32 = profile_artifact(path, BenchmarkSpec(runtime="openvino", per_layer=True, **QUICK), _sample(fmnist),
+    fp32 = profile_artifact(path, BenchmarkSpec(runtime="openvino", per_layer=True, **QUICK), fmnist_sample(fmnist),
                             module=model, eval_images=images, eval_labels=labels, work_dir=tmp_path).metrics
     assert fp32["max_abs_diff"] < 1e-3  # the f32 hint is set: no silent bf16 on this CPU
     assert fp32["deployed_top1"] == pytest.approx(_ort_accuracy(path, images, labels), abs=0.5)
     assert fp32["engine_throughput"] > 0
     calib = fmnist.normalize(fmnist.train.subset(200, seed=1).images).numpy()
-    int8 = profile_artifact(path, BenchmarkSpec(runtime="openvino", precision="int8", **QUICK), _sample(fmnist),
+    int8 = profile_artifact(path, BenchmarkSpec(runtime="openvino", precision="int8", **QUICK), fmnist_sample(fmnist),
                             module=model, calibration=calib, eval_images=images, eval_labels=labels,
                             work_dir=tmp_path)
     assert int8.deployed.suffix == ".xml" and int8.metrics["deployed_top1"] > 85
@@ -174,7 +149,7 @@ def test_per_layer_times_add_up_to_about_the_total(resnet20, fmnist, runtime):
     # (a profiler that double-counts or misses layers is off in all three).
     sums = []
     for _ in range(3):
-        report = profile_artifact(path, BenchmarkSpec(runtime=runtime, per_layer=True, **QUICK), _sample(fmnist),
+        report = profile_artifact(path, BenchmarkSpec(runtime=runtime, per_layer=True, **QUICK), fmnist_sample(fmnist),
                                   module=model)
         m = report.metrics
         sums.append(m["layers_sum_ms"] / m["latency_ms"])
@@ -191,14 +166,14 @@ def test_every_registered_runtime_runs_the_network_at_parity(resnet20, fmnist, r
     """The conformance of every runtime in the registry: it opens the exported network (the
     PyTorch module for `torch`), matches PyTorch's output and times it beside a reference."""
     model, path = resnet20
-    m = profile_artifact(path, BenchmarkSpec(runtime=runtime, **QUICK), _sample(fmnist), module=model).metrics
+    m = profile_artifact(path, BenchmarkSpec(runtime=runtime, **QUICK), fmnist_sample(fmnist), module=model).metrics
     assert m["max_abs_diff"] < 1e-3 and m["argmax_agreement"] == 1.0
     assert m["latency_ms"] > 0 and m["latency_ratio"] > 0
 
 
 def test_torch_runtime_needs_the_module_and_runs_it(resnet20, fmnist):
     model, path = resnet20
-    m = profile_artifact(path, BenchmarkSpec(runtime="torch", **QUICK), _sample(fmnist), module=model).metrics
+    m = profile_artifact(path, BenchmarkSpec(runtime="torch", **QUICK), fmnist_sample(fmnist), module=model).metrics
     assert m["max_abs_diff"] == 0.0 and m["latency_ms"] > 0
 
 
@@ -232,7 +207,7 @@ def test_gpu_providers(resnet20, fmnist, device):
     if provider not in ort.get_available_providers():
         pytest.skip(f"{provider} is not available here")
     model, path = resnet20
-    m = profile_artifact(path, BenchmarkSpec(device=device, **QUICK), _sample(fmnist), module=model).metrics
+    m = profile_artifact(path, BenchmarkSpec(device=device, **QUICK), fmnist_sample(fmnist), module=model).metrics
     assert m["latency_ms"] > 0 and m["total_latency_ms"] >= m["latency_ms"] * 0.9
 
 
@@ -241,5 +216,5 @@ def test_int8_needs_calibration(resnet20, fmnist):
 
     model, path = resnet20
     with pytest.raises(EdgetuneError, match="int8 needs calibration images"):
-        profile_artifact(path, BenchmarkSpec(precision="int8", **QUICK), _sample(fmnist), module=model)
+        profile_artifact(path, BenchmarkSpec(precision="int8", **QUICK), fmnist_sample(fmnist), module=model)
 

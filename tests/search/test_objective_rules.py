@@ -9,7 +9,7 @@ from optuna.trial import create_trial
 
 from edgetune.config.sweep import parse_sweep
 from edgetune.objectives import Constraint, constraints_of, objectives_of, violations
-from edgetune.study.results import best_trials
+from edgetune.study.records.results import best_trials
 
 
 def _trial(value: float) -> optuna.trial.FrozenTrial:

@@ -16,10 +16,10 @@ from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search import SearchContext, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.study import run_study
-from edgetune.study.headline import headline
-from edgetune.study.results import trials_frame
+from edgetune.study.records.headline import headline
+from edgetune.study.records.results import trials_frame
 from edgetune.sweep import parse_sweep
-from tests.study.test_study import RECIPE, experiment, read_csv
+from tests.helpers import RECIPE, experiment, read_csv
 
 OPT = {"x": 0.3, "y": 0.7}
 

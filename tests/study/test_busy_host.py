@@ -9,7 +9,7 @@ import pytest
 
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
-from tests.study.test_study import experiment, read_csv
+from tests.helpers import experiment, read_csv
 
 
 @pytest.mark.slow

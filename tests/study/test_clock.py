@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from edgetune.study.clock import StageClock, category
+from edgetune.study.trial.clock import StageClock, category
 
 
 @pytest.mark.parametrize(("text", "stage"), [

@@ -15,9 +15,9 @@ import yaml
 
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError, EdgetuneError
-from edgetune.study.results import open_study
-from edgetune.study.rundir import RunDir
-from tests.study.test_study import experiment, read_csv
+from edgetune.study.records.results import open_study
+from edgetune.study.storage.rundir import RunDir
+from tests.helpers import experiment, read_csv
 
 ROOT = Path(__file__).parents[2]
 
@@ -58,7 +58,7 @@ def test_a_damaged_study_is_named_with_how_to_recover_and_readers_create_nothing
 
 
 def test_export_names_a_trial_that_is_not_there(tmp_path):
-    from edgetune.trial_export import export_trial
+    from edgetune.study.records.trial_export import export_trial
 
     run = _run_dir(tmp_path)
     for trial, says in (("abc", r"--trial 'abc': give 'best' or a trial number \(this study's: 0-1\)"),
@@ -72,7 +72,7 @@ def test_export_names_a_trial_that_is_not_there(tmp_path):
 def test_an_interrupted_search_leaves_trials_csv_and_a_database_copy_with_every_finished_trial(tmp_path,
                                                                                              monkeypatch):
     from edgetune.study import run_study
-    from edgetune.study.evaluator import Evaluator
+    from edgetune.study.trial.evaluator import Evaluator
 
     real = Evaluator.__call__
 
@@ -93,7 +93,7 @@ def test_an_interrupted_search_leaves_trials_csv_and_a_database_copy_with_every_
 
 def test_a_study_that_never_ran_a_trial_does_not_block_the_corrected_experiment(tmp_path):
     from edgetune.search.base import get_strategy
-    from edgetune.study.plan import plan_study
+    from edgetune.study.planning.plan import plan_study
     from edgetune.study.runner import _open_study
 
     first = plan_study(load_experiment(experiment(tmp_path, epochs=1))[0])
@@ -106,7 +106,7 @@ def test_a_study_that_never_ran_a_trial_does_not_block_the_corrected_experiment(
     with pytest.raises(EdgetuneError, match="of a different experiment"):
         _open_study(first, get_strategy("random"), first.storage)
     # With the experiment it recorded at hand, the refusal says which setting differs.
-    from edgetune.study.resolved import resolved_experiment
+    from edgetune.study.planning.resolved import resolved_experiment
 
     corrected.paths.resolved_experiment.write_text(resolved_experiment(corrected))
     with pytest.raises(EdgetuneError, match=r"different experiment \(finetune.epochs: 2 then, 1 now\)"):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import EdgetuneError
 from edgetune.study import run_study
-from tests.study.test_study import experiment
+from tests.helpers import experiment
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,13 @@ def test_the_damage_the_property_found(finished, tmp_path, where, how):
     path = experiment(tmp_path, trials=3, epochs=0)  # one more trial: its copy of the database is taken
     if FOUND[(where, how)] is None:
         outcome = run_study(load_experiment(path)[0])
-        assert {t.number for t in outcome.study.trials if t.state.name == "COMPLETE"} == {0, 1, 2}
+        done = [t for t in outcome.study.trials if t.state.name == "COMPLETE"]
+        # A candidate whose timing a busy host disturbed is timed again as a trial of its own
+        # (`remeasure_of`): the same candidate, not another (seen in a run beside other tests).
+        candidates = {t.number for t in done if "remeasure_of" not in t.user_attrs}
+        again = {t.user_attrs["remeasure_of"] for t in done if "remeasure_of" in t.user_attrs}
+        assert {0, 1} <= candidates and len(candidates) == 3 and again <= candidates, [
+            (t.number, t.state.name, t.user_attrs) for t in outcome.study.trials]
         assert (run / "baseline" / "metrics.json").read_text().startswith("{")  # measured again
         assert any(p.name.startswith("baseline.set-aside-") for p in run.iterdir())  # the damaged one kept
     else:

@@ -9,7 +9,7 @@ from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.models import load_checkpoint
 from edgetune.study import plan_study, run_study
-from tests.study.test_study import ROOT, experiment, read_csv
+from tests.helpers import ROOT, experiment, read_csv
 
 pytestmark = pytest.mark.slow
 

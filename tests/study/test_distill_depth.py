@@ -13,7 +13,7 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
 from edgetune.training import distillation_loss
-from tests.study.test_study import RECIPE, ROOT, experiment, read_csv
+from tests.helpers import RECIPE, ROOT, experiment, read_csv
 
 
 def test_distillation_loss_is_the_stated_mix():
@@ -132,7 +132,7 @@ def test_another_checkpoint_is_measured_beside_the_search(tmp_path):
 
     from edgetune.progress import results_table
     from edgetune.report.build import write_report
-    from tests.study.test_study import ROOT
+    from tests.helpers import ROOT
 
     other = ROOT / "models" / "resnet56-fmnist.pt"
     path = experiment(tmp_path, trials=3, epochs=1)
@@ -320,7 +320,7 @@ def test_a_checkpoint_reference_is_measured_in_every_precision_the_search_may_de
     from rich.console import Console
 
     from edgetune.progress import results_table
-    from tests.study.test_study import ROOT
+    from tests.helpers import ROOT
 
     other = ROOT / "models" / "resnet20-fmnist.pt"
     path = experiment(tmp_path, trials=1, epochs=0)

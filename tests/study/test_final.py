@@ -12,9 +12,9 @@ from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.report.build import write_report
 from edgetune.study import run_study
-from edgetune.study.held import paired_drop
-from edgetune.trial_export import export_trial
-from tests.study.test_study import experiment, read_csv
+from edgetune.study.records.held import paired_drop
+from edgetune.study.records.trial_export import export_trial
+from tests.helpers import experiment, read_csv
 
 
 def test_paired_bound_matches_its_formula_and_a_bootstrap():

@@ -10,7 +10,7 @@ import pytest
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.study import run_study
-from tests.study.test_study import RECIPE, experiment, read_csv
+from tests.helpers import RECIPE, experiment, read_csv
 
 pytestmark = pytest.mark.slow
 

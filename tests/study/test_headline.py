@@ -6,8 +6,8 @@ import optuna
 import pandas as pd
 
 from edgetune.objectives import Objective
-from edgetune.study.headline import headline
-from edgetune.study.results import trials_frame
+from edgetune.study.records.headline import headline
+from edgetune.study.records.results import trials_frame
 
 LATENCY = [Objective("latency_adj_ms", "minimize")]
 BASE = {"top1": 95.0, "latency_ratio": 1.0, "latency_adj_ms": 1.8, "macs": 97.3e6, "params": 855e3}
@@ -48,7 +48,7 @@ def test_the_pick_is_the_best_feasible_searched_trial_in_human_units():
     assert "top-1 94.70 % against 95.00 % on validation (-0.30 points)" in said.text
     assert "40.0 M MACs, 300 k parameters, 1.20 MB of ONNX" in said.text
     assert "Chosen as the lowest latency_adj_ms of 2 feasible trial(s)." in said.text  # not the reference nor the repeat
-    assert "Reference resnet20-fmnist.pt: 0.200 of the unpruned latency, 94.90 % on validation; it dominates the " \
+    assert "Reference resnet20-fmnist: 0.200 of the unpruned latency, 94.90 % on validation; it dominates the " \
            "pick: deploy it instead." in said.text
 
 

@@ -13,9 +13,9 @@ from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.models import build_model, load_checkpoint, save_checkpoint
 from edgetune.study import run_study
-from edgetune.study.network import load_network
+from edgetune.study.trial.network import load_network
 from edgetune.trainer import train_baseline
-from tests.study.test_study import ROOT, experiment
+from tests.helpers import ROOT, experiment
 
 META = {"model": "resnet20", "num_classes": 10, "in_channels": 1}
 
@@ -68,7 +68,7 @@ def test_a_reference_trained_on_the_validation_images_is_refused_naming_it(tmp_p
 
 def test_what_a_checkpoint_says_of_its_split_is_read_from_its_record_or_its_command():
     from edgetune.data.splits import HeldOut
-    from edgetune.study.network import trained_beside
+    from edgetune.study.trial.network import trained_beside
 
     assert trained_beside({"held_out": {"dataset": "fashion-mnist", "val_size": 40, "split_seed": 3}}) == \
         HeldOut("fashion-mnist", 40, 3)

@@ -14,7 +14,7 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.study import run_study
-from tests.study.test_study import RECIPE, experiment
+from tests.helpers import RECIPE, experiment
 
 ROOT = Path(__file__).parents[2]
 

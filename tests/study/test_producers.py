@@ -17,8 +17,8 @@ import yaml
 from optuna.trial import TrialState
 
 from edgetune.study import counted
+from tests.helpers import experiment
 from tests.servers import postgresql
-from tests.study.test_study import experiment
 
 TRIALS = 6
 
@@ -146,7 +146,7 @@ def _farm(tmp_path: Path, pg, name: str, during=None) -> optuna.Study:
     study = optuna.load_study(study_name=name, storage=pg.url)
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     # A candidate whose timing the host disturbed (a restart, a loaded CI machine) is timed again
-    # as a trial of its own (`remeasure_of`, study/remeasure.py): the same candidate, not another.
+    # as a trial of its own (`remeasure_of`, study/trial/remeasure.py): the same candidate, not another.
     complete = [t for t in done if "remeasure_of" not in t.user_attrs]
     again = [t for t in done if "remeasure_of" in t.user_attrs]
     assert counted(study) == TRIALS and len(complete) == TRIALS, [(t.number, t.user_attrs) for t in done]
@@ -192,7 +192,7 @@ def test_a_database_not_yet_accepting_connections_is_waited_for():
     the request never reached the database, so it is repeated (it once ended the producer)."""
     from sqlalchemy.exc import OperationalError
 
-    from edgetune.study.storage import _retryable
+    from edgetune.study.storage.backends import _retryable
 
     refused = OperationalError("SELECT 1", {}, Exception(
         'connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system is not yet accepting '
@@ -206,7 +206,7 @@ def test_a_connection_lost_mid_write_repeats_only_writes_that_leave_the_same_row
     """A restart can land between the pool's ping and a suggest's `set_trial_param`: the write
     is repeated (setting a value again leaves the same row; it once ended the producer, CI
     2026-11-30). Creating or finishing a trial is not: done twice it is two trials or an error."""
-    from edgetune.study.storage import repeatable
+    from edgetune.study.storage.backends import repeatable
 
     assert all(repeatable(m) for m in ("set_trial_param", "set_trial_user_attr", "set_trial_system_attr",
                                        "record_heartbeat", "get_all_trials", "set_trial_intermediate_value"))

@@ -16,8 +16,8 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import EdgetuneError, RunDirError
 from edgetune.study import run_study
-from edgetune.study.protect import database_problem, set_aside
-from tests.study.test_study import ROOT, experiment
+from edgetune.study.storage.protect import database_problem, set_aside
+from tests.helpers import ROOT, experiment
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.models import load_checkpoint
 from edgetune.study import run_study
-from tests.study.test_study import ROOT, experiment
+from tests.helpers import ROOT, experiment
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.objectives import Constraint
 from edgetune.study import run_study
-from edgetune.study.reject import rejection, top1_lower_bound, top1_upper_bound
-from tests.study.test_study import experiment
+from edgetune.study.trial.reject import rejection, top1_lower_bound, top1_upper_bound
+from tests.helpers import experiment
 
 
 def test_the_bound_covers_the_full_subset_at_its_confidence():

@@ -6,8 +6,8 @@ import pytest
 from edgetune.config.experiment import load_experiment
 from edgetune.runtimes import timing
 from edgetune.study import run_study
-from edgetune.study.results import counted
-from tests.study.test_study import experiment, read_csv
+from edgetune.study.records.results import counted
+from tests.helpers import experiment, read_csv
 
 
 @pytest.mark.slow

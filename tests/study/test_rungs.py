@@ -8,7 +8,7 @@ import pytest
 
 from edgetune.objectives import Constraint
 from edgetune.search.base import record_constraints
-from edgetune.study.rungs import Rung0
+from edgetune.study.trial.rungs import Rung0
 
 
 def _study(*trials: dict) -> optuna.Study:
@@ -57,7 +57,7 @@ def test_the_floor_rule_waits_for_evidence_and_keeps_its_slack():
 def test_a_held_back_candidate_is_recorded_with_its_own_figures_at_rung_0(tmp_path, monkeypatch):
     from edgetune.config.experiment import load_experiment
     from edgetune.study import run_study
-    from tests.study.test_study import experiment
+    from tests.helpers import experiment
 
     asked = []
 

@@ -7,7 +7,7 @@ import yaml
 
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
-from tests.study.test_study import experiment
+from tests.helpers import experiment
 
 
 def _study(tmp_path, score_with):

@@ -3,7 +3,6 @@
 Uses Debian's Fashion-MNIST (installed by `make test`) and small subsets to stay fast.
 """
 
-import csv
 import os
 import signal
 import subprocess
@@ -19,56 +18,12 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.study import run_study
+from tests.helpers import ROOT, experiment, read_csv
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "resnet56-fmnist"
-
-RECIPE = {
-    "version": 1,
-    "pruners": {
-        "stage_1": {"class": "L1RankedStructureParameterPruner", "group_type": "Filters", "desired_sparsity": 0.5,
-                    "weights": [f"module.layer1.{i}.conv1.weight" for i in range(3)]},
-        "stage_3": {"class": "L2RankedStructureParameterPruner", "group_type": "Filters", "desired_sparsity": 0.5,
-                    "weights": [f"module.layer3.{i}.conv1.weight" for i in range(3)]},
-    },
-    "lr_schedulers": {"decay": {"class": "ExponentialLR", "gamma": 0.5}},
-    "policies": [
-        {"pruner": {"instance_name": "stage_1"}, "epochs": [0]},
-        {"pruner": {"instance_name": "stage_3"}, "epochs": [0]},
-        {"lr_scheduler": {"instance_name": "decay"}, "starting_epoch": 1, "ending_epoch": 10, "frequency": 1},
-    ],
-}
-
-
-def experiment(tmp_path: Path, trials: int = 3, epochs: int = 1, train_subset: int = 256, **extra) -> Path:
-    spec = {
-        "name": "tiny",
-        "model": {"checkpoint": str(ROOT / "models" / "resnet20-fmnist.pt")},
-        "data": {"name": "fashion-mnist", "train_subset": train_subset, "val_subset": 200},
-        "recipe": RECIPE,
-        "sweep": {"method": "random", "metric": {"name": "Latency", "goal": "minimize"},
-                  "parameters": {"stage_1": {"min": 0.3, "max": 0.9}, "stage_3": {"min": 0.3, "max": 0.9}},
-                  # 256 images cannot rescue a heavily pruned net; these tests check the pipeline.
-                  "early_stop": {"collapse": False}},
-        "finetune": {"epochs": epochs, "learning_rate": 0.01},
-        "benchmark": {"runs_per_round": 5, "min_rounds": 2, "max_rounds": 3, "throughput_batches": [8],
-                      "throughput_seconds": 0.2, "warmup": 2},
-        "trials": trials,
-        "run_dir": str(tmp_path / "run"),
-        **extra,
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
 
 def test_search_thins_measures_records_and_resumes(tmp_path):
     spec, _ = load_experiment(experiment(tmp_path, trials=2, epochs=2))

@@ -7,8 +7,8 @@ import yaml
 
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
-from edgetune.study.plan import plan_study
-from tests.study.test_study import experiment, read_csv
+from edgetune.study.planning.plan import plan_study
+from tests.helpers import experiment, read_csv
 
 
 def _with_sweep(tmp_path, trials=None, **sweep):

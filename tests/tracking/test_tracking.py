@@ -9,7 +9,7 @@ import yaml
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
 from edgetune.study import run_study
-from tests.study.test_study import experiment
+from tests.helpers import experiment
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow

@@ -12,20 +12,15 @@ import numpy as np
 import pydantic
 import pytest
 
+from edgetune.config.benchmark import INT8_FORMATS
 from edgetune.worker.handler import handle
 from edgetune.worker.messages import BenchRequest, encode_array
-from tests.runtimes.test_profiler import QUICK, _sample, fmnist, resnet20  # noqa: F401 - fixtures
+from tests.helpers import QUICK, bench_request, fmnist_sample
 
 
-def _request(path, sample, **extra) -> BenchRequest:
-    onnx_b64 = base64.b64encode(path.read_bytes()).decode()
-    return BenchRequest(id="req-00000001", onnx=onnx_b64, reference_onnx=onnx_b64, sample=encode_array(sample),
-                        benchmark={**QUICK, "throughput_batches": [8]}, **extra)
-
-
-def test_a_request_is_benchmarked_once_per_id(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_a_request_is_benchmarked_once_per_id(resnet20, fmnist, tmp_path):
     _, path = resnet20
-    request = _request(path, _sample(fmnist))
+    request = bench_request(path, fmnist_sample(fmnist))
     first = handle(request, tmp_path / "results")
     assert first.error is None and first.metrics["latency_ms"] > 0
     assert 0.8 < first.metrics["latency_ratio"] < 1.25  # the model against itself
@@ -37,41 +32,9 @@ def test_a_request_is_benchmarked_once_per_id(resnet20, fmnist, tmp_path):  # no
     assert BenchRequest.model_validate_json(request.model_dump_json()) == request
 
 
-def test_int8_is_calibrated_and_scored_on_the_device(resnet20, fmnist, tmp_path, monkeypatch):  # noqa: F811
-    """A reduced precision travels with its calibration images and held-out images: the worker
-    quantises with them and reports the deployed model's accuracy, the producer's device-worker
-    executor builds exactly that request."""
-    from edgetune.config.benchmark import BenchmarkSpec
-    from edgetune.executors.base import Scoring
-    from edgetune.executors.device import DeviceWorkerExecutor
-
+def test_a_bad_model_gets_an_error_answer_not_a_crash(resnet20, fmnist, tmp_path):
     _, path = resnet20
-    images = fmnist.normalize(fmnist.val.images[:200]).numpy()
-    labels = fmnist.val.labels[:200].numpy()
-    spec = BenchmarkSpec(**{**QUICK, "throughput_batches": [8]}, precision="int8")
-    sent: list[BenchRequest] = []
-
-    # The Celery round trip is tested below; here, the request itself.
-    monkeypatch.setattr("edgetune.worker.app.submit",
-                        lambda app, queue, request, timeout: (sent.append(request), handle(request, tmp_path / "r"))[1])
-    executor = DeviceWorkerExecutor("redis://unused", "q", 60, app=object())
-    executor.open_reference(path, spec)
-    metrics = executor.measure(path, spec, _sample(fmnist, 8),
-                               scoring=Scoring(images[:100], images, labels)).metrics
-    assert sent[0].calibration is not None and sent[0].eval_labels is not None
-    assert metrics["max_abs_diff"] >= 0 and 0 < metrics["latency_ms"]
-    fp32 = handle(_request(path, _sample(fmnist, 8)).model_copy(update={
-        "id": "fp32-scored-1", "benchmark": spec.model_copy(update={"precision": "fp32"}),
-        "eval_images": sent[0].eval_images, "eval_labels": sent[0].eval_labels}), tmp_path / "r").metrics
-    assert abs(metrics["deployed_top1"] - fp32["deployed_top1"]) < 5  # int8 keeps ResNet-20's accuracy
-    assert fp32["deployed_top1"] > 80
-    with pytest.raises(pydantic.ValidationError, match="eval_images and eval_labels come together"):
-        BenchRequest.model_validate({**sent[0].model_dump(), "eval_labels": None})
-
-
-def test_a_bad_model_gets_an_error_answer_not_a_crash(resnet20, fmnist, tmp_path):  # noqa: F811
-    _, path = resnet20
-    request = _request(path, _sample(fmnist)).model_copy(update={
+    request = bench_request(path, fmnist_sample(fmnist)).model_copy(update={
         "id": "req-broken-1", "onnx": base64.b64encode(b"\x08\x07 not a model").decode()})
     result = handle(request, tmp_path / "results")
     assert result.metrics == {} and "the model is not a valid ONNX model" in result.error
@@ -83,9 +46,9 @@ def test_a_bad_model_gets_an_error_answer_not_a_crash(resnet20, fmnist, tmp_path
     ({"benchmark": {"runtime": "onnxruntime", "shell": "rm -rf /"}}, "Extra inputs are not permitted"),
     ({"command": "id"}, "Extra inputs are not permitted"),
 ])
-def test_messages_are_validated(resnet20, fmnist, change, message):  # noqa: F811
+def test_messages_are_validated(resnet20, fmnist, change, message):
     _, path = resnet20
-    good = _request(path, _sample(fmnist)).model_dump()
+    good = bench_request(path, fmnist_sample(fmnist)).model_dump()
     with pytest.raises(pydantic.ValidationError, match=message):
         BenchRequest.model_validate({**good, **change})
     # An object array could carry a pickle: numpy refuses to load it.
@@ -95,13 +58,13 @@ def test_messages_are_validated(resnet20, fmnist, change, message):  # noqa: F81
         BenchRequest.model_validate({**good, "sample": base64.b64encode(buf.getvalue()).decode()})
 
 
-def test_requests_over_the_size_limits_are_refused(resnet20, fmnist, monkeypatch):  # noqa: F811
+def test_requests_over_the_size_limits_are_refused(resnet20, fmnist, monkeypatch):
     """A worker on a small device must not be made to decode a model, a sample or calibration
     images of any size it is sent: each has a limit, checked before the bytes are used."""
     from edgetune.worker import messages
 
     _, path = resnet20
-    good = _request(path, _sample(fmnist)).model_dump()
+    good = bench_request(path, fmnist_sample(fmnist)).model_dump()
     BenchRequest.model_validate(good)
     big_sample = encode_array(np.zeros((65, 3, 256, 256), np.float32))  # one batch over the real limit
     with pytest.raises(pydantic.ValidationError, match="sample must be a float32 batch of at most"):
@@ -147,9 +110,9 @@ def test_the_device_install_has_no_pytorch_and_says_what_is_missing(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):
     _, path = resnet20
-    (tmp_path / "request.json").write_text(_request(path, _sample(fmnist, 8)).model_dump_json())
+    (tmp_path / "request.json").write_text(bench_request(path, fmnist_sample(fmnist, 8)).model_dump_json())
     code = ("import sys; sys.modules['torch'] = None\n"
             "from pathlib import Path\n"
             "from edgetune.worker.handler import handle\n"
@@ -164,7 +127,7 @@ def test_the_worker_needs_no_pytorch(resnet20, fmnist, tmp_path):  # noqa: F811
 
 
 @pytest.mark.servers
-def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_path):
     """A real Redis server and a real `edgetune bench-worker` process, in which PyTorch and the
     rest of the search extra cannot be imported: a request goes out on the device's queue and
     its metrics come back."""
@@ -178,7 +141,7 @@ def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_pat
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             app = make_app(url)
-            request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "celery-req-1"})
+            request = bench_request(path, fmnist_sample(fmnist, 8)).model_copy(update={"id": "celery-req-1"})
             result = submit(app, "test-cpu", request, timeout=120)
             assert result.error is None and result.metrics["latency_ms"] > 0, result.error
             assert (tmp_path / "results" / "celery-req-1.json").is_file()
@@ -189,7 +152,7 @@ def test_a_device_worker_answers_over_celery_and_redis(resnet20, fmnist, tmp_pat
 
 
 @pytest.mark.servers
-def test_a_device_worker_answers_over_tls_with_a_password(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_a_device_worker_answers_over_tls_with_a_password(resnet20, fmnist, tmp_path):
     """`rediss://` with a private CA and a password: the worker and the producer verify the
     server's certificate (a client that does not trust the CA is refused)."""
     from edgetune.worker.app import make_app, submit
@@ -202,7 +165,7 @@ def test_a_device_worker_answers_over_tls_with_a_password(resnet20, fmnist, tmp_
                                    server.url, "--queue", "tls-cpu", "--results", str(tmp_path / "results")],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "tls-req-0001"})
+            request = bench_request(path, fmnist_sample(fmnist, 8)).model_copy(update={"id": "tls-req-0001"})
             result = submit(make_app(server.url), "tls-cpu", request, timeout=120)
             assert result.error is None and result.metrics["latency_ms"] > 0, result.error
             untrusting = make_app(server.url.split("?")[0])  # no CA given: the system store lacks it
@@ -226,8 +189,8 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path, precision):
 
     import yaml
 
+    from tests.helpers import experiment
     from tests.servers import redis_server
-    from tests.study.test_study import experiment
 
     exp = experiment(tmp_path, trials=2, epochs=0 if precision == "fp32" else 1)
     spec = yaml.safe_load(exp.read_text())
@@ -250,16 +213,27 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path, precision):
     assert all(float(r["latency_ms"]) > 0 for r in rows)
     answers = list((tmp_path / "answers").glob("bench-*.json"))
     # The baseline and two candidates, each benchmarked once by the worker; int8 after
-    # fine-tuning asks again for the new weights' deployed accuracy.
-    assert len(answers) == (3 if precision == "fp32" else 5)
+    # fine-tuning asks again for the new weights' deployed accuracy, and the INT8 formats are
+    # measured there too (`int8_format: auto`), each quantised, timed and scored by the worker.
+    formats = len(INT8_FORMATS) if precision == "int8" else 0
+    assert len(answers) == (3 if precision == "fp32" else 5) + formats
     if precision == "int8":
         assert all(float(r["deployed_top1"]) > 0 for r in rows)
+        with open(tmp_path / "run" / "int8-formats.csv") as fh:
+            measured = list(csv.DictReader(fh))
+        assert [r["format"] for r in measured] == list(INT8_FORMATS)
+        assert all(float(r["latency_ms"]) > 0 and float(r["top1"]) > 0 for r in measured)
+        # Timed against the FP32 network, not against itself: the worker opens the reference as
+        # it is told (a ratio of a format to itself reads 1.00 within noise every time).
+        assert len({r["x_fp32"] for r in measured}) > 1
+        chosen = [r["format"] for r in measured if r["chosen"] == "True"]
+        assert {r["int8_format"] for r in rows[1:]} == set(chosen)
     resolved = (tmp_path / "run" / "experiment.resolved.yaml").read_text()
     assert "s3cret-pw" not in resolved and ":***@127.0.0.1" in resolved
 
 
 @pytest.mark.servers
-def test_a_worker_killed_mid_benchmark_is_replaced_and_nothing_is_lost(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_a_worker_killed_mid_benchmark_is_replaced_and_nothing_is_lost(resnet20, fmnist, tmp_path):
     """SIGKILL the worker while it benchmarks: the request was not acknowledged (late ack), so
     after the visibility timeout Redis hands it to the restarted worker, which answers once."""
     import signal
@@ -270,7 +244,7 @@ def test_a_worker_killed_mid_benchmark_is_replaced_and_nothing_is_lost(resnet20,
 
     _, path = resnet20
     slow = {**QUICK, "runs_per_round": 200, "min_rounds": 30, "max_rounds": 30, "throughput_batches": [8]}
-    request = _request(path, _sample(fmnist, 8)).model_copy(update={"id": "killed-req-1"})
+    request = bench_request(path, fmnist_sample(fmnist, 8)).model_copy(update={"id": "killed-req-1"})
     request = request.model_copy(update={"benchmark": request.benchmark.model_copy(update=slow)})
 
     def start_worker(log):
@@ -318,16 +292,16 @@ def test_a_message_that_is_not_a_request_gets_an_answer_naming_what_is_wrong(tmp
 
 @pytest.mark.parametrize("setting", [{"warmup": 10**12}, {"max_seconds": 1e12}, {"runs_per_round": 10**9},
                                      {"throughput_batches": [1] * 100}, {"repeats": 10**6}])
-def test_benchmark_settings_that_would_tie_a_worker_up_are_refused(resnet20, fmnist, setting):  # noqa: F811
+def test_benchmark_settings_that_would_tie_a_worker_up_are_refused(resnet20, fmnist, setting):
     _, path = resnet20
-    good = _request(path, _sample(fmnist)).model_dump()
+    good = bench_request(path, fmnist_sample(fmnist)).model_dump()
     with pytest.raises(pydantic.ValidationError, match="less than or equal|at most"):
         BenchRequest.model_validate({**good, "benchmark": {**good["benchmark"], **setting}})
 
 
-def test_a_damaged_or_failed_cached_answer_is_measured_again(resnet20, fmnist, tmp_path):  # noqa: F811
+def test_a_damaged_or_failed_cached_answer_is_measured_again(resnet20, fmnist, tmp_path):
     _, path = resnet20
-    request = _request(path, _sample(fmnist))
+    request = bench_request(path, fmnist_sample(fmnist))
     cache = tmp_path / "results" / f"{request.id}.json"
     cache.parent.mkdir()
     cache.write_text('{"id": "req-00000001", "metr')  # a write cut short

@@ -20,8 +20,8 @@ from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.files import atomic_write_text, check_writable
-from edgetune.onnx_stats import onnx_input, random_images
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.onnx_stats import onnx_input, random_images
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 
 
 def compare(models: list[Path], reference: Path, spec: BenchmarkSpec, sample: np.ndarray, work: Path,

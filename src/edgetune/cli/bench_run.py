@@ -16,8 +16,8 @@ from edgetune.config.architecture import RECORDED, Architecture
 from edgetune.config.benchmark import BenchmarkSpec, benchmark_from_flags
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import check_writable
-from edgetune.onnx_stats import OnnxInput, onnx_input, random_images
-from edgetune.profiler import BenchReport, profile_artifact
+from edgetune.runtimes.onnx_stats import OnnxInput, onnx_input, random_images
+from edgetune.runtimes.profiler import BenchReport, profile_artifact
 
 UNITS = {
     "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
@@ -150,7 +150,7 @@ def _inputs(model: Path, checkpoint: Path | None, data: str | None, calibration:
     if model.suffix in (".pt", ".pth"):
         import torch
 
-        from edgetune.export import export_onnx
+        from edgetune.runtimes.export import export_onnx
 
         shape = (module.conv1.in_channels, 28, 28) if splits is None else (splits.in_channels, *splits.image_size)
         onnx_path = work / f"{model.stem}.onnx"

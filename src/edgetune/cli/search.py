@@ -86,7 +86,7 @@ def _dry_run(out: Console, spec: Any) -> None:
 def _search(out: Console, spec: Any) -> None:
     from edgetune.api import tune
     from edgetune.progress import RichReporter, final_table, results_table
-    from edgetune.study.headline import headline
+    from edgetune.study.records.headline import headline
 
     result = tune(spec, progress=RichReporter(out))
     outcome = result.outcome
@@ -123,7 +123,7 @@ def export(
       edgetune export runs/notebook --trial 0 --model-factory my_nets.py:narrow   # a network tune() was handed
     """
     from edgetune.models.factory import ModelFactory
-    from edgetune.trial_export import export_trial
+    from edgetune.study.records.trial_export import export_trial
 
     target = out or run_dir / "export" / f"trial-{trial}"
     told = architecture(None, model_factory).factory
@@ -189,8 +189,8 @@ def dashboard(
     Example:
       edgetune dashboard runs/resnet56-fmnist --port 8080   # then open http://127.0.0.1:8080
     """
-    from edgetune.study.results import open_study
-    from edgetune.study.storage import storage_of
+    from edgetune.study.records.results import open_study
+    from edgetune.study.storage.backends import storage_of
 
     try:
         from optuna_dashboard import run_server

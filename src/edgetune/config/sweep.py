@@ -203,9 +203,9 @@ class EarlyStopSpec(Strict):
     collapse_margin: float = Field(2.0, ge=0)
     warmup_epochs: int = Field(2, ge=0)  # epochs before collapse or a pruner may stop a run
     # Stop scoring a candidate once its top-1 cannot reach a top-1 constraint's `min` at this
-    # confidence (study/reject.py); null scores every validation image.
+    # confidence (study/trial/reject.py); null scores every validation image.
     reject_confidence: float | None = Field(0.999, gt=0.5, lt=1)
-    # Rung 0 before the fine-tuning rung (study/rungs.py): `front` trains a candidate only when no
+    # Rung 0 before the fine-tuning rung (study/trial/rungs.py): `front` trains a candidate only when no
     # fine-tuned, feasible candidate at least as fast scored as well after re-estimating norm
     # statistics, and (with an accuracy floor) when it is within `promote_slack` points of the
     # lowest such score that reached the floor; `all` trains every candidate.

@@ -1,8 +1,9 @@
 """Where a candidate is measured: one interface, whether the runtime is on this machine or on a
 device behind a queue.
 
-A study, a width profile, an INT8 format choice and a sensitivity analysis all do the same
-three things: open the unpruned network as the reference, measure candidates beside it (parity
+A study's candidates, its width tables, INT8 format choice and precision scale, and a
+sensitivity analysis all do the same three things, through the executor they are given (so a
+study sent to a device worker measures all of them there): open the unpruned network as the reference, measure candidates beside it (parity
 checked first), and close it. Each implementation does them its own way; nothing above this
 package asks which one it has.
 """
@@ -45,6 +46,7 @@ class Scoring:
 
 
 NO_SCORING = Scoring()
+LOCAL_TARGET = "this machine"
 
 
 class Executor(ABC):
@@ -57,8 +59,9 @@ class Executor(ABC):
     return a figure it did not measure; it is built by `from_settings` from its catalog row's
     section of the experiment (edgetune.catalog.EXECUTORS)."""
 
-    # True when the target is this machine, so latency tables measured here describe it.
-    local: bool = True
+    # Where the measurements are made, in words: part of every cache key of what is measured
+    # through it (width tables, INT8 formats), so one target's figures never answer another's.
+    target: str = LOCAL_TARGET
 
     @classmethod
     def from_settings(cls, settings: Any) -> Self:

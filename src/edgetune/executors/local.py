@@ -10,13 +10,11 @@ import numpy as np
 
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.executors.base import NO_SCORING, Executor, Measurement, Scoring, Stage
-from edgetune.profiler import open_reference, profile_artifact, verify_artifact
 from edgetune.runtimes.base import Session
+from edgetune.runtimes.profiler import open_reference, profile_artifact, verify_artifact
 
 
 class LocalExecutor(Executor):
-    local = True
-
     def __init__(self) -> None:
         self.reference: Session | None = None
 

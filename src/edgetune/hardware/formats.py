@@ -4,8 +4,8 @@ ONNX Runtime quantises a graph in several formats, and their speed depends on th
 instructions: on our 2-core VM the QDQ graph with uint8 activations ran at 0.36x FP32 while the
 same graph with int8 activations ran 1.4x *slower*, and the operator-oriented int8 graph 6.8x
 slower (benchmarks/bench_int8_formats.py). Another CPU (VNNI, ARM dot-product) can order them
-differently, so a study measures each format once on its own target, on the baseline network,
-and every candidate is quantised in the winner. The table is cached beside the width profiles.
+differently, so a study measures each format once on its own target (through its executor: on a device
+worker, there), on the baseline network, and every candidate is quantised in the winner. The table is cached beside the width profiles.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.config.benchmark import INT8_FORMATS, BenchmarkSpec
+from edgetune.errors import EdgetuneError
+from edgetune.executors.base import LOCAL_TARGET, Executor, Scoring
 from edgetune.files import atomic_write_json, cache_root
-from edgetune.profiler import accuracy
-from edgetune.quantize import format_args, ort_int8
-from edgetune.runtimes import get_runtime, time_interleaved
-from edgetune.runtimes.base import Artifact, SessionOptions
+from edgetune.runtimes.profiler import ParityError
 
 
 @dataclass(frozen=True)
@@ -58,48 +57,50 @@ def pick(results: list[FormatResult], fp32_top1: float, tolerance: float) -> tup
                          f"({best.top1:.2f}, {best.latency_ratio:.2f}x fp32)")
 
 
-def _key(onnx_path: Path, spec: BenchmarkSpec, calibration: np.ndarray, labels: np.ndarray) -> str:
-    """Speed depends on the target, accuracy on the weights and the images scored: all of them."""
+def _key(onnx_path: Path, spec: BenchmarkSpec, scoring: Scoring, executor: Executor) -> str:
+    """Speed depends on the target (the executor's, and its settings), accuracy on the weights
+    and the images scored: all of them."""
     h = hashlib.sha256(onnx_path.read_bytes())
-    h.update(json.dumps({"runtime": spec.runtime, "device": spec.device, "threads": spec.threads,
-                         "batch": spec.batch_size, "tolerance": spec.int8_tolerance}, sort_keys=True).encode())
-    h.update(np.ascontiguousarray(calibration).tobytes())
-    h.update(np.ascontiguousarray(labels).tobytes())
+    target = {"runtime": spec.runtime, "device": spec.device, "threads": spec.threads, "batch": spec.batch_size,
+              "tolerance": spec.int8_tolerance}
+    if executor.target != LOCAL_TARGET:  # this machine's entries keep the key they always had
+        target["executor"] = executor.target
+    h.update(json.dumps(target, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(scoring.calibration).tobytes())
+    h.update(np.ascontiguousarray(scoring.labels).tobytes())
     return h.hexdigest()[:16]
 
 
-def choose_int8_format(onnx_path: Path, spec: BenchmarkSpec, calibration: np.ndarray, images: np.ndarray,
-                       labels: np.ndarray, work_dir: Path, cache: Path | None = None,
-                       progress: Callable[[str], None] = lambda _: None) -> FormatChoice:
-    """Quantise the FP32 network in every format, time each interleaved with FP32 at the spec's
-    batch and threads, score each on `images`, pick; read from `cache` when measured before."""
-    key = _key(onnx_path, spec, calibration, labels)
+def choose_int8_format(executor: Executor, onnx_path: Path, spec: BenchmarkSpec, scoring: Scoring, work_dir: Path,
+                       cache: Path | None = None, progress: Callable[[str], None] = lambda _: None) -> FormatChoice:
+    """Quantise the FP32 network in every format on `executor`'s target (calibrated on
+    `scoring.calibration`), time each interleaved with FP32 at the spec's batch and threads,
+    score each on `scoring`'s images, pick; read from `cache` when measured before. A format
+    whose output disagrees with FP32 (parity) is left out, not fatal: another may pass."""
+    key = _key(onnx_path, spec, scoring, executor)
     path = (cache or cache_root() / "int8-formats") / f"{key}.json"
     if path.is_file():
         data = json.loads(path.read_text())
         return FormatChoice(data["chosen"], data["reason"], data["fp32_top1"],
                             tuple(FormatResult(**r) for r in data["results"]))
-    runtime = get_runtime(spec.runtime)
-    options = SessionOptions(device=spec.device, threads=spec.threads)
-    x = np.ascontiguousarray(np.resize(images[:1], (spec.batch_size, *images.shape[1:])).astype(np.float32))
-    reference = runtime.open(Artifact(onnx_path), options)
+    fp32 = spec.model_copy(update={"precision": "fp32", "throughput_batches": [], "per_layer": False,
+                                   "energy_seconds": 0.0, "engine_throughput": False})
+    sample = scoring.images[:64]
+    executor.open_reference(onnx_path, fp32, work_dir=work_dir)
+    fp32_top1 = executor.verify(onnx_path, fp32, sample, scoring=scoring)["deployed_top1"]
     results = []
-    try:
-        fp32_top1 = accuracy(reference, images, labels)["top1"]
-        ref_call = reference.bind(x)
-        for name in INT8_FORMATS:
-            progress(f"measuring int8 format {name} (once per target)")
-            quantised = ort_int8(onnx_path, work_dir, calibration, *format_args(name))
-            session = runtime.open(Artifact(quantised), options)
-            try:
-                t = time_interleaved(session.bind(x), ref_call, warmup=spec.warmup, runs_per_round=spec.runs_per_round,
-                                     min_rounds=spec.min_rounds, max_rounds=spec.max_rounds,
-                                     max_seconds=spec.max_seconds)
-                results.append(FormatResult(name, t.latency_ms, t.latency_ratio, accuracy(session, images, labels)["top1"]))
-            finally:
-                session.close()
-    finally:
-        reference.close()
+    for name in INT8_FORMATS:
+        progress(f"measuring int8 format {name} (once per target)")
+        int8 = fp32.model_copy(update={"precision": "int8", "int8_format": name})
+        try:
+            m = executor.measure(onnx_path, int8, sample, scoring=scoring, work_dir=work_dir).metrics
+        except ParityError as exc:
+            progress(f"int8 format {name} left out: {str(exc)[:160]}")
+            continue
+        results.append(FormatResult(name, m["latency_ms"], m["latency_ratio"], m["deployed_top1"]))
+    if not results:
+        raise EdgetuneError(f"no INT8 format of {onnx_path} agrees with its FP32 output on {executor.target}; "
+                            "set benchmark.precision: fp32 (or another int8_format and calibration_images)")
     chosen, reason = pick(results, fp32_top1, spec.int8_tolerance)
     choice = FormatChoice(chosen, reason, fp32_top1, tuple(results))
     atomic_write_json(path, {**asdict(choice), "results": [asdict(r) for r in results]}, indent=1)

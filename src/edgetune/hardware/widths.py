@@ -29,12 +29,12 @@ from edgetune.config.architecture import Architecture
 from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec, benchmark_from_flags
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError
-from edgetune.executors.base import Scoring
+from edgetune.executors.base import LOCAL_TARGET, Executor, Scoring
 from edgetune.executors.local import LocalExecutor
-from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json, cache_root
 from edgetune.models.registry import load_described
 from edgetune.plotting import pyplot, save
+from edgetune.runtimes.export import export_onnx
 
 
 @dataclass(frozen=True)
@@ -93,61 +93,72 @@ def coupled_sizes(groups: dict[str, list[str]]) -> dict[str, int]:
     return {w: len(members) for members in groups.values() for w in members}
 
 
-def cache_key(model_sha: str, spec: BenchmarkSpec, method: str, step: int = 1) -> str:
-    """A profile holds for one network, runtime, device, precision (and INT8 format), thread
-    count and grid of widths."""
+@dataclass(frozen=True)
+class Measuring:
+    """Where and how a width is timed: the executor (this machine, or the study's device
+    worker), the target's settings (timed the short way: only latency matters here), the images
+    timed and, at INT8, those each cut network is quantised on (INT8 kernels have staircases of
+    their own)."""
+
+    executor: Executor
+    spec: BenchmarkSpec
+    sample: np.ndarray
+    calibration: np.ndarray | None = None
+
+
+def cache_key(model_sha: str, measuring: Measuring, method: str, step: int = 1) -> str:
+    """A profile holds for one network, target (this machine or a device worker), runtime,
+    device, precision (and INT8 format), thread count and grid of widths."""
+    spec = measuring.spec
     fields = {"model": model_sha, "runtime": spec.runtime, "device": spec.device, "precision": spec.precision,
               "threads": spec.threads, "batch": spec.batch_size, "method": method}
     if spec.precision == "int8":
         fields["int8_format"] = spec.int8_format
     if step != 1:
         fields["step"] = step
+    if measuring.executor.target != LOCAL_TARGET:  # this machine's profiles keep the key they always had
+        fields["executor"] = measuring.executor.target
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def profile_widths(model: nn.Module, example: torch.Tensor, sample: np.ndarray, spec: BenchmarkSpec,
-                   work_dir: Path, method: str = "filters-l1", widths_for: Callable[[int], list[int]] | None = None,
+def profile_widths(model: nn.Module, example: torch.Tensor, measuring: Measuring, work_dir: Path,
+                   method: str = "filters-l1", widths_for: Callable[[int], list[int]] | None = None,
                    targets: Sequence[str] | None = None, progress: Callable[[str], None] = lambda _: None,
-                   groups: dict[str, list[str]] | None = None, calibration: np.ndarray | None = None,
-                   ) -> list[WidthProfile]:
+                   groups: dict[str, list[str]] | None = None) -> list[WidthProfile]:
     """Measure each signature's staircase: for each width, cut every layer of the signature to
-    it, export, time the whole network interleaved with the unpruned one (at INT8, each cut
-    network quantised on `calibration`: INT8 kernels have staircases of their own)."""
+    it, export, time the whole network interleaved with the unpruned one on the executor."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    # Only latency matters here: the target (runtime, device, precision, threads, batch) is the
-    # caller's, the timing is the short one of a sensitivity grid.
-    spec = spec.quick()
+    spec, sample, executor = measuring.spec.quick(), measuring.sample, measuring.executor
     pruner = get_method(method)
     groups = groups if groups is not None else coupled_groups(model, example, method)
     if targets is None:  # one representative per coupled group: a residual stream is one width
         targets = list(groups)
     widths_for = widths_for or (lambda full: list(range(1, full + 1)))
-    scoring = Scoring(calibration)
-    with LocalExecutor() as executor:
-        base_onnx = work_dir / "baseline.onnx"
-        export_onnx(model, example, base_onnx)
-        executor.open_reference(base_onnx, spec, model, calibration, work_dir)
-        base = executor.measure(base_onnx, spec, sample, module=model, scoring=scoring, work_dir=work_dir).metrics
-        base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
-        profiles = []
-        for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
-            full = dict(model.named_modules())[layers[0].removesuffix(".weight")].out_channels
-            lat = []
-            widths = sorted(set(widths_for(full)))
-            for w in widths:
-                progress(f"{sig}: width {w}/{full}")
-                if w == full:
-                    lat.append(base_ms * base["latency_ratio"])
-                    continue
-                cut = copy.deepcopy(model)
-                pruner.apply(cut, "widths", list(layers), (full - w) / full, CompressionContext(example),
-                             PrunerOptions(scope="layer"))
-                path = work_dir / "candidate.onnx"
-                export_onnx(cut, example, path)
-                m = executor.measure(path, spec, sample, module=cut, scoring=scoring, work_dir=work_dir).metrics
-                lat.append(m["latency_ratio"] * base_ms)
-            profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
+    scoring = Scoring(measuring.calibration)
+    base_onnx = work_dir / "baseline.onnx"
+    export_onnx(model, example, base_onnx)
+    executor.open_reference(base_onnx, spec, model, measuring.calibration, work_dir)
+    base = executor.measure(base_onnx, spec, sample, module=model, scoring=scoring, work_dir=work_dir).metrics
+    base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
+    profiles = []
+    for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
+        full = dict(model.named_modules())[layers[0].removesuffix(".weight")].out_channels
+        lat = []
+        widths = sorted(set(widths_for(full)))
+        for w in widths:
+            progress(f"{sig}: width {w}/{full}")
+            if w == full:
+                lat.append(base_ms * base["latency_ratio"])
+                continue
+            cut = copy.deepcopy(model)
+            pruner.apply(cut, "widths", list(layers), (full - w) / full, CompressionContext(example),
+                         PrunerOptions(scope="layer"))
+            path = work_dir / "candidate.onnx"
+            export_onnx(cut, example, path)
+            m = executor.measure(path, spec, sample, module=cut, scoring=scoring, work_dir=work_dir).metrics
+            lat.append(m["latency_ratio"] * base_ms)
+        profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
     return profiles
 
 
@@ -177,13 +188,13 @@ def model_sha(model: nn.Module) -> str:
     return hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
 
 
-def width_table(model: nn.Module, example: torch.Tensor, sample: np.ndarray, spec: BenchmarkSpec,
-                   weights: Sequence[str], method: str = "filters-l1", progress: Callable[[str], None] = lambda _: None,
-                   calibration: np.ndarray | None = None, step: int = 1) -> WidthTable:
-    """Each weight's profile on this target: signatures already in the cache are read from it,
-    the others measured once and added to it. A signature is measured by cutting every layer of
-    that shape at once (a large, measurable change), not only the layers named here."""
-    key = cache_key(model_sha(model), spec, method, step)
+def width_table(model: nn.Module, example: torch.Tensor, measuring: Measuring, weights: Sequence[str],
+                method: str = "filters-l1", progress: Callable[[str], None] = lambda _: None,
+                step: int = 1) -> WidthTable:
+    """Each weight's profile on the executor's target: signatures already in the cache are read
+    from it, the others measured once and added to it. A signature is measured by cutting every
+    layer of that shape at once (a large, measurable change), not only the layers named here."""
+    key = cache_key(model_sha(model), measuring, method, step)
     path = cache_dir() / f"{key}.json"
     profiles = load_profiles(path, key) or []
     groups = coupled_groups(model, example, method)
@@ -195,8 +206,8 @@ def width_table(model: nn.Module, example: torch.Tensor, sample: np.ndarray, spe
         targets = [t for sig in missing for t in everyone.get(sig, wanted[sig])]
         progress("profiling widths on the target (cached for later runs)")
         widths_for = None if step == 1 else (lambda full: sorted({*range(step, full, step), full}))
-        profiles += profile_widths(model, example, sample, spec, path.parent / key, method, widths_for=widths_for,
-                                   targets=targets, progress=progress, groups=groups, calibration=calibration)
+        profiles += profile_widths(model, example, measuring, path.parent / key, method, widths_for=widths_for,
+                                   targets=targets, progress=progress, groups=groups)
         save_profiles(path, key, profiles)
     return WidthTable({p.signature: p for p in profiles}, {w: sig for sig, layers in wanted.items() for w in layers},
                       groups)
@@ -283,9 +294,11 @@ def profile_checkpoint(checkpoint: Path, *, model: str | None = None, data: str 
     spec = benchmark_from_flags(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8).quick()
     example, sample = splits.sample_input(1), splits.sample_input(64).numpy()
     calibration = splits.normalize(splits.train.subset(32, seed=1).images).numpy() if precision == "int8" else None
-    if step == 1 or precision != "fp32":
-        table = width_table(net.eval(), example, sample, spec, list(coupled_groups(net, example)),
-                            progress=progress, calibration=calibration, step=step)
-        return list(table.profiles.values())
-    return profile_widths(net.eval(), example, sample, spec, Path(tempfile.mkdtemp()),
-                          widths_for=lambda full: [*range(1, full, step), full], progress=progress)
+    with LocalExecutor() as executor:
+        measuring = Measuring(executor, spec, sample, calibration)
+        if step == 1 or precision != "fp32":
+            table = width_table(net.eval(), example, measuring, list(coupled_groups(net, example)),
+                                progress=progress, step=step)
+            return list(table.profiles.values())
+        return profile_widths(net.eval(), example, measuring, Path(tempfile.mkdtemp()),
+                              widths_for=lambda full: [*range(1, full, step), full], progress=progress)

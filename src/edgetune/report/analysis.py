@@ -12,7 +12,7 @@ import pandas as pd
 from edgetune.errors import MissingExtraError
 from edgetune.objectives import Objective
 from edgetune.objectives import pareto_front as front_of
-from edgetune.study.plan import reference_label
+from edgetune.study.planning.references import reference_label
 
 # The metrics a report discusses, in the order people read them; absent ones are skipped.
 REPORT_METRICS = ["top1", "top1_before_ft", "latency_ms", "latency_adj_ms", "latency_ratio", "total_latency_ms",

@@ -14,10 +14,10 @@ from edgetune.report import analysis
 from edgetune.report.labels import LABELS
 from edgetune.report.load import RunData
 from edgetune.report.sections import Figure, Report, Section
-from edgetune.study.clock import STAGES, USEFUL
-from edgetune.study.headline import headline
-from edgetune.study.plan import reference_label
-from edgetune.study.rundir import RunDir
+from edgetune.study.planning.references import reference_label
+from edgetune.study.records.headline import headline
+from edgetune.study.storage.rundir import RunDir
+from edgetune.study.trial.clock import STAGES, USEFUL
 
 
 def _latency_metric(run: RunData) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from edgetune.study.clock import STAGES
+from edgetune.study.trial.clock import STAGES
 
 # column -> (label, divisor): MACs in millions, parameters in thousands, bytes in MB.
 LABELS: dict[str, tuple[str, float]] = {

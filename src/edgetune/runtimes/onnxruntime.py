@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import EdgetuneError
-from edgetune.quantize import format_args, need_calibration, ort_fp16, ort_int8
 from edgetune.runtimes.base import (
     Artifact,
     LayerTime,
@@ -24,6 +23,7 @@ from edgetune.runtimes.base import (
     check_precision,
     require_path,
 )
+from edgetune.runtimes.quantize import format_args, need_calibration, ort_fp16, ort_int8
 
 PROVIDERS = {
     "cpu": (["CPUExecutionProvider"], "onnxruntime"),

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from edgetune.errors import EdgetuneError
-from edgetune.quantize import need_calibration, openvino_int8
 from edgetune.runtimes.base import (
     Artifact,
     LayerTime,
@@ -24,6 +23,7 @@ from edgetune.runtimes.base import (
     check_precision,
     require_path,
 )
+from edgetune.runtimes.quantize import need_calibration, openvino_int8
 
 HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
 

@@ -41,10 +41,11 @@ from edgetune.config.benchmark import (
 )
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.executors.base import LOCAL_TARGET, Executor
 from edgetune.executors.local import LocalExecutor
-from edgetune.export import export_onnx
 from edgetune.files import atomic_write_bytes, atomic_write_json
 from edgetune.models.registry import load_described
+from edgetune.runtimes.export import export_onnx
 from edgetune.training import evaluate
 
 
@@ -132,7 +133,7 @@ class _Bench:
     method: Any
     groups: dict[str, list[str]]
     spec: BenchmarkSpec
-    executor: LocalExecutor
+    executor: Executor
     batchnorm_images: int = 0
 
     @functools.cached_property
@@ -165,7 +166,7 @@ class _Bench:
                     "latency_ms", "latency_ratio", "macs", "params", "model_bytes")}}
 
 
-def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: LocalExecutor) -> _Bench:
+def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: Executor) -> _Bench:
     torch.manual_seed(seed)
     data = load_dataset(plan.data, data_root)
     model, _ = load_described(plan.checkpoint, Architecture(plan.model, plan.factory), num_classes=data.num_classes,
@@ -190,23 +191,31 @@ def _bench(plan: SensitivityPlan, data_root: Path | None, seed: int, executor: L
 
 
 def run_sensitivity(plan: SensitivityPlan, out_dir: Path, data_root: Path | None = None, seed: int = 0,
-                    progress: Callable[[int, int, str], None] = lambda done, total, what: None) -> pd.DataFrame:
+                    progress: Callable[[int, int, str], None] = lambda done, total, what: None,
+                    executor: Executor | None = None) -> pd.DataFrame:
+    """Every point of `plan` not yet in `out_dir`, timed on `executor` (this machine when None):
+    a point measured on one target is never mixed with another's."""
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path = out_dir / "sensitivity.json"
     fingerprint = plan.fingerprint()
+    executor = executor if executor is not None else LocalExecutor()
     if meta_path.is_file():
         stored = json.loads(meta_path.read_text())
         if stored.get("fingerprint") != fingerprint:
             raise EdgetuneError(f"{out_dir} holds a sensitivity analysis of other settings (checkpoint, data, method, "
                                 "ratios, layers, benchmark or --batchnorm-images differ; one made before norm "
                                 "statistics were re-estimated resumes with --batchnorm-images 0); give another --out")
-    with LocalExecutor() as executor:
+        if stored.get("target", LOCAL_TARGET) != executor.target:
+            raise EdgetuneError(f"{out_dir} holds points timed on {stored.get('target', LOCAL_TARGET)}, not on "
+                                f"{executor.target}; give another --out")
+    with executor:
         bench = _bench(plan, data_root, seed, executor)
         base_dir = out_dir / "baseline"
         base_onnx = base_dir / "model.onnx"
         if not base_onnx.is_file():
             export_onnx(bench.model, bench.example, base_onnx)
-        atomic_write_json(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": bench.groups})
+        atomic_write_json(meta_path, {"fingerprint": fingerprint, "plan": asdict(plan), "groups": bench.groups,
+                                      "target": executor.target})
         executor.open_reference(base_onnx, bench.spec, bench.model, None, base_dir)
         if not (base_dir / "metrics.json").is_file():
             metrics = executor.measure(base_onnx, bench.spec, bench.sample, module=bench.model,

@@ -29,16 +29,17 @@ from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.experiment import FinalSpec
 from edgetune.data.splits import ImageSplit
 from edgetune.errors import EdgetuneError, MissingExtraError
-from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.models.registry import load_checkpoint
 from edgetune.objectives import ACCURACY, Constraint
-from edgetune.profiler import deployed_predictions
-from edgetune.study.held import FinalOutcome, PairedDrop, finalist_records, paired_drop
-from edgetune.study.plan import Plan, reference_source
-from edgetune.study.reporter import Reporter
-from edgetune.study.results import accuracy_latency_front, feasible_trials
-from edgetune.study.workbench import Workbench
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.profiler import deployed_predictions
+from edgetune.study.planning.plan import Plan
+from edgetune.study.planning.references import reference_source
+from edgetune.study.records.held import FinalOutcome, PairedDrop, finalist_records, paired_drop
+from edgetune.study.records.results import accuracy_latency_front, feasible_trials
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.workbench import Workbench
 from edgetune.trainer import train_baseline, training_completed
 
 

@@ -21,8 +21,8 @@ from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
 from edgetune.errors import ConfigError
 from edgetune.metrics import METRICS
-from edgetune.study.plan import Plan
-from edgetune.study.workbench import Workbench
+from edgetune.study.planning.plan import Plan
+from edgetune.study.trial.workbench import Workbench
 from edgetune.sweep.mapping import Target, apply, extremes
 from edgetune.sweep.space import fixed_values, searched
 from edgetune.training import evaluate

@@ -37,20 +37,26 @@ from edgetune.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features
-from edgetune.study.evaluator import Evaluator, load_references
 from edgetune.study.final import run_final
-from edgetune.study.network import check_input_shape, load_companion, load_network
-from edgetune.study.plan import Given, Plan, plan_study
+from edgetune.study.planning.plan import Given, Plan, plan_study
+from edgetune.study.planning.resolved import changed_since, resolved_experiment
 from edgetune.study.preflight import Bound, check_bounds, check_metric_names, user_metric_names
-from edgetune.study.profile import TargetProfile, measure_target
-from edgetune.study.protect import check_before_opening
-from edgetune.study.recovery import check_recovery_images, with_recovery
-from edgetune.study.remeasure import remeasure_unreliable
-from edgetune.study.reporter import Reporter
-from edgetune.study.resolved import changed_since, resolved_experiment
-from edgetune.study.results import StudyOutcome, counted, target_reached, write_trials_csv
-from edgetune.study.storage import heartbeat, producer_seed, reclaim_interrupted, shared_storage, wait_or_done
-from edgetune.study.workbench import Workbench
+from edgetune.study.records.results import StudyOutcome, counted, target_reached, write_trials_csv
+from edgetune.study.storage.backends import (
+    heartbeat,
+    producer_seed,
+    reclaim_interrupted,
+    shared_storage,
+    wait_or_done,
+)
+from edgetune.study.storage.protect import check_before_opening
+from edgetune.study.trial.evaluator import Evaluator, load_references
+from edgetune.study.trial.network import check_input_shape, load_companion, load_network
+from edgetune.study.trial.profile import TargetProfile, measure_target
+from edgetune.study.trial.recovery import check_recovery_images, with_recovery
+from edgetune.study.trial.remeasure import remeasure_unreliable
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.workbench import Workbench
 from edgetune.sweep import fixed_values, suggest
 from edgetune.tracking import Tracker, TrialRecord, open_trackers
 

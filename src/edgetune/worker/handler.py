@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from edgetune.files import atomic_write_json
-from edgetune.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import open_reference, profile_artifact
 from edgetune.worker.messages import BenchRequest, BenchResult, decode_array
 
 
@@ -56,7 +56,8 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
                 ref_path.write_bytes(base64.b64decode(request.reference_onnx, validate=True))
                 _check(ref_path, "the reference model")
                 (work / "reference").mkdir()
-                reference = open_reference(ref_path, request.benchmark, None, calibration, work / "reference")
+                reference = open_reference(ref_path, request.reference_benchmark or request.benchmark, None,
+                                           calibration, work / "reference")
             try:
                 report = profile_artifact(model, request.benchmark, decode_array(request.sample),
                                           calibration=calibration, eval_images=_optional(request.eval_images),

@@ -38,6 +38,9 @@ class BenchRequest(Strict):
     reference_onnx: str | None = Field(None, description="the baseline to interleave with, base64")
     sample: str = Field(description="input images as a float32 .npy, base64")
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    # How the reference is opened when not as the model is (an INT8 format timed against FP32,
+    # a trial at another precision than its study's baseline); None: as `benchmark` says.
+    reference_benchmark: BenchmarkSpec | None = None
     # int8 needs images to calibrate on; a reduced precision is scored on held-out images, since
     # its accuracy is the deployed model's, not PyTorch's. Both float32 .npy, labels int64.
     calibration: str | None = None

@@ -1,30 +1,30 @@
 """The target profile: what a study measures on its target once, before any trial, and never
 changes after: the INT8 format that runs fastest there, the width tables (which channel counts
-pay), and the unpruned baseline every candidate is timed beside."""
+pay), and the unpruned baseline every candidate is timed beside. All of it through the study's
+executor, so a study sent to a device worker measures it there, as it does its candidates."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgetune.catalog import runtime_traits
-from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec
+from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
-from edgetune.errors import ConfigError, EdgetuneError
+from edgetune.errors import EdgetuneError
 from edgetune.executors.base import Scoring
-from edgetune.executors.local import LocalExecutor
-from edgetune.export import export_onnx
 from edgetune.hardware.formats import choose_int8_format, write_choice
-from edgetune.hardware.widths import WidthTable, width_table
-from edgetune.onnx_stats import onnx_input
-from edgetune.study.candidate import run_candidate
-from edgetune.study.plan import Plan
-from edgetune.study.protect import set_aside
-from edgetune.study.reporter import Reporter
-from edgetune.study.workbench import TrialSetup, Workbench
+from edgetune.hardware.widths import Measuring, WidthTable, width_table
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.onnx_stats import onnx_input
+from edgetune.study.planning.plan import Plan
+from edgetune.study.storage.protect import set_aside
+from edgetune.study.trial.candidate import run_candidate
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.workbench import TrialSetup, Workbench
 
 OTHER_PRECISION_STEP = 4
 PROFILE_CALIBRATION = 32  # images to quantise a profiled width on: its speed, not its accuracy, is measured
@@ -97,13 +97,11 @@ def _int8_format(plan: Plan, bench: Workbench, reporter: Reporter) -> str | None
         return None  # one INT8 path (OpenVINO's NNCF)
     if spec.int8_format != "auto":
         return spec.int8_format
-    if not bench.executor.local:
-        return DEFAULT_INT8  # a device worker quantises on the device, in the default format
     paths = plan.paths
     fp32 = paths.int8_formats / "baseline.onnx"
     export_onnx(bench.baseline, bench.example(spec.batch_size), fp32)
-    images = bench.data.normalize(bench.val.images).numpy()
-    choice = choose_int8_format(fp32, spec, bench.calibration, images, bench.val.labels.numpy(), paths.int8_formats,
+    scoring = bench.scoring(spec.model_copy(update={"precision": "int8"}))
+    choice = choose_int8_format(bench.executor, fp32, spec, replace(scoring, metric=None), paths.int8_formats,
                                 progress=reporter.stage)
     write_choice(choice, paths.int8_formats_csv)
     reporter.stage(f"int8 format: {choice.chosen} ({choice.reason})")
@@ -114,10 +112,6 @@ def _width_tables(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, report
     """Each precision's width profile. Every width at the experiment's precision; another a sweep
     moves trials to is profiled in steps of 4 (each width of an INT8 profile is a quantisation as
     well as a timing) and scaled by its unpruned time over the experiment precision's."""
-    if not bench.executor.local:  # widths are measured where the candidates run
-        raise ConfigError("measured widths (round_to: measured, widths: measured, predictor) are profiled on this "
-                          "machine; with a device worker use round_to: 8 (or a multiple measured there)",
-                          key="recipe.pruners.round_to")
     # Every layer a pruner keeps a width of (filters, channels), so the predictor sees the whole candidate.
     pruned = [w for p in plan.schedule.pruners.values() if p.traits.takes_width for w in p.weights]
     calibration = bench.calibration[:PROFILE_CALIBRATION] if bench.calibration is not None else None
@@ -126,8 +120,8 @@ def _width_tables(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, report
         spec = benchmark.model_copy(update={"precision": precision})
         step = 1 if precision == benchmark.precision else OTHER_PRECISION_STEP
         reporter.stage(f"width profile at {precision}")
-        table = width_table(bench.baseline, bench.example(), bench.sample(), spec, pruned,
-                            progress=reporter.stage, calibration=calibration, step=step)
+        measuring = Measuring(bench.executor, spec, bench.sample(), calibration)
+        table = width_table(bench.baseline, bench.example(), measuring, pruned, progress=reporter.stage, step=step)
         if step != 1:
             table.scale = _precision_scale(plan, bench, benchmark, spec, calibration)
         tables[precision] = table
@@ -140,8 +134,7 @@ def _precision_scale(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, spe
     work = plan.paths.width_scale(spec.precision)
     onnx_path = work / "baseline.onnx"
     export_onnx(bench.baseline, bench.example(spec.batch_size), onnx_path)
-    with LocalExecutor() as executor:
-        executor.open_reference(onnx_path, benchmark.quick(), bench.baseline, bench.calibration, work / "reference")
-        done = executor.measure(onnx_path, spec.quick(), bench.sample(), module=bench.baseline,
-                                scoring=Scoring(calibration), work_dir=work)
+    bench.executor.open_reference(onnx_path, benchmark.quick(), bench.baseline, bench.calibration, work / "reference")
+    done = bench.executor.measure(onnx_path, spec.quick(), bench.sample(), module=bench.baseline,
+                                  scoring=Scoring(calibration), work_dir=work)
     return float(done.metrics["latency_ratio"])

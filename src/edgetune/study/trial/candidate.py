@@ -23,13 +23,13 @@ from edgetune.compress.structure import describe_structure
 from edgetune.config.experiment import FinetuneSpec, finetune_identity
 from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
-from edgetune.export import export_onnx
 from edgetune.files import atomic_write_json
 from edgetune.models.registry import save_checkpoint
-from edgetune.profiler import ParityError
-from edgetune.study.finetune import finetune
-from edgetune.study.reject import Rejection, StopRule
-from edgetune.study.workbench import TrialSetup, Workbench
+from edgetune.runtimes.export import export_onnx
+from edgetune.runtimes.profiler import ParityError
+from edgetune.study.trial.finetune import finetune
+from edgetune.study.trial.reject import Rejection, StopRule
+from edgetune.study.trial.workbench import TrialSetup, Workbench
 from edgetune.training import EvalResult
 
 
@@ -95,13 +95,13 @@ class Hooks:
     # network, fine-tuned and measured the same way, to answer from instead of training and
     # timing it again; None to go on.
     duplicate_of: Callable[[str], int | None] = lambda _: None
-    # The accuracy floor the final scoring may stop at (study/reject.py); None to score every image.
+    # The accuracy floor the final scoring may stop at (study/trial/reject.py); None to score every image.
     rejection: Rejection | None = None
     # Time a final shape before fine-tuning (a resource constraint may rule it out there); without
     # one it is timed after, from the file that is scored, converted to its precision once.
     time_first: bool = True
     # From the rung-0 figures (timed, scored after re-estimation): why fine-tuning would not pay
-    # (study/rungs.py); None to fine-tune.
+    # (study/trial/rungs.py); None to fine-tune.
     held_back: Callable[[dict[str, Any]], str | None] = lambda _: None
 
     def final_rule(self) -> StopRule | None:

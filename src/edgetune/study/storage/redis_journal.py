@@ -26,7 +26,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from optuna.trial import TrialState
 
 from edgetune.errors import MissingExtraError
-from edgetune.study.patience import heartbeat_timing, with_backoff
+from edgetune.study.storage.patience import heartbeat_timing, with_backoff
 
 HEARTBEAT_ATTR = "edgetune:heartbeat"
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-    from edgetune.study.candidate import CandidateResult
-    from edgetune.study.plan import Plan
+    from edgetune.study.planning.plan import Plan
+    from edgetune.study.trial.candidate import CandidateResult
 
 
 class Reporter:

@@ -17,9 +17,9 @@ from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import atomic_write_json
 from edgetune.models import load_checkpoint
 from edgetune.models.factory import ModelFactory
-from edgetune.study.held import read_final
-from edgetune.study.results import best_trial_number, open_study, run_factory
-from edgetune.study.rundir import RunDir
+from edgetune.study.records.held import read_final
+from edgetune.study.records.results import best_trial_number, open_study, run_factory
+from edgetune.study.storage.rundir import RunDir
 
 
 @dataclass

@@ -26,13 +26,13 @@ from edgetune.files import atomic_write_json
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
 from edgetune.search.base import constraint_values
-from edgetune.study.candidate import adjusted
-from edgetune.study.plan import Plan
-from edgetune.study.profile import TargetProfile
-from edgetune.study.protect import set_aside
-from edgetune.study.reporter import Reporter
-from edgetune.study.results import recorded_metrics
-from edgetune.study.workbench import Workbench
+from edgetune.study.planning.plan import Plan
+from edgetune.study.records.results import recorded_metrics
+from edgetune.study.storage.protect import set_aside
+from edgetune.study.trial.candidate import adjusted
+from edgetune.study.trial.profile import TargetProfile
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.workbench import Workbench
 
 # What a fresh measurement decides again; everything else (accuracy, sizes, the candidate) stays.
 REJUDGED = ("latency_unreliable", "infeasible", "flags")

@@ -18,8 +18,8 @@ from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
-from edgetune.study.reject import StopRule
-from edgetune.study.workbench import TrialSetup, Workbench
+from edgetune.study.trial.reject import StopRule
+from edgetune.study.trial.workbench import TrialSetup, Workbench
 from edgetune.trainer import cosine_schedule
 from edgetune.training import EvalResult, teaching_for, train_epoch
 

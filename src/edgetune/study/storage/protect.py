@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from edgetune.errors import EdgetuneError
-from edgetune.study.rundir import RunDir
+from edgetune.study.storage.rundir import RunDir
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 

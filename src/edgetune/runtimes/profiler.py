@@ -15,10 +15,9 @@ import numpy as np
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.entrypoints import user_metrics
 from edgetune.errors import EdgetuneError
-from edgetune.onnx_stats import onnx_params_and_macs
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
-from edgetune.runtimes.onnxruntime import OrtSession
+from edgetune.runtimes.onnx_stats import onnx_params_and_macs
 from edgetune.runtimes.timing import throughput, time_runs, time_trusted
 
 
@@ -75,7 +74,30 @@ def _expected(module: Any, onnx_path: Path, x: np.ndarray) -> np.ndarray:
         module.eval()
         with torch.no_grad():
             return module(torch.from_numpy(x)).float().numpy()
-    return OrtSession(onnx_path, SessionOptions()).run(x)
+    session = get_runtime("onnxruntime").open(Artifact(onnx_path), SessionOptions())
+    try:
+        return session.run(x)
+    finally:
+        session.close()
+
+
+def _convert(onnx_path: Path, spec: BenchmarkSpec, calibration: np.ndarray | None, work_dir: Path | None) -> Path:
+    """The file the target runs: `onnx_path` converted to the spec's precision (and format)."""
+    return get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent, calibration,
+                                             spec.int8_format)
+
+
+def _open(deployed: Path, spec: BenchmarkSpec, module: Any = None) -> Session:
+    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
+    return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
+
+
+def _parity(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
+            module: Any) -> dict[str, float]:
+    """The deployed artefact's output on up to 64 of `sample` against the network it came from."""
+    check = _batch(sample, min(len(sample), 64))
+    return check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
+                        f"{deployed} on {session.description}")
 
 
 def _model_bytes(path: Path) -> int:
@@ -113,14 +135,10 @@ def deployed_predictions(onnx_path: Path, spec: BenchmarkSpec, images: np.ndarra
                          batch: int = 250) -> np.ndarray:
     """The class the deployed artefact (converted to `spec.precision`, parity checked against
     `module`) gives each image: per-image answers, which paired comparisons need."""
-    runtime = get_runtime(spec.runtime)
-    deployed = runtime.convert(onnx_path, spec.precision, work_dir or onnx_path.parent, calibration, spec.int8_format)
-    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
-    session = runtime.open(Artifact(deployed, module), options)
+    deployed = _convert(onnx_path, spec, calibration, work_dir)
+    session = _open(deployed, spec, module)
     try:
-        check = _batch(images, min(len(images), 64))
-        check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
-                     f"{deployed} on {session.description}")
+        _parity(session, deployed, onnx_path, spec, images, module)
         answers = [np.argmax(session.run(np.ascontiguousarray(images[i:i + batch])), axis=1)
                    for i in range(0, len(images), batch)]
         return np.concatenate(answers)
@@ -146,13 +164,10 @@ def profile_artifact(
     """`sample`: real, normalised images (at least one); batches are cut or tiled from it.
     `eval_batch`: the batch the deployed model is scored in (a model exported with a fixed
     batch of 1 is scored one image at a time)."""
-    runtime = get_runtime(spec.runtime)
-    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
     stage(_preparing(spec))
-    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
-                                                   calibration, spec.int8_format)
+    deployed = _convert(onnx_path, spec, calibration, work_dir)
     rss0 = rss_bytes()
-    session = runtime.open(Artifact(deployed, module), options)
+    session = _open(deployed, spec, module)
     try:
         return _measure(session, deployed, onnx_path, spec, sample, module,
                         (eval_images, eval_labels, eval_metric, eval_batch), reference, rss0, stage)
@@ -182,9 +197,7 @@ def _deployed_scores(session: Session, scored: tuple[Any, ...], stage: Any = lam
 def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
              module: Any, scored: tuple[Any, ...],
              reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
-    check = _batch(sample, min(len(sample), 64))
-    parity = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
-                           f"{deployed} on {session.description}")
+    parity = _parity(session, deployed, onnx_path, spec, sample, module)
     stage("benchmarking")
     x = _batch(sample, spec.batch_size)
     call = session.bind(x)
@@ -249,14 +262,10 @@ def verify_artifact(
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
     stage(_preparing(spec))
-    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
-                                                   calibration, spec.int8_format)
-    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
-    session = get_runtime(spec.runtime).open(Artifact(deployed, module), options)
+    deployed = _convert(onnx_path, spec, calibration, work_dir)
+    session = _open(deployed, spec, module)
     try:
-        check = _batch(sample, min(len(sample), 64))
-        out = check_parity(session.run(check), _expected(module, onnx_path, check), spec.precision,
-                           f"{deployed} on {session.description}")
+        out = _parity(session, deployed, onnx_path, spec, sample, module)
         out.update(_deployed_scores(session, (eval_images, eval_labels, eval_metric), stage))
         out["model_bytes"] = _model_bytes(deployed)
         return out
@@ -267,10 +276,7 @@ def verify_artifact(
 def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, calibration: np.ndarray | None = None,
                    work_dir: Path | None = None) -> Session:
     """The baseline opened the way candidates are, to be timed alongside each of them."""
-    deployed = get_runtime(spec.runtime).convert(onnx_path, spec.precision, work_dir or onnx_path.parent,
-                                                   calibration, spec.int8_format)
-    options = SessionOptions(device=spec.device, threads=spec.threads, precision=spec.precision, hint=spec.hint)
-    return get_runtime(spec.runtime).open(Artifact(deployed, module), options)
+    return _open(_convert(onnx_path, spec, calibration, work_dir), spec, module)
 
 
 __all__ = ["BenchReport", "ParityError", "accuracy", "check_parity", "open_reference", "profile_artifact",

@@ -20,11 +20,11 @@ from edgetune.metrics import METRICS
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
-from edgetune.study.held import FinalOutcome, with_final
-from edgetune.study.plan import Plan
-from edgetune.study.protect import database_problem, recovery
-from edgetune.study.rundir import RunDir
-from edgetune.study.storage import load_study, retried_numbers
+from edgetune.study.planning.plan import Plan
+from edgetune.study.records.held import FinalOutcome, with_final
+from edgetune.study.storage.backends import load_study, retried_numbers
+from edgetune.study.storage.protect import database_problem, recovery
+from edgetune.study.storage.rundir import RunDir
 
 # Recorded beside the metrics in trials.csv: why a trial ended as it did.
 NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infeasible", "reference", "flags",

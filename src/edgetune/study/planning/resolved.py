@@ -9,7 +9,7 @@ import yaml
 
 from edgetune.errors import redact_url
 from edgetune.files import read_yaml
-from edgetune.study.plan import Plan
+from edgetune.study.planning.plan import Plan
 
 
 def resolved_experiment(plan: Plan) -> str:

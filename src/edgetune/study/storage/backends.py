@@ -27,8 +27,8 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from edgetune.study.patience import heartbeat_timing, with_backoff
-from edgetune.study.redis_journal import redis_journal
+from edgetune.study.storage.patience import heartbeat_timing, with_backoff
+from edgetune.study.storage.redis_journal import redis_journal
 
 MAX_RETRY = 3
 

@@ -11,9 +11,9 @@ import optuna
 
 from edgetune.config.experiment import ExperimentSpec
 from edgetune.errors import ConfigError
-from edgetune.study.plan import Plan
-from edgetune.study.reporter import Reporter
-from edgetune.study.workbench import Workbench
+from edgetune.study.planning.plan import Plan
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.workbench import Workbench
 
 
 def check_recovery_images(spec: ExperimentSpec, images: int) -> None:

@@ -21,7 +21,7 @@ from edgetune.config.experiment import BenchmarkSpec, CalibrateSpec, DistillSpec
 from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.executors.base import Executor, Scoring
 from edgetune.hardware.widths import WidthTable
-from edgetune.study.reject import StopRule
+from edgetune.study.trial.reject import StopRule
 from edgetune.training import EvalResult, Loss, Metric, Teacher, evaluate
 
 
@@ -78,10 +78,9 @@ class Workbench:
         the study scores that way: the same images, counted by the same code."""
         if onnx_path is None or not self.score_onnx:
             return self.evaluate(model, stop_when)
-        from edgetune.runtimes.base import SessionOptions
-        from edgetune.runtimes.onnxruntime import OrtSession
+        from edgetune.runtimes.base import Artifact, SessionOptions, get_runtime
 
-        session = OrtSession(onnx_path, SessionOptions(threads=torch.get_num_threads()))
+        session = get_runtime("onnxruntime").open(Artifact(onnx_path), SessionOptions(threads=torch.get_num_threads()))
         try:
             return evaluate(None, self.data, self.val, metric=self.metric, stop_when=stop_when,
                             forward=lambda x: torch.from_numpy(session.run(np.ascontiguousarray(x.numpy()))))

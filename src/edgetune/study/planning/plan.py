@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from edgetune.errors import ConfigError
 from edgetune.models.factory import ModelFactory
 from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
 from edgetune.search.space import expand_per_layer
-from edgetune.study.rundir import RunDir
+from edgetune.study.storage.rundir import RunDir
 from edgetune.sweep import Target, check_ranges, resolve_all
 from edgetune.sweep.mapping import candidate_values
 from edgetune.sweep.space import grid_size
@@ -292,23 +291,6 @@ def plan_study(spec: ExperimentSpec, given: Given | None = None) -> Plan:
                           "this process; a device worker cannot call it: benchmark at fp32 there, or here",
                           key="evaluate")
     return _in_each_precision(plan)
-
-
-_AT_PRECISION = re.compile(r"@(fp32|fp16|bf16|int8)$")
-
-
-def reference_source(name: str) -> str:
-    """The `enqueue` entry a reference's name comes from (`x.pt@int8` is x.pt measured at int8)."""
-    return _AT_PRECISION.sub("", name)
-
-
-def reference_label(name: str) -> str:
-    """A reference's short name for tables: its file's stem, and the precision it was measured at."""
-    found = _AT_PRECISION.search(name)
-    source = reference_source(name)
-    # A network handed over from Python: its given name, or the last part of its qualified one.
-    short = source.removeprefix("python:").rsplit(".", 1)[-1] if source.startswith("python:") else Path(source).stem
-    return short + (f" {found.group(1)}" if found else "")
 
 
 def _in_each_precision(plan: Plan) -> Plan:

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from edgetune.objectives import Objective
-from edgetune.study.rundir import RunDir
+from edgetune.study.planning.references import reference_label
+from edgetune.study.storage.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def _against_references(frame: pd.DataFrame, row: pd.Series, figures: dict[str, 
     refs = frame[frame["reference"].notna() & (frame["reference"].astype(str) != "baseline")
                  & (frame["state"] == "COMPLETE")]
     for _, ref in refs.drop_duplicates("reference").iterrows():
-        name = str(ref["reference"]).rsplit("/", 1)[-1]
+        name = reference_label(str(ref["reference"]))
         ratio = _number(ref.get("latency_ratio"))
         test = _number(ref.get("test_top1"))
         acc, on = (test, "test") if test is not None and figures["test_top1"] is not None else (_accuracy(ref)[0],

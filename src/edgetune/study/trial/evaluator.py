@@ -23,7 +23,15 @@ from edgetune.hardware.predict import kept_widths, latency_budget, predicted_met
 from edgetune.metrics import add_ratios, compression_flags
 from edgetune.objectives import Constraint, violations
 from edgetune.search.base import TrialOutcome, record_constraints
-from edgetune.study.candidate import (
+from edgetune.study.planning.plan import Plan
+from edgetune.study.records.results import (
+    accuracy_latency_front,
+    best_trials,
+    feasible_trials,
+    recorded_metrics,
+)
+from edgetune.study.storage.protect import set_aside
+from edgetune.study.trial.candidate import (
     CandidateResult,
     Ending,
     Hooks,
@@ -32,15 +40,12 @@ from edgetune.study.candidate import (
     Workbench,
     run_candidate,
 )
-from edgetune.study.clock import StageClock
-from edgetune.study.network import load_companion
-from edgetune.study.plan import Plan
-from edgetune.study.profile import TargetProfile
-from edgetune.study.protect import set_aside
-from edgetune.study.reject import rejection
-from edgetune.study.reporter import Reporter
-from edgetune.study.results import accuracy_latency_front, best_trials, feasible_trials, recorded_metrics
-from edgetune.study.rungs import Rung0
+from edgetune.study.trial.clock import StageClock
+from edgetune.study.trial.network import load_companion
+from edgetune.study.trial.profile import TargetProfile
+from edgetune.study.trial.reject import rejection
+from edgetune.study.trial.reporter import Reporter
+from edgetune.study.trial.rungs import Rung0
 from edgetune.sweep import apply
 from edgetune.training import EvalResult
 
