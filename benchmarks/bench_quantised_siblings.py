@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import exported, fashion_mnist, machine
 
 from edgetune.config.benchmark import BenchmarkSpec
-from edgetune.runtimes.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import Scoring, open_reference, profile_artifact
 
 TIMING = {"runs_per_round": 30, "min_rounds": 7, "max_rounds": 15, "max_seconds": 15.0, "warmup": 10,
           "throughput_batches": [], "energy_seconds": 0.0, "engine_throughput": False, "repeats": 3}
@@ -44,8 +44,8 @@ def main() -> None:
             spec = BenchmarkSpec(**TIMING, precision=precision, int8_format="qdq-u8-channel")
             out = work / f"{name}-{precision}"
             out.mkdir()
-            report = profile_artifact(path, spec, sample, module=model, calibration=calibration, eval_images=images,
-                                      eval_labels=labels, reference=reference, work_dir=out)
+            report = profile_artifact(path, spec, sample, module=model, scoring=Scoring(calibration, images, labels),
+                                      reference=reference, work_dir=out)
             m = report.metrics
             top1 = m.get("deployed_top1")
             rows.append({"network": name, "precision": precision, "latency_ms": m["latency_ms"],

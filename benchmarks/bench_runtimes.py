@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import exported, fashion_mnist, machine
 
 from edgetune.config.experiment import BenchmarkSpec
-from edgetune.runtimes.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import Scoring, open_reference, profile_artifact
 
 CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
            ("torch", "fp32")]
@@ -47,8 +47,8 @@ def main() -> None:
         reference = open_reference(path, base, module=model)
         for runtime, precision in CONFIGS:
             spec = base.model_copy(update={"runtime": runtime, "precision": precision})
-            report = profile_artifact(path, spec, sample, module=model, calibration=calib, eval_images=images,
-                                      eval_labels=labels, reference=reference, work_dir=work)
+            report = profile_artifact(path, spec, sample, module=model, scoring=Scoring(calib, images, labels),
+                                      reference=reference, work_dir=work)
             m = report.metrics
             print(f"{name:9} {runtime:12} {precision:5} {m['latency_ms']:9.4f} {m['latency_ratio']:10.3f} "
                   f"{m['throughput_b32']:9.0f} {m['deployed_top1']:7.2f} {m['model_bytes'] / 1e3:8.0f}")

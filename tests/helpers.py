@@ -67,9 +67,11 @@ def fmnist_sample(fmnist, n: int = 64) -> np.ndarray:
 
 
 def coarse_widths(real):
-    """A quick width profile for tests: widths in steps of 8 (and 1 and the full width)."""
+    """A quick width profile for tests: 1, the full width, and steps of 8 up to 32 channels or of
+    16 beyond (each width is an export, a parity check and a timing, at INT8 a quantisation too)."""
     def profile(*args, **kwargs):
-        kwargs["widths_for"] = lambda full: sorted({1, *range(8, full + 1, 8), full})
+        kwargs["widths_for"] = lambda full: sorted({1, *range(8 if full <= 32 else 16, full + 1,
+                                                              8 if full <= 32 else 16), full})
         return real(*args, **kwargs)
 
     return profile

@@ -55,9 +55,11 @@ class StrategyTraits(NamedTuple):
 class RuntimeTraits(NamedTuple):
     """A runtime's capabilities. `int8_formats`: it quantises to several INT8 formats (ONNX
     Runtime's QDQ and operator formats), which a study measures on the baseline and picks from;
-    otherwise it has one INT8 path (OpenVINO's NNCF)."""
+    otherwise it has one INT8 path (OpenVINO's NNCF). `runs_module`: it runs the PyTorch network
+    object itself (eager), not the exported file, so a measurement needs the network at hand."""
 
     int8_formats: bool = False
+    runs_module: bool = False
 
 
 class RendererTraits(NamedTuple):
@@ -113,7 +115,8 @@ RUNTIMES: dict[str, Plugin] = {
     "onnxruntime": Plugin("edgetune.runtimes.onnxruntime", "OnnxRuntime", None, ("onnxruntime",),
                           RuntimeTraits(int8_formats=True)),
     "openvino": Plugin("edgetune.runtimes.openvino", "OpenVino", "openvino", ("openvino",), RuntimeTraits()),
-    "torch": Plugin("edgetune.runtimes.torch_eager", "TorchEager", "search", ("torch",), RuntimeTraits()),
+    "torch": Plugin("edgetune.runtimes.torch_eager", "TorchEager", "search", ("torch",),
+                     RuntimeTraits(runs_module=True)),
 }
 
 # Dataset name -> the module that reads it (its `load`, `SEARCH_PATHS` and `HOW_TO_GET`).

@@ -18,7 +18,7 @@ from edgetune.runtimes import get_runtime
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.meters import energy_source
 from edgetune.runtimes.onnx_stats import onnx_params_and_macs
-from edgetune.runtimes.profiler import ParityError, profile_artifact
+from edgetune.runtimes.profiler import ParityError, Scoring, profile_artifact
 from tests.helpers import CKPT, QUICK, fmnist_sample
 
 METRICS = {"latency_ms", "latency_mean_ms", "latency_std_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
@@ -115,7 +115,7 @@ def test_int8_accuracy_is_measured_on_the_int8_model(resnet20, fmnist, tmp_path)
     images, labels = fmnist.normalize(test.images).numpy(), test.labels.numpy()
     calib = fmnist.normalize(fmnist.train.subset(200, seed=1).images).numpy()
     report = profile_artifact(path, BenchmarkSpec(precision="int8", **QUICK), fmnist_sample(fmnist), module=model,
-                              calibration=calib, eval_images=images, eval_labels=labels, work_dir=tmp_path)
+                              scoring=Scoring(calib, images, labels), work_dir=tmp_path)
     deployed = report.deployed
     assert deployed != path and {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(
         str(deployed)).graph.node}
@@ -130,14 +130,13 @@ def test_openvino_fp32_and_nncf_int8(resnet20, fmnist, tmp_path):
     test = fmnist.test.subset(500, seed=0)
     images, labels = fmnist.normalize(test.images).numpy(), test.labels.numpy()
     fp32 = profile_artifact(path, BenchmarkSpec(runtime="openvino", per_layer=True, **QUICK), fmnist_sample(fmnist),
-                            module=model, eval_images=images, eval_labels=labels, work_dir=tmp_path).metrics
+                            module=model, scoring=Scoring(images=images, labels=labels), work_dir=tmp_path).metrics
     assert fp32["max_abs_diff"] < 1e-3  # the f32 hint is set: no silent bf16 on this CPU
     assert fp32["deployed_top1"] == pytest.approx(_ort_accuracy(path, images, labels), abs=0.5)
     assert fp32["engine_throughput"] > 0
     calib = fmnist.normalize(fmnist.train.subset(200, seed=1).images).numpy()
     int8 = profile_artifact(path, BenchmarkSpec(runtime="openvino", precision="int8", **QUICK), fmnist_sample(fmnist),
-                            module=model, calibration=calib, eval_images=images, eval_labels=labels,
-                            work_dir=tmp_path)
+                            module=model, scoring=Scoring(calib, images, labels), work_dir=tmp_path)
     assert int8.deployed.suffix == ".xml" and int8.metrics["deployed_top1"] > 85
 
 

@@ -43,7 +43,7 @@ def _producer(exp: Path, url: str, run_dir: Path) -> subprocess.Popen:
 
 
 def _shared_experiment(tmp_path: Path, name: str) -> Path:
-    path = experiment(tmp_path, trials=TRIALS, epochs=1, train_subset=512, name=name, heartbeat_seconds=1.0)
+    path = experiment(tmp_path, trials=TRIALS, epochs=1, train_subset=256, name=name, heartbeat_seconds=1.0)
     spec = yaml.safe_load(path.read_text())
     spec.pop("run_dir")
     path.write_text(yaml.safe_dump(spec))
@@ -164,15 +164,11 @@ def _farm(tmp_path: Path, pg, name: str, during=None) -> optuna.Study:
 
 @pytest.mark.servers
 @pytest.mark.slow
-def test_two_producers_and_one_device_worker_complete_a_study(tmp_path, pg):
-    _farm(tmp_path, pg, "farm")
-
-
-@pytest.mark.servers
-@pytest.mark.slow
 def test_a_redis_restart_mid_study_loses_nothing(tmp_path, pg):
     """Redis is killed (SIGKILL) and restarted while candidates are queued and being timed: the
-    producers wait with backoff, the worker reconnects, and every trial is recorded once."""
+    producers wait with backoff, the worker reconnects, and every trial is recorded once. (The
+    same farm without the restart is every check of this test short of the restart: it was a
+    test of its own, a minute of the suite for nothing this one does not check.)"""
 
     def restart_redis(broker, answers, producers):
         deadline = time.monotonic() + 300

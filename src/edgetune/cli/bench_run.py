@@ -17,7 +17,7 @@ from edgetune.config.benchmark import BenchmarkSpec, benchmark_from_flags
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import check_writable
 from edgetune.runtimes.onnx_stats import OnnxInput, onnx_input, random_images
-from edgetune.runtimes.profiler import BenchReport, profile_artifact
+from edgetune.runtimes.profiler import BenchReport, Scoring, profile_artifact
 
 UNITS = {
     "latency_ms": "ms", "latency_mean_ms": "ms", "latency_std_ms": "ms", "latency_p90_ms": "ms",
@@ -72,9 +72,9 @@ def run_bench(
                 eval_images = eval_labels = None
                 console.print(f"deployed accuracy not scored: {found.describe()}, a fixed batch")
         with console.status("benchmarking") as status:
-            report = profile_artifact(onnx_path, spec, sample, module=module, calibration=calib,
-                                      eval_images=eval_images, eval_labels=eval_labels, work_dir=work,
-                                      stage=lambda text: status.update(text), eval_batch=found.fixed_batch or 250)
+            scored = Scoring(calib, eval_images, eval_labels, batch=found.fixed_batch or 250)
+            report = profile_artifact(onnx_path, spec, sample, module=module, scoring=scored, work_dir=work,
+                                      stage=lambda text: status.update(text))
         _print(report, console, top)
         _write(report, model, spec, json_path, csv_path if per_layer else None, per_layer, console)
     return report

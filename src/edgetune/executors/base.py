@@ -19,6 +19,7 @@ from typing import Any, Self
 import numpy as np
 
 from edgetune.config.benchmark import BenchmarkSpec
+from edgetune.runtimes.profiler import NO_SCORING, Scoring
 
 Stage = Callable[[str], None]
 
@@ -32,20 +33,6 @@ class Measurement:
     timing: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Scoring:
-    """Held-out images to score the deployed artefact on (its int8 or fp16 accuracy is its own)
-    and calibration images to quantise it with."""
-
-    calibration: np.ndarray | None = None
-    images: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    # The user's `evaluate` function, called on the deployed artefact's outputs: code of this
-    # process, so only an executor on this machine can (a device worker is refused it at planning).
-    metric: Any = None
-
-
-NO_SCORING = Scoring()
 LOCAL_TARGET = "this machine"
 
 

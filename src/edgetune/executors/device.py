@@ -82,4 +82,4 @@ class DeviceWorkerExecutor(Executor):
         # device's runtime may not be installed on this machine, and the device checked its own
         # output against the same file within fp32's tolerance.
         return verify_artifact(onnx_path, BenchmarkSpec(batch_size=spec.batch_size), sample, module=module,
-                               eval_images=scoring.images, eval_labels=scoring.labels, stage=stage)
+                               scoring=Scoring(images=scoring.images, labels=scoring.labels), stage=stage)

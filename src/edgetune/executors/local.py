@@ -26,17 +26,13 @@ class LocalExecutor(Executor):
     def measure(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
                 scoring: Scoring = NO_SCORING, work_dir: Path | None = None,
                 stage: Stage = lambda _: None) -> Measurement:
-        report = profile_artifact(onnx_path, spec, sample, module=module, calibration=scoring.calibration,
-                                  eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric,
-                                  reference=self.reference,
+        report = profile_artifact(onnx_path, spec, sample, module=module, scoring=scoring, reference=self.reference,
                                   work_dir=work_dir, stage=stage)
         return Measurement(dict(report.metrics), {**report.timing, "description": report.description})
 
     def verify(self, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
                scoring: Scoring = NO_SCORING, stage: Stage = lambda _: None) -> dict[str, Any]:
-        return verify_artifact(onnx_path, spec, sample, module=module, calibration=scoring.calibration,
-                               eval_images=scoring.images, eval_labels=scoring.labels, eval_metric=scoring.metric,
-                               stage=stage)
+        return verify_artifact(onnx_path, spec, sample, module=module, scoring=scoring, stage=stage)
 
     def close(self) -> None:
         if self.reference is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgetune.catalog import runtime_traits
 from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
 from edgetune.compress.groups import coupled_targets
 from edgetune.compress.widths import efficient_widths, snap_width  # noqa: F401 - re-exported
@@ -136,10 +137,15 @@ def profile_widths(model: nn.Module, example: torch.Tensor, measuring: Measuring
         targets = list(groups)
     widths_for = widths_for or (lambda full: list(range(1, full + 1)))
     scoring = Scoring(measuring.calibration)
+    # Only the time is kept: each cut file is checked against its own FP32 output on ONNX Runtime
+    # (what its conversion could break) and its MACs read from the file, not from a PyTorch
+    # forward pass twice per width; a runtime that runs the network object itself gets it.
+    eager = runtime_traits(spec.runtime).runs_module
     base_onnx = work_dir / "baseline.onnx"
     export_onnx(model, example, base_onnx)
     executor.open_reference(base_onnx, spec, model, measuring.calibration, work_dir)
-    base = executor.measure(base_onnx, spec, sample, module=model, scoring=scoring, work_dir=work_dir).metrics
+    base = executor.measure(base_onnx, spec, sample, module=model if eager else None, scoring=scoring,
+                            work_dir=work_dir).metrics
     base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
     profiles = []
     for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
@@ -156,7 +162,8 @@ def profile_widths(model: nn.Module, example: torch.Tensor, measuring: Measuring
                          PrunerOptions(scope="layer"))
             path = work_dir / "candidate.onnx"
             export_onnx(cut, example, path)
-            m = executor.measure(path, spec, sample, module=cut, scoring=scoring, work_dir=work_dir).metrics
+            m = executor.measure(path, spec, sample, module=cut if eager else None, scoring=scoring,
+                                 work_dir=work_dir).metrics
             lat.append(m["latency_ratio"] * base_ms)
         profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
     return profiles

@@ -25,6 +25,23 @@ class ParityError(EdgetuneError):
     """The deployed artefact computes something else than the model it came from."""
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """Held-out images to score the deployed artefact on (its int8 or fp16 accuracy is its own),
+    calibration images to quantise it with, and the batch it is scored in (a file exported with a
+    fixed batch of 1 is scored one image at a time)."""
+
+    calibration: np.ndarray | None = None
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    # The user's `evaluate` function, called on the deployed artefact's outputs: code of this
+    # process, so only an executor on this machine can (a device worker is refused it at planning).
+    metric: Any = None
+    batch: int = 250
+
+
+NO_SCORING = Scoring()
+
 # Largest |difference| accepted, relative to max(1, largest |logit|), per precision.
 TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 8e-2}
 INT8_MIN_AGREEMENT = 0.9
@@ -146,33 +163,31 @@ def deployed_predictions(onnx_path: Path, spec: BenchmarkSpec, images: np.ndarra
         session.close()
 
 
-def profile_artifact(
-    onnx_path: Path,
-    spec: BenchmarkSpec,
-    sample: np.ndarray,
-    *,
-    module: Any = None,
-    calibration: np.ndarray | None = None,
-    eval_images: np.ndarray | None = None,
-    eval_labels: np.ndarray | None = None,
-    eval_metric: Any = None,
-    reference: Session | None = None,
-    work_dir: Path | None = None,
-    stage: Any = lambda _: None,
-    eval_batch: int = 250,
-) -> BenchReport:
-    """`sample`: real, normalised images (at least one); batches are cut or tiled from it.
-    `eval_batch`: the batch the deployed model is scored in (a model exported with a fixed
-    batch of 1 is scored one image at a time)."""
+def profile_artifact(onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+                     scoring: Scoring = NO_SCORING, reference: Session | None = None, work_dir: Path | None = None,
+                     stage: Any = lambda _: None) -> BenchReport:
+    """`sample`: real, normalised images (at least one); batches are cut or tiled from it. The
+    file is converted (quantised on `scoring.calibration`), checked against `module` (or its own
+    FP32 output), timed beside `reference` and scored on `scoring`'s images."""
     stage(_preparing(spec))
-    deployed = _convert(onnx_path, spec, calibration, work_dir)
+    deployed = _convert(onnx_path, spec, scoring.calibration, work_dir)
     rss0 = rss_bytes()
     session = _open(deployed, spec, module)
     try:
-        return _measure(session, deployed, onnx_path, spec, sample, module,
-                        (eval_images, eval_labels, eval_metric, eval_batch), reference, rss0, stage)
+        return _measure(session, _Measured(deployed, onnx_path, spec, sample, module), scoring, reference, rss0, stage)
     finally:
         session.close()
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The file being measured: as converted and as given, its settings, images and network."""
+
+    deployed: Path
+    onnx_path: Path
+    spec: BenchmarkSpec
+    sample: np.ndarray
+    module: Any
 
 
 def _batch(sample: np.ndarray, n: int) -> np.ndarray:
@@ -184,19 +199,18 @@ def _preparing(spec: BenchmarkSpec) -> str:
     return f"converting to {spec.precision}" if spec.precision != "fp32" else "checking the exported model"
 
 
-def _deployed_scores(session: Session, scored: tuple[Any, ...], stage: Any = lambda _: None) -> dict[str, float]:
+def _deployed_scores(session: Session, scoring: Scoring, stage: Any = lambda _: None) -> dict[str, float]:
     """`deployed_top1`, `deployed_top5` and the user's metrics, from the artefact's own outputs."""
-    images, labels, metric, *batch = scored
-    if images is None or labels is None:
+    if scoring.images is None or scoring.labels is None:
         return {}
     stage("scoring the deployed model")
-    return {f"deployed_{k}": v for k, v in accuracy(session, images, labels, batch=batch[0] if batch else 250,
-                                                    metric=metric).items()}
+    return {f"deployed_{k}": v for k, v in accuracy(session, scoring.images, scoring.labels, batch=scoring.batch,
+                                                    metric=scoring.metric).items()}
 
 
-def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray,
-             module: Any, scored: tuple[Any, ...],
-             reference: Session | None, rss0: int | None, stage: Any) -> BenchReport:
+def _measure(session: Session, it: _Measured, scoring: Scoring, reference: Session | None, rss0: int | None,
+             stage: Any) -> BenchReport:
+    deployed, onnx_path, spec, sample, module = it.deployed, it.onnx_path, it.spec, it.sample, it.module
     parity = _parity(session, deployed, onnx_path, spec, sample, module)
     stage("benchmarking")
     x = _batch(sample, spec.batch_size)
@@ -244,7 +258,7 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
     metrics.update(params=int(params), macs=int(macs), flops=2 * int(macs), model_bytes=_model_bytes(deployed),
                    onnx_bytes=onnx_path.stat().st_size)
     metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9
-    metrics.update(_deployed_scores(session, scored, stage))
+    metrics.update(_deployed_scores(session, scoring, stage))
     layers: list[LayerTime] = []
     if spec.per_layer:
         stage("profiling layers")
@@ -253,20 +267,17 @@ def _measure(session: Session, deployed: Path, onnx_path: Path, spec: BenchmarkS
     return BenchReport(metrics, layers, session.description, deployed, timing.as_dict())
 
 
-def verify_artifact(
-    onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
-    calibration: np.ndarray | None = None, eval_images: np.ndarray | None = None,
-    eval_labels: np.ndarray | None = None, work_dir: Path | None = None, eval_metric: Any = None,
-    stage: Any = lambda _: None,
-) -> dict[str, Any]:
+def verify_artifact(onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,
+                    scoring: Scoring = NO_SCORING, work_dir: Path | None = None,
+                    stage: Any = lambda _: None) -> dict[str, Any]:
     """Parity and deployed accuracy without timing: for the fine-tuned weights of a network
     whose (shape-determined) speed was measured before fine-tuning."""
     stage(_preparing(spec))
-    deployed = _convert(onnx_path, spec, calibration, work_dir)
+    deployed = _convert(onnx_path, spec, scoring.calibration, work_dir)
     session = _open(deployed, spec, module)
     try:
         out = _parity(session, deployed, onnx_path, spec, sample, module)
-        out.update(_deployed_scores(session, (eval_images, eval_labels, eval_metric), stage))
+        out.update(_deployed_scores(session, scoring, stage))
         out["model_bytes"] = _model_bytes(deployed)
         return out
     finally:
@@ -279,5 +290,5 @@ def open_reference(onnx_path: Path, spec: BenchmarkSpec, module: Any = None, cal
     return _open(_convert(onnx_path, spec, calibration, work_dir), spec, module)
 
 
-__all__ = ["BenchReport", "ParityError", "accuracy", "check_parity", "open_reference", "profile_artifact",
+__all__ = ["NO_SCORING", "BenchReport", "ParityError", "Scoring", "accuracy", "check_parity", "open_reference", "profile_artifact",
            "verify_artifact"]

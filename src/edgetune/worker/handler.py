@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from edgetune.files import atomic_write_json
-from edgetune.runtimes.profiler import open_reference, profile_artifact
+from edgetune.runtimes.profiler import Scoring, open_reference, profile_artifact
 from edgetune.worker.messages import BenchRequest, BenchResult, decode_array
 
 
@@ -59,10 +59,9 @@ def handle(request: BenchRequest, results: Path) -> BenchResult:
                 reference = open_reference(ref_path, request.reference_benchmark or request.benchmark, None,
                                            calibration, work / "reference")
             try:
-                report = profile_artifact(model, request.benchmark, decode_array(request.sample),
-                                          calibration=calibration, eval_images=_optional(request.eval_images),
-                                          eval_labels=_optional(request.eval_labels), reference=reference,
-                                          work_dir=work)
+                scoring = Scoring(calibration, _optional(request.eval_images), _optional(request.eval_labels))
+                report = profile_artifact(model, request.benchmark, decode_array(request.sample), scoring=scoring,
+                                          reference=reference, work_dir=work)
             finally:
                 if reference is not None:
                     reference.close()

@@ -25,13 +25,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scipy.stats import beta, norm
-
 from edgetune.objectives import Constraint
 
 
 def top1_upper_bound(correct: int, seen: int, total: int, confidence: float) -> float:
     """The highest top-1 (%) over `total` images still plausible at `confidence`."""
+    from scipy.stats import beta, norm  # a second of import, paid only by a study that rejects early
+
     p = 1.0 if correct >= seen else float(beta.ppf(confidence, correct + 1, seen - correct))
     rest = total - seen
     k = rest * p + float(norm.ppf(confidence)) * math.sqrt(rest * p * (1 - p))
@@ -40,6 +40,8 @@ def top1_upper_bound(correct: int, seen: int, total: int, confidence: float) -> 
 
 def top1_lower_bound(correct: int, seen: int, total: int, confidence: float) -> float:
     """The lowest top-1 (%) over `total` images still plausible at `confidence`."""
+    from scipy.stats import beta, norm
+
     p = 0.0 if correct <= 0 else float(beta.ppf(1 - confidence, correct, seen - correct + 1))
     rest = total - seen
     k = rest * p - float(norm.ppf(confidence)) * math.sqrt(rest * p * (1 - p))
