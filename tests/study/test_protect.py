@@ -28,9 +28,18 @@ def _digest(run: Path) -> dict[str, str]:
             if p.is_file() and p.name != ".lock"}
 
 
+def _finish(folder: Path) -> None:
+    run_study(load_experiment(experiment(folder, trials=2, epochs=0))[0])
+
+
 @pytest.fixture
-def finished(tmp_path: Path) -> Path:
-    run_study(load_experiment(experiment(tmp_path, trials=2, epochs=0))[0])
+def finished(tmp_path: Path, built_once) -> Path:
+    """A finished two-trial study in this test's folder: run once per session, copied here with
+    its experiment file written again to name this copy's run directory."""
+    import shutil
+
+    shutil.copytree(built_once("protect-finished", _finish), tmp_path, dirs_exist_ok=True)
+    experiment(tmp_path, trials=2, epochs=0)
     return tmp_path / "run"
 
 
