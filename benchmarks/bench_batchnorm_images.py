@@ -17,7 +17,7 @@ from bench_recovery import schedule_for
 from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
 from edgetune.models import load_checkpoint
-from edgetune.training import evaluate
+from edgetune.training.loop import evaluate
 
 SHAPES = [((6, 6, 6), (0.2, 0.2, 0.2)), ((5, 4, 4), (0.3, 0.3, 0.3)), ((7, 4, 4), (0.38, 0.02, 0.40))]
 

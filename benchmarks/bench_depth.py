@@ -28,7 +28,7 @@ from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import parse_schedule
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.profiler import open_reference, profile_artifact
-from edgetune.training import evaluate, train_epoch
+from edgetune.training.loop import evaluate, train_epoch
 
 CRITERIA = ("blocks-change", "blocks-bn", "blocks-loss")
 TIMING = {"runs_per_round": 50, "min_rounds": 7, "max_rounds": 15, "max_seconds": 20.0, "warmup": 10,

@@ -30,7 +30,7 @@ from _common import exported, fashion_mnist, machine
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
 from edgetune.runtimes.export import export_onnx
-from edgetune.training import evaluate
+from edgetune.training.loop import evaluate
 
 HALF = """
 pruners:

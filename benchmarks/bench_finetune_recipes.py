@@ -36,7 +36,7 @@ from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.reconstruct import reconstruct_consumers
 from edgetune.models import load_checkpoint
-from edgetune.training import Teacher, evaluate, train_epoch
+from edgetune.training.loop import Teacher, evaluate, train_epoch
 
 SHAPES = {"7/4/4 -38/-2/-40 %": ((7, 4, 4), (0.38, 0.02, 0.40)), "5/4/4 -30 %": ((5, 4, 4), (0.3, 0.3, 0.3)),
           "4/3/3 -0 %": ((4, 3, 3), (0.0, 0.0, 0.0)), "3/3/3 -20 %": ((3, 3, 3), (0.2, 0.2, 0.2))}

@@ -28,7 +28,7 @@ from pathlib import Path
 from _common import MODELS, machine
 
 from edgetune.config.experiment import load_experiment
-from edgetune.objectives import reward
+from edgetune.metrics.objectives import reward
 from edgetune.study import run_study
 
 METHODS = {"FP": "filters-l1", "CP": "channels-reconstruct", "TD": "tucker"}

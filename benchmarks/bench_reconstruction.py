@@ -21,7 +21,7 @@ from _common import MODELS, fashion_mnist, machine
 from edgetune.compress.recipe import apply_pruners
 from edgetune.config.recipe import parse_schedule
 from edgetune.models import load_checkpoint
-from edgetune.training import evaluate
+from edgetune.training.loop import evaluate
 
 
 def main() -> None:

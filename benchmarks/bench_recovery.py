@@ -30,7 +30,7 @@ from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.reconstruct import reconstruct_consumers
 from edgetune.config.recipe import parse_schedule
 from edgetune.models import load_checkpoint
-from edgetune.training import evaluate
+from edgetune.training.loop import evaluate
 
 # (blocks kept in layer1/2/3, inner filters removed in each stage): the table.
 SHAPES = [((8, 7, 7), (0.1, 0.1, 0.1)), ((6, 6, 6), (0.2, 0.2, 0.2)), ((9, 9, 9), (0.5, 0.5, 0.5)),

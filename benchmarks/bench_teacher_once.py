@@ -28,8 +28,8 @@ import torch_pruning as tp
 from _common import fashion_mnist, machine
 
 from edgetune.models import load_checkpoint
-from edgetune.trainer import train_baseline
-from edgetune.training import Teacher
+from edgetune.training.baseline import train_baseline
+from edgetune.training.loop import Teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 INNER = {"layer1": 8, "layer2": 24, "layer3": 48}  # filters kept in each block's conv1

@@ -28,7 +28,7 @@ from bench_recovery import schedule_for
 from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
 from edgetune.models import load_checkpoint
-from edgetune.training import Teacher, bf16_native, evaluate, fast_path, train_epoch
+from edgetune.training.loop import Teacher, bf16_native, evaluate, fast_path, train_epoch
 
 ARMS = {"fp32": (None, False), "bf16 autocast": (torch.bfloat16, False), "channels_last": (None, True),
         "bf16 + channels_last": (torch.bfloat16, True)}

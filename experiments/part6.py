@@ -16,7 +16,7 @@ import pandas as pd
 from _run import HERE, RUNS, run_and_report, save, trials
 
 from edgetune.config.experiment import load_experiment
-from edgetune.objectives import reward
+from edgetune.metrics.objectives import reward
 from edgetune.study import plan_study
 
 ROWS = [("top1", "top-1 %", "{:.2f}"), ("top5", "top-5 %", "{:.2f}"), ("params", "parameters (k)", "{:.1f}"),

@@ -297,6 +297,6 @@ def _reporter(show: bool) -> Reporter:
         return Reporter()
     from rich.console import Console
 
-    from edgetune.progress import RichReporter
+    from edgetune.report.progress import RichReporter
 
     return RichReporter(Console())

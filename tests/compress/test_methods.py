@@ -166,7 +166,7 @@ def test_torchvision_architectures_name_their_extra():
 
 
 def test_unstructured_pruning_is_flagged_and_gives_no_structural_change():
-    from edgetune.metrics import compression_flags
+    from edgetune.metrics.table import compression_flags
 
     model = build_model("resnet20", num_classes=10, in_channels=1)
     dense = copy.deepcopy(model)

@@ -186,7 +186,7 @@ def test_a_study_skips_candidates_predicted_over_budget_and_starts_from_the_fron
 
     from rich.console import Console
 
-    from edgetune.progress import RichReporter
+    from edgetune.report.progress import RichReporter
 
     shown = io.StringIO()
     outcome = run_study(spec, RichReporter(Console(file=shown, width=200)))  # what `edgetune run` prints

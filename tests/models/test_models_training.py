@@ -7,8 +7,8 @@ import torch
 from edgetune.data import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.models import build_model, list_models, load_checkpoint, save_checkpoint
-from edgetune.trainer import train_baseline
-from edgetune.training import evaluate
+from edgetune.training.baseline import train_baseline
+from edgetune.training.loop import evaluate
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def test_without_augmentation_the_teacher_is_asked_once_per_image_and_teaches_th
     """`finetune.augment: false` shows each image as it is every epoch, so the teacher's logits
     can be computed once: the student must learn exactly what per-batch teaching gives it, for
     half the teacher's work over two epochs (and a flip left on would break the equality)."""
-    from edgetune.training import logits_of, train_epoch
+    from edgetune.training.loop import logits_of, train_epoch
 
     data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
     torch.manual_seed(1)
@@ -132,7 +132,7 @@ def test_the_teachers_one_pass_counts_in_the_training_time(tiny_fmnist, tmp_path
     the teacher's pass over the images before the first epoch is part of it."""
     import time
 
-    from edgetune.training import Teacher
+    from edgetune.training.loop import Teacher
 
     data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40)
 
@@ -156,7 +156,7 @@ def test_the_fast_path_is_taken_only_where_it_is_fast_and_leaves_the_network_as_
     """`auto` autocasts to bf16 only where the device computes it natively (emulated bf16 ran ten
     times slower than fp32 on an AVX2 CPU), trains the CPU's convolutions in channels_last, and
     hands back a network in the usual layout (exported, hashed and saved as any other)."""
-    from edgetune.training import bf16_native, fast_path, train_epoch
+    from edgetune.training.loop import bf16_native, fast_path, train_epoch
 
     assert fast_path("cpu", "fp32") == (False, False)
     assert fast_path("cpu", "bf16") == (True, True)

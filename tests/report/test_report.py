@@ -154,7 +154,7 @@ def test_the_trials_bar_counts_only_the_trials_asked_for():
     from rich.console import Console
     from rich.progress import Progress
 
-    from edgetune.progress import RichReporter
+    from edgetune.report.progress import RichReporter
 
     reporter = RichReporter(Console(file=io.StringIO()))
     reporter.progress = Progress(console=reporter.console)

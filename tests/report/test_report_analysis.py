@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edgetune.objectives import Objective
+from edgetune.metrics.objectives import Objective
 from edgetune.report import analysis
 
 

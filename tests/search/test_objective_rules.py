@@ -8,7 +8,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from edgetune.config.sweep import parse_sweep
-from edgetune.objectives import Constraint, constraints_of, objectives_of, violations
+from edgetune.metrics.objectives import Constraint, constraints_of, objectives_of, violations
 from edgetune.study.records.results import best_trials
 
 

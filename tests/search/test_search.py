@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from edgetune.catalog import SEARCH_STRATEGIES
 from edgetune.config.experiment import load_experiment
 from edgetune.errors import ConfigError
-from edgetune.objectives import Constraint, Objective, pareto_front
+from edgetune.metrics.objectives import Constraint, Objective, pareto_front
 from edgetune.search import SearchContext, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.study import run_study

@@ -12,7 +12,7 @@ import yaml
 
 from edgetune.config.experiment import load_experiment
 from edgetune.study import run_study
-from edgetune.training import distillation_loss
+from edgetune.training.loop import distillation_loss
 from tests.helpers import RECIPE, ROOT, experiment, read_csv
 
 
@@ -130,8 +130,8 @@ def test_another_checkpoint_is_measured_beside_the_search(tmp_path):
     like a trial without fine-tuning, listed in the results table and judged in the report."""
     from rich.console import Console
 
-    from edgetune.progress import results_table
     from edgetune.report.build import write_report
+    from edgetune.report.progress import results_table
     from tests.helpers import ROOT
 
     other = ROOT / "models" / "resnet56-fmnist.pt"
@@ -319,7 +319,7 @@ def test_a_checkpoint_reference_is_measured_in_every_precision_the_search_may_de
     would try first is beside the search in each precision the search may pick."""
     from rich.console import Console
 
-    from edgetune.progress import results_table
+    from edgetune.report.progress import results_table
     from tests.helpers import ROOT
 
     other = ROOT / "models" / "resnet20-fmnist.pt"

@@ -5,7 +5,7 @@ reference row is never the pick; each reference is compared with it."""
 import optuna
 import pandas as pd
 
-from edgetune.objectives import Objective
+from edgetune.metrics.objectives import Objective
 from edgetune.study.records.headline import headline
 from edgetune.study.records.results import trials_frame
 
@@ -81,7 +81,7 @@ def test_fine_tuning_that_destroyed_a_trial_is_flagged_and_the_pick_says_so():
     """The default rate of 0.1 on 1,024 images once took a network from 93.5 % to 28 % with no
     word: a trial that fine-tuning cost more than 10 points carries a flag naming the settings to
     try, and the headline repeats the pick's flags."""
-    from edgetune.metrics import compression_flags
+    from edgetune.metrics.table import compression_flags
 
     ruined = {"top1_before_ft": 93.5, "top1": 28.0, "finetune_seconds": 12.0}
     flags = compression_flags(ruined, BASE)

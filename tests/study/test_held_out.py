@@ -14,7 +14,7 @@ from edgetune.errors import ConfigError
 from edgetune.models import build_model, load_checkpoint, save_checkpoint
 from edgetune.study import run_study
 from edgetune.study.trial.network import load_network
-from edgetune.trainer import train_baseline
+from edgetune.training.baseline import train_baseline
 from tests.helpers import ROOT, experiment
 
 META = {"model": "resnet20", "num_classes": 10, "in_channels": 1}

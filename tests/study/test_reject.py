@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from edgetune.config.experiment import load_experiment
-from edgetune.objectives import Constraint
+from edgetune.metrics.objectives import Constraint
 from edgetune.study import run_study
 from edgetune.study.trial.reject import rejection, top1_lower_bound, top1_upper_bound
 from tests.helpers import experiment

@@ -6,7 +6,7 @@ import csv
 import optuna
 import pytest
 
-from edgetune.objectives import Constraint
+from edgetune.metrics.objectives import Constraint
 from edgetune.search.base import record_constraints
 from edgetune.study.trial.rungs import Rung0
 

@@ -8,7 +8,7 @@ import pytest
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import load_schedule
 from edgetune.errors import ConfigError
-from edgetune.metrics import resolve_metric
+from edgetune.metrics.table import resolve_metric
 from edgetune.search.base import SearchContext, get_strategy
 from edgetune.sweep import apply, check_ranges, load_sweep, parse_sweep, resolve_all, suggest
 from edgetune.sweep.space import grid_size, grid_space

@@ -69,7 +69,7 @@ def train(
 
     from edgetune.data import load_dataset
     from edgetune.models import build_model
-    from edgetune.trainer import train_baseline
+    from edgetune.training.baseline import train_baseline
 
     _check_training(precision, device, lr)
     torch.manual_seed(seed)
@@ -116,7 +116,7 @@ def evaluate(
     """
     from edgetune.data import load_dataset
     from edgetune.models.registry import load_described
-    from edgetune.training import evaluate as run_eval
+    from edgetune.training.loop import evaluate as run_eval
 
     if split not in ("val", "test"):
         raise EdgetuneError(f"--split must be 'val' or 'test', not '{split}'")

@@ -85,7 +85,7 @@ def _dry_run(out: Console, spec: Any) -> None:
 
 def _search(out: Console, spec: Any) -> None:
     from edgetune.api import tune
-    from edgetune.progress import RichReporter, final_table, results_table
+    from edgetune.report.progress import RichReporter, final_table, results_table
     from edgetune.study.records.headline import headline
 
     result = tune(spec, progress=RichReporter(out))

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from edgetune.errors import MissingExtraError
-from edgetune.objectives import Objective
-from edgetune.objectives import pareto_front as front_of
+from edgetune.metrics.objectives import Objective
+from edgetune.metrics.objectives import pareto_front as front_of
 from edgetune.study.planning.references import reference_label
 
 # The metrics a report discusses, in the order people read them; absent ones are skipped.

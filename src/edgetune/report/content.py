@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from edgetune.objectives import Objective
+from edgetune.metrics.objectives import Objective
 from edgetune.report import analysis
 from edgetune.report.labels import LABELS
 from edgetune.report.load import RunData

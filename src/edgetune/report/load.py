@@ -14,7 +14,7 @@ import yaml
 
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import read_yaml
-from edgetune.objectives import Objective
+from edgetune.metrics.objectives import Objective
 from edgetune.study.records.held import with_final
 from edgetune.study.records.results import open_study, study_objectives, trials_frame
 from edgetune.study.storage.rundir import RunDir

@@ -46,7 +46,7 @@ from edgetune.executors.local import LocalExecutor
 from edgetune.files import atomic_write_bytes, atomic_write_json
 from edgetune.models.registry import load_described
 from edgetune.runtimes.export import export_onnx
-from edgetune.training import evaluate
+from edgetune.training.loop import evaluate
 
 
 @dataclass(frozen=True)

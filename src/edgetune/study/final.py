@@ -30,8 +30,8 @@ from edgetune.config.experiment import FinalSpec
 from edgetune.data.splits import ImageSplit
 from edgetune.errors import EdgetuneError, MissingExtraError
 from edgetune.files import atomic_write_json
+from edgetune.metrics.objectives import ACCURACY, Constraint
 from edgetune.models.registry import load_checkpoint
-from edgetune.objectives import ACCURACY, Constraint
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.profiler import deployed_predictions
 from edgetune.study.planning.plan import Plan
@@ -40,7 +40,7 @@ from edgetune.study.records.held import FinalOutcome, PairedDrop, finalist_recor
 from edgetune.study.records.results import accuracy_latency_front, feasible_trials
 from edgetune.study.trial.reporter import Reporter
 from edgetune.study.trial.workbench import Workbench
-from edgetune.trainer import train_baseline, training_completed
+from edgetune.training.baseline import train_baseline, training_completed
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.executors import open_executor
 from edgetune.files import UnwritableError, atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
-from edgetune.objectives import Constraint, protocol_constraints, reward
+from edgetune.metrics.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import layer_features

@@ -36,8 +36,8 @@ from edgetune.config.recipe import Schedule, load_schedule
 from edgetune.config.sweep import EarlyStopSpec, SweepSpec
 from edgetune.entrypoints import function_name, load_entry_point
 from edgetune.errors import ConfigError
+from edgetune.metrics.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
 from edgetune.models.factory import ModelFactory
-from edgetune.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
 from edgetune.search.space import expand_per_layer
 from edgetune.study.storage.rundir import RunDir
 from edgetune.sweep import Target, check_ranges, resolve_all

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgetune.objectives import Objective
+from edgetune.metrics.objectives import Objective
 from edgetune.study.planning.references import reference_label
 from edgetune.study.storage.rundir import RunDir
 

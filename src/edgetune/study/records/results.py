@@ -16,9 +16,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
-from edgetune.metrics import METRICS
+from edgetune.metrics.objectives import Constraint, Objective, pareto_front
+from edgetune.metrics.table import METRICS
 from edgetune.models.factory import ModelFactory
-from edgetune.objectives import Constraint, Objective, pareto_front
 from edgetune.search.base import is_feasible
 from edgetune.study.planning.plan import Plan
 from edgetune.study.records.held import FinalOutcome, with_final

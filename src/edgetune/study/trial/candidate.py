@@ -30,7 +30,7 @@ from edgetune.runtimes.profiler import ParityError
 from edgetune.study.trial.finetune import finetune
 from edgetune.study.trial.reject import Rejection, StopRule
 from edgetune.study.trial.workbench import TrialSetup, Workbench
-from edgetune.training import EvalResult
+from edgetune.training.loop import EvalResult
 
 
 @dataclass

@@ -20,8 +20,8 @@ from edgetune.config.experiment import BenchmarkSpec, CalibrateSpec, FinetuneSpe
 from edgetune.config.recipe import Schedule
 from edgetune.errors import ConfigError, RunDirError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
-from edgetune.metrics import add_ratios, compression_flags
-from edgetune.objectives import Constraint, violations
+from edgetune.metrics.objectives import Constraint, violations
+from edgetune.metrics.table import add_ratios, compression_flags
 from edgetune.search.base import TrialOutcome, record_constraints
 from edgetune.study.planning.plan import Plan
 from edgetune.study.records.results import (
@@ -47,7 +47,7 @@ from edgetune.study.trial.reject import rejection
 from edgetune.study.trial.reporter import Reporter
 from edgetune.study.trial.rungs import Rung0
 from edgetune.sweep import apply
-from edgetune.training import EvalResult
+from edgetune.training.loop import EvalResult
 
 # Settings naming the user's code: when it breaks its contract in a trial, it would in every trial.
 USER_CODE = ("loss", "evaluate")

@@ -20,8 +20,8 @@ from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
 from edgetune.study.trial.reject import StopRule
 from edgetune.study.trial.workbench import TrialSetup, Workbench
-from edgetune.trainer import cosine_schedule
-from edgetune.training import EvalResult, teaching_for, train_epoch
+from edgetune.training.baseline import cosine_schedule
+from edgetune.training.loop import EvalResult, teaching_for, train_epoch
 
 
 def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Optimizer:

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgetune.objectives import Constraint
+from edgetune.metrics.objectives import Constraint
 
 
 def top1_upper_bound(correct: int, seen: int, total: int, confidence: float) -> float:

@@ -23,8 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.files import atomic_write_json
-from edgetune.metrics import add_ratios, compression_flags
-from edgetune.objectives import Constraint, violations
+from edgetune.metrics.objectives import Constraint, violations
+from edgetune.metrics.table import add_ratios, compression_flags
 from edgetune.search.base import constraint_values
 from edgetune.study.planning.plan import Plan
 from edgetune.study.records.results import recorded_metrics

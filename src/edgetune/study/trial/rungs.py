@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from edgetune.objectives import Constraint
+from edgetune.metrics.objectives import Constraint
 from edgetune.search.base import is_feasible
 
 EVIDENCE = 2  # feasible fine-tuned candidates before the floor rule may hold one back

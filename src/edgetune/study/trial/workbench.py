@@ -22,7 +22,7 @@ from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.executors.base import Executor, Scoring
 from edgetune.hardware.widths import WidthTable
 from edgetune.study.trial.reject import StopRule
-from edgetune.training import EvalResult, Loss, Metric, Teacher, evaluate
+from edgetune.training.loop import EvalResult, Loss, Metric, Teacher, evaluate
 
 
 @dataclass(frozen=True)

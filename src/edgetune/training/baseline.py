@@ -19,7 +19,7 @@ from edgetune.data.splits import DataSplits, ImageSplit
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
-from edgetune.training import Loss, Precision, Teacher, evaluate, teaching_for, train_epoch
+from edgetune.training.loop import Loss, Precision, Teacher, evaluate, teaching_for, train_epoch
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0
