@@ -16,7 +16,7 @@ from edgetune.config.recipe import parse_schedule
 from edgetune.errors import ConfigError
 from edgetune.models import build_model
 from edgetune.runtimes.export import export_onnx
-from edgetune.sweep import apply, parse_sweep, resolve_all
+from edgetune.search.space import apply, parse_sweep, resolve_all
 
 
 def _batches(n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from edgetune.errors import ConfigError
 from edgetune.executors.local import LocalExecutor
 from edgetune.hardware import predict as P
 from edgetune.hardware import widths as W
-from edgetune.sweep import parse_sweep, resolve_all
+from edgetune.search.space import parse_sweep, resolve_all
 from tests.helpers import RECIPE, coarse_widths, experiment
 
 # Runs studies or trains networks: the `slow` tier (`pytest -m 'not slow'` leaves it out).

@@ -15,10 +15,10 @@ from edgetune.errors import ConfigError
 from edgetune.metrics.objectives import Constraint, Objective, pareto_front
 from edgetune.search import SearchContext, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
+from edgetune.search.space import parse_sweep
 from edgetune.study import run_study
 from edgetune.study.records.headline import headline
 from edgetune.study.records.results import trials_frame
-from edgetune.sweep import parse_sweep
 from tests.helpers import RECIPE, experiment, read_csv
 
 OPT = {"x": 0.3, "y": 0.7}

@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.table import Table
 
 from edgetune.config.sweep import BETA, NORMAL, ParameterSpec
+from edgetune.search.space.parameters import distribution, grid_values, searched
 from edgetune.study.runner import DryRun
-from edgetune.sweep.space import distribution, grid_values, searched
 
 
 def _range(spec: ParameterSpec) -> str:

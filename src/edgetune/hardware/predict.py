@@ -23,8 +23,8 @@ from edgetune.config.recipe import Schedule
 from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
 from edgetune.hardware.widths import WidthTable
-from edgetune.sweep.mapping import Target, apply
-from edgetune.sweep.space import applied_values, distribution, fixed_values, grid_values, searched
+from edgetune.search.space.mapping import Target, apply
+from edgetune.search.space.parameters import applied_values, distribution, fixed_values, grid_values, searched
 
 LATENCY_METRICS = ("latency_ratio", "latency_ms", "latency_adj_ms")
 

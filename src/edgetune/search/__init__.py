@@ -1,4 +1,5 @@
-"""Search strategies behind one interface (`base.Strategy`), one module each."""
+"""Search strategies behind one interface (`base.Strategy`), one module each, over the space
+in `search.space`."""
 
 from edgetune.search.base import STRATEGIES, SearchContext, Strategy, TrialOutcome, get_strategy
 

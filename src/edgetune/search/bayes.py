@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 
 from edgetune.search.base import SearchContext, Strategy
-from edgetune.sweep.space import searched
+from edgetune.search.space.parameters import searched
 
 
 class Bayes(Strategy):

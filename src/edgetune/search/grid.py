@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from edgetune.search.base import SearchContext, Strategy
-from edgetune.sweep.space import grid_space
+from edgetune.search.space.parameters import grid_space
 
 
 class _AskTellGrid(optuna.samplers.GridSampler):

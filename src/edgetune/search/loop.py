@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome
-from edgetune.sweep.space import suggest
+from edgetune.search.space.parameters import suggest
 
 Evaluate = Callable[[optuna.Trial, dict[str, Any]], TrialOutcome]
 

@@ -21,10 +21,10 @@ from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
 from edgetune.errors import ConfigError
 from edgetune.metrics.table import METRICS
+from edgetune.search.space.mapping import Target, apply, extremes
+from edgetune.search.space.parameters import fixed_values, searched
 from edgetune.study.planning.plan import Plan
 from edgetune.study.trial.workbench import Workbench
-from edgetune.sweep.mapping import Target, apply, extremes
-from edgetune.sweep.space import fixed_values, searched
 from edgetune.training.loop import evaluate
 
 LESS = ("width", "blocks")  # fields where a smaller value prunes more

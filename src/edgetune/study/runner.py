@@ -36,7 +36,8 @@ from edgetune.hardware.predict import latency_budget, resolve_measured_widths, w
 from edgetune.metrics.objectives import Constraint, protocol_constraints, reward
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
-from edgetune.search.space import layer_features
+from edgetune.search.space import fixed_values, suggest
+from edgetune.search.space.recipe import layer_features
 from edgetune.study.final import run_final
 from edgetune.study.planning.plan import Given, Plan, plan_study
 from edgetune.study.planning.resolved import changed_since, resolved_experiment
@@ -57,7 +58,6 @@ from edgetune.study.trial.recovery import check_recovery_images, with_recovery
 from edgetune.study.trial.remeasure import remeasure_unreliable
 from edgetune.study.trial.reporter import Reporter
 from edgetune.study.trial.workbench import Workbench
-from edgetune.sweep import fixed_values, suggest
 from edgetune.tracking import Tracker, TrialRecord, open_trackers
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

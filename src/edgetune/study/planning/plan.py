@@ -38,11 +38,11 @@ from edgetune.entrypoints import function_name, load_entry_point
 from edgetune.errors import ConfigError
 from edgetune.metrics.objectives import ACCURACY, Constraint, Objective, constraints_of, objectives_of
 from edgetune.models.factory import ModelFactory
-from edgetune.search.space import expand_per_layer
+from edgetune.search.space import Target, check_ranges, resolve_all
+from edgetune.search.space.mapping import candidate_values
+from edgetune.search.space.parameters import grid_size
+from edgetune.search.space.recipe import expand_per_layer
 from edgetune.study.storage.rundir import RunDir
-from edgetune.sweep import Target, check_ranges, resolve_all
-from edgetune.sweep.mapping import candidate_values
-from edgetune.sweep.space import grid_size
 
 # Settings outside the schedule that a sweep may set by `section.field`.
 SETTINGS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": list(BenchmarkSpec.model_fields),

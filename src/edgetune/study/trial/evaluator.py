@@ -23,6 +23,7 @@ from edgetune.hardware.predict import kept_widths, latency_budget, predicted_met
 from edgetune.metrics.objectives import Constraint, violations
 from edgetune.metrics.table import add_ratios, compression_flags
 from edgetune.search.base import TrialOutcome, record_constraints
+from edgetune.search.space import apply
 from edgetune.study.planning.plan import Plan
 from edgetune.study.records.results import (
     accuracy_latency_front,
@@ -46,7 +47,6 @@ from edgetune.study.trial.profile import TargetProfile
 from edgetune.study.trial.reject import rejection
 from edgetune.study.trial.reporter import Reporter
 from edgetune.study.trial.rungs import Rung0
-from edgetune.sweep import apply
 from edgetune.training.loop import EvalResult
 
 # Settings naming the user's code: when it breaks its contract in a trial, it would in every trial.

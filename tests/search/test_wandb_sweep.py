@@ -11,8 +11,8 @@ from scipy import stats
 
 from edgetune.config.sweep import parse_sweep
 from edgetune.errors import ConfigError
-from edgetune.sweep import suggest
-from edgetune.sweep.space import applied, distribution
+from edgetune.search.space import suggest
+from edgetune.search.space.parameters import applied, distribution
 
 
 def _draws(param: dict, n: int = 4000) -> np.ndarray:
@@ -144,7 +144,7 @@ def test_every_distribution_has_a_search_space():
 
 def test_a_range_is_checked_on_the_values_a_candidate_can_get_not_on_the_raw_bounds(tmp_path):
     from edgetune.config.recipe import parse_schedule
-    from edgetune.sweep import check_ranges, resolve_all
+    from edgetune.search.space import check_ranges, resolve_all
 
     raw = {"version": 1, "pruners": {"p": {"class": "L1RankedStructureParameterPruner", "group_type": "Filters",
                                            "desired_sparsity": 0.5, "weights": ["conv1.weight"]}},

@@ -10,8 +10,8 @@ from edgetune.config.recipe import load_schedule
 from edgetune.errors import ConfigError
 from edgetune.metrics.table import resolve_metric
 from edgetune.search.base import SearchContext, get_strategy
-from edgetune.sweep import apply, check_ranges, load_sweep, parse_sweep, resolve_all, suggest
-from edgetune.sweep.space import grid_size, grid_space
+from edgetune.search.space import apply, check_ranges, load_sweep, parse_sweep, resolve_all, suggest
+from edgetune.search.space.parameters import grid_size, grid_space
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "resnet56-fmnist"
 FT_FIELDS = {"finetune": list(FinetuneSpec.model_fields), "benchmark": ["precision", "threads"]}

@@ -22,7 +22,7 @@ from typing import Any
 from edgetune.config.recipe import LRSchedulerSpec, Schedule, parse_schedule
 from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
-from edgetune.sweep.space import applied, distribution
+from edgetune.search.space.parameters import applied, distribution
 
 FINETUNE_ALIASES = {"epochs": "epochs", "learning_rate": "learning_rate", "lr": "learning_rate",
                     "distill_alpha": "distill.alpha", "distill_temperature": "distill.temperature"}

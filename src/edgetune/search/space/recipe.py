@@ -13,7 +13,7 @@ from torch import nn
 from edgetune.config.recipe import Schedule, parse_schedule
 from edgetune.config.sweep import ParameterSpec, SweepSpec
 from edgetune.errors import ConfigError
-from edgetune.sweep.mapping import Target
+from edgetune.search.space.mapping import Target
 
 
 def layer_name(weight: str) -> str:
