@@ -154,7 +154,7 @@ def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: n
     work.mkdir(parents=True, exist_ok=True)
     reporter.stage(f"final: scoring the unpruned network on {len(labels)} validation images")
     spec = plan.spec.benchmark.model_copy(update={"precision": "fp32"})
-    correct = _predict(bench.baseline, spec, bench, images, work) == labels
+    correct = _predict(bench.start, spec, bench, images, work) == labels
     np.save(work / "correct.npy", correct)
     record = {"final_val_top1": 100.0 * float(correct.mean()), "n": len(labels)}
     atomic_write_json(work / "result.json", record, indent=2)
@@ -273,7 +273,7 @@ def _test_once(plan: Plan, bench: Workbench, picked: int | None, finalists: list
         reporter.stage(f"final: test top-1 of {'trial ' if number != 'baseline' else ''}{number}")
         work = plan.paths.finalist(number)
         if number == "baseline":
-            model, spec = bench.baseline, plan.spec.benchmark.model_copy(update={"precision": "fp32"})
+            model, spec = bench.start, plan.spec.benchmark.model_copy(update={"precision": "fp32"})
         else:
             trained = work / "model.pt"
             model, _ = load_checkpoint(trained if trained.is_file() else plan.paths.trial(number) / "model.pt",

@@ -78,8 +78,8 @@ def check_bounds(plan: Plan, bench: Workbench, labels: tuple[str, ...] = ("most 
         schedule = schedule.model_copy(update={"pruners": {
             n: p.model_copy(update={"round_to": None}) if p.round_to == "measured" else p
             for n, p in schedule.pruners.items()}})
-        model = copy.deepcopy(bench.baseline).eval()
-        parameters_of(bench.baseline, schedule)  # a regulariser's weight the network lacks fails here too
+        model = copy.deepcopy(bench.start).eval()
+        parameters_of(bench.start, schedule)  # a regulariser's weight the network lacks fails here too
         records = apply_pruners(model, schedule, example, None, bench.batches)
         macs, count = tp.utils.count_ops_and_params(model, example_inputs=example)
         out.append(Bound(label, params, records, float(macs), float(count)))
@@ -90,7 +90,7 @@ def check_metric_names(plan: Plan, bench: Workbench) -> None:
     """The user's `evaluate`, called once on a few validation images, must give every metric the
     sweep names that edgetune does not: found wanting before anything is written."""
     if bench.metric is not None:
-        user_metric_names(plan, evaluate(bench.baseline, bench.data, bench.val.subset(64), metric=bench.metric).as_dict())
+        user_metric_names(plan, evaluate(bench.start, bench.data, bench.val.subset(64), metric=bench.metric).as_dict())
 
 
 def user_metric_names(plan: Plan, figures: dict[str, Any]) -> list[str] | None:

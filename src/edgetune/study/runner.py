@@ -198,7 +198,7 @@ def dry_run(spec: ExperimentSpec, given: Given | None = None) -> DryRun:
     try:
         _, bounds = _checked_before_writing(plan, bench, ("least pruning", "most pruning"))
         example = bench.example()
-        macs, count = tp.utils.count_ops_and_params(bench.baseline, example_inputs=example)
+        macs, count = tp.utils.count_ops_and_params(bench.start, example_inputs=example)
     finally:
         bench.executor.close()
     return DryRun(plan, float(macs), float(count), bounds)
@@ -240,7 +240,7 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
     calibration = data.train.subset(spec.benchmark.calibration_images, seed=spec.seed + 1).images
     bench = Workbench(
         data=data, train=data.train.subset(spec.data.train_subset, seed=spec.seed),
-        val=data.val.subset(spec.data.val_subset, seed=spec.seed), baseline=model.eval(),
+        val=data.val.subset(spec.data.val_subset, seed=spec.seed), start=model.eval(),
         executor=open_executor({"remote": spec.remote if remote else None}), calibration=data.normalize(calibration).numpy(), device=spec.device,
         seed=spec.seed, meta=meta, metric=plan.metric, loss=plan.loss,
         score_onnx=spec.score_with == "onnxruntime" or (spec.score_with == "auto" and spec.device == "cpu"))
@@ -249,9 +249,9 @@ def _workbench(plan: Plan, remote: bool = True) -> Workbench:
                          ("final.distill.teacher", spec.final.distill if spec.final else None)):
         if distill is not None and distill.teacher is not None and checkpoint_of(distill.teacher) not in bench.teachers:
             bench.teachers[checkpoint_of(distill.teacher)] = load_companion(
-                checkpoint_of(distill.teacher), data, bench.student, "teacher", key, architecture_of(distill.teacher))[0]
+                checkpoint_of(distill.teacher), data, bench.network_label, "teacher", key, architecture_of(distill.teacher))[0]
     if plan.given.teacher is not None:
-        taught = load_companion(plan.given.teacher, data, bench.student, "teacher", "teacher")[0]
+        taught = load_companion(plan.given.teacher, data, bench.network_label, "teacher", "teacher")[0]
         bench = dataclasses.replace(bench, given_teacher=taught)
     return bench
 
@@ -283,7 +283,7 @@ def _search_context(plan: Plan, seed: int, bench: Workbench, profile: TargetProf
     if not strategy_traits(plan.sweep.method).layer_features:
         return SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir)
     baseline = profile.baseline
-    layers = layer_features(bench.baseline, bench.example(), plan.schedule, plan.sweep, plan.targets,
+    layers = layer_features(bench.start, bench.example(), plan.schedule, plan.sweep, plan.targets,
                             set(fixed_values(plan.sweep)))
     return SearchContext(plan.sweep, seed, directions, plan.sweep_source, plan.run_dir, layers, baseline,
                          lambda o: reward(plan.sweep.protocol, plan.objectives, o.metrics, baseline))

@@ -137,7 +137,7 @@ def run_candidate(
     """Raises StopTrial (with the metrics so far in `result.metrics.json`) when a hook stops it."""
     hooks = hooks or Hooks()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(bench.baseline).cpu()
+    model = copy.deepcopy(bench.start).cpu()
     plan = _pruning_plan(schedule, ft.epochs)
     thinning: list[CompressionRecord] = []
     if plan.get(0):

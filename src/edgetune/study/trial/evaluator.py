@@ -56,16 +56,16 @@ USER_CODE = ("loss", "evaluate")
 def load_references(plan: Plan, bench: Workbench) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Every enqueued checkpoint's network, loaded and checked against the data before anything
     is written: an unreadable or mismatched one is refused before the run directory is touched."""
-    return {ref.name: load_companion(ref.factory or ref.checkpoint, bench.data, bench.student,  # type: ignore[arg-type]
+    return {ref.name: load_companion(ref.factory or ref.checkpoint, bench.data, bench.network_label,  # type: ignore[arg-type]
                                      "reference", "references" if ref.factory else "enqueue", ref.architecture)
             for ref in plan.references if ref.network}
 
 
 def reference_bench(bench: Workbench, loaded: tuple[Any, dict[str, Any]]) -> Workbench:
-    """The workbench with another checkpoint's network in place of the baseline (the unpruned
+    """The workbench with another checkpoint's network as the start (the unpruned
     network still teaches it, when it is fine-tuned with distillation)."""
     model, meta = loaded
-    return dataclasses.replace(bench, baseline=model, meta=meta, unpruned=bench.baseline)
+    return dataclasses.replace(bench, start=model, meta=meta, unpruned=bench.start)
 
 
 def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _baseline(plan: Plan, bench: Workbench, setup: TrialSetup, reporter: Reporte
         if (aside := set_aside(paths.baseline)) is not None:  # a cache, not a trial: measured again
             reporter.stage(f"baseline/ could not be read ({problem}): kept as {aside.name}, measured again")
         run_candidate(bench, setup, Schedule(), FinetuneSpec(epochs=0), paths.baseline, reporter.stage)
-    bench.executor.open_reference(paths.baseline_onnx, setup.benchmark, bench.baseline, bench.calibration,
+    bench.executor.open_reference(paths.baseline_onnx, setup.benchmark, bench.start, bench.calibration,
                                   paths.baseline)
     return json.loads(paths.baseline_metrics.read_text())["metrics"]
 
@@ -99,7 +99,7 @@ def _int8_format(plan: Plan, bench: Workbench, reporter: Reporter) -> str | None
         return spec.int8_format
     paths = plan.paths
     fp32 = paths.int8_formats / "baseline.onnx"
-    export_onnx(bench.baseline, bench.example(spec.batch_size), fp32)
+    export_onnx(bench.start, bench.example(spec.batch_size), fp32)
     scoring = bench.scoring(spec.model_copy(update={"precision": "int8"}))
     choice = choose_int8_format(bench.executor, fp32, spec, replace(scoring, metric=None), paths.int8_formats,
                                 progress=reporter.stage)
@@ -121,7 +121,7 @@ def _width_tables(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, report
         step = 1 if precision == benchmark.precision else OTHER_PRECISION_STEP
         reporter.stage(f"width profile at {precision}")
         measuring = Measuring(bench.executor, spec, bench.sample(), calibration)
-        table = width_table(bench.baseline, bench.example(), measuring, pruned, progress=reporter.stage, step=step)
+        table = width_table(bench.start, bench.example(), measuring, pruned, progress=reporter.stage, step=step)
         if step != 1:
             table.scale = _precision_scale(plan, bench, benchmark, spec, calibration)
         tables[precision] = table
@@ -133,8 +133,8 @@ def _precision_scale(plan: Plan, bench: Workbench, benchmark: BenchmarkSpec, spe
     """The unpruned network at `spec.precision` timed beside it at the experiment's precision."""
     work = plan.paths.width_scale(spec.precision)
     onnx_path = work / "baseline.onnx"
-    export_onnx(bench.baseline, bench.example(spec.batch_size), onnx_path)
-    bench.executor.open_reference(onnx_path, benchmark.quick(), bench.baseline, bench.calibration, work / "reference")
-    done = bench.executor.measure(onnx_path, spec.quick(), bench.sample(), module=bench.baseline,
+    export_onnx(bench.start, bench.example(spec.batch_size), onnx_path)
+    bench.executor.open_reference(onnx_path, benchmark.quick(), bench.start, bench.calibration, work / "reference")
+    done = bench.executor.measure(onnx_path, spec.quick(), bench.sample(), module=bench.start,
                                   scoring=Scoring(calibration), work_dir=work)
     return float(done.metrics["latency_ratio"])

@@ -33,7 +33,9 @@ class Workbench:
     data: DataSplits
     train: ImageSplit
     val: ImageSplit
-    baseline: nn.Module
+    # The network every trial starts from: the unpruned one, or a reference's checkpoint in its place
+    # (evaluator.reference_bench), which `unpruned` then holds.
+    start: nn.Module
     executor: Executor
     calibration: np.ndarray | None = None
     device: str = "cpu"
@@ -46,7 +48,7 @@ class Workbench:
     teachers: dict[Path, nn.Module] = field(default_factory=dict)  # `distill.teacher` checkpoints, loaded once
     # The teacher handed over from Python (`tune(teacher=...)`), in place of the unpruned network.
     given_teacher: nn.Module | None = None
-    # The unpruned network when `baseline` is a reference in its place: it still teaches by default.
+    # The unpruned network when `start` is a reference in its place: it still teaches by default.
     unpruned: nn.Module | None = None
     # What is recovered without training after pruning (the experiment's `calibrate:`); None: nothing.
     calibrate: CalibrateSpec | None = None
@@ -57,7 +59,7 @@ class Workbench:
     begun_before_cosine: bool = False
 
     @property
-    def student(self) -> str:
+    def network_label(self) -> str:
         """The unpruned network, named for errors about networks beside it."""
         return f"model {self.meta.get('model') or self.meta.get('factory') or 'being compressed'}"
 
@@ -65,7 +67,7 @@ class Workbench:
         """Who a candidate learns from: the unpruned network, or the checkpoint or object the user
         named (a larger sibling can teach a network searched from a smaller one). A fine-tuned reference
         learns from the same teacher as the trials, never from itself."""
-        default = next(m for m in (self.given_teacher, self.unpruned, self.baseline) if m is not None)
+        default = next(m for m in (self.given_teacher, self.unpruned, self.start) if m is not None)
         model = default if distill.teacher is None else self.teachers[checkpoint_of(distill.teacher)]
         return Teacher(model, distill.alpha, distill.temperature)
 
@@ -106,7 +108,7 @@ class Workbench:
             # stale ones, the fit is undone when they change: 9/9/9 at -50 % fell to 55 % top-1).
             self.settle(model)
             images, _ = self.batches(cal.reconstruct_images)
-            done["layers_refitted"] = reconstruct_consumers(model, self.baseline, images.to(device))
+            done["layers_refitted"] = reconstruct_consumers(model, self.start, images.to(device))
         if self.settles(model):
             done["norms_reestimated"] = self.settle(model)
         return done
