@@ -186,6 +186,7 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path, precision):
     password, which works and is not written into the run directory. int8 is calibrated and
     scored on the device, after fine-tuning too."""
     import csv
+    import os
 
     import yaml
 
@@ -196,13 +197,16 @@ def test_a_study_benchmarks_on_a_device_worker(tmp_path, precision):
     spec = yaml.safe_load(exp.read_text())
     spec["benchmark"].update(precision=precision, calibration_images=64)
     exp.write_text(yaml.safe_dump(spec))
+    # A cache of its own: an INT8 format table another run measured on this queue would be read,
+    # not measured (what the cache is for, not what this test checks).
+    env = {**os.environ, "EDGETUNE_CACHE": str(tmp_path / "cache")}
     with redis_server(password="s3cret-pw") as url:
         worker = subprocess.Popen([sys.executable, "-m", "edgetune.cli", "bench-worker", "--broker", url,
                                    "--queue", "dev-cpu", "--results", str(tmp_path / "answers")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             done = subprocess.run([sys.executable, "-m", "edgetune.cli", "run", str(exp), "--bench-queue", "dev-cpu",
-                                   "--broker", url], check=False, capture_output=True, text=True, timeout=600)
+                                   "--broker", url], check=False, capture_output=True, text=True, timeout=600, env=env)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
