@@ -115,6 +115,14 @@ class PrunerOptions:
 
 
 class CompressionMethod(ABC):
+    """One way to compress layers. A caller may assume: `apply` changes the network in place and
+    returns records of what it removed from each layer (a layer left alone says why), the
+    network still runs and exports afterwards, and a structural method really removes what it counts
+    (the exported file is smaller, not zeroed). An implementation must say through `why_not` and
+    `fits` which layers it cannot take, in words for the user, and declare its family and whether
+    it samples images or keeps a width in its catalog row (`MethodTraits`), which a test checks
+    against these attributes."""
+
     name: str
     unit: str = "filters"
     structural: bool = True  # False: weights are zeroed in place, shapes stay, no dense speed-up

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgetune.config.sweep import ProtocolSpec, SweepSpec
-from edgetune.metrics.table import METRICS, resolve_metric
-
-ACCURACY = {"top1", "top5", "top1_before_ft", "top5_before_ft", "deployed_top1", "deployed_top5", "top1_torch",
-            "top5_torch", "loss", "loss_before_ft", "top1_as_pruned"}
+from edgetune.metrics.table import ACCURACY, METRICS, resolve_metric
 
 
 @dataclass(frozen=True)

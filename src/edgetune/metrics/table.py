@@ -6,64 +6,103 @@ The seed's sweeps name `Latency` and `Top1`; users of other tools write `latency
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edgetune.errors import ConfigError, closest
 
-# key -> what it means; every trial and the baseline record all of them.
-METRICS: dict[str, str] = {
-    "top1": "validation top-1 accuracy (%) after fine-tuning",
-    "predicted_latency_ratio": "latency ratio predicted from the width profile before the candidate was built",
-    "prediction_error": "predicted / measured latency ratio - 1 (round_to: measured recipes)",
-    "top5": "validation top-5 accuracy (%) after fine-tuning",
-    "loss": "validation cross-entropy after fine-tuning",
-    "top1_before_ft": "validation top-1 (%) right after pruning (and the norm statistics' re-estimation), "
-                      "before fine-tuning",
-    "top1_as_pruned": "validation top-1 (%) as pruned, with the unpruned network's norm statistics (before "
-                      "calibrate.batchnorm re-estimated them)",
-    "norms_reestimated": "norm layers whose running statistics were re-estimated after pruning",
-    "layers_refitted": "layers that lost inputs and were re-fitted by least squares (calibrate.reconstruct)",
-    "rung": "the last rung the candidate reached: 0 scored after re-estimation only, 1 fine-tuned "
-            "(the final stage, the top rung, is in final_* columns)",
-    "top5_before_ft": "validation top-5 (%) right after pruning",
-    "loss_before_ft": "validation cross-entropy right after pruning",
-    "top1_torch": "PyTorch's top-1 when another precision is deployed (top1 is then the deployed model's)",
-    "top5_torch": "PyTorch's top-5 when another precision is deployed",
-    "deployed_top1": "top-1 computed from the deployed artefact's outputs (non-fp32 precisions)",
-    "deployed_top5": "top-5 computed from the deployed artefact's outputs",
-    "latency_ms": "median latency at the benchmark batch size (ms, raw)",
-    "latency_std_ms": "standard deviation of single-run latency (ms)",
-    "latency_min_ms": "fastest single run (ms)",
-    "runs": "timed runs behind the latency statistics",
-    "repeat_spread": "(max - min) / median of the repeated measurements' medians",
-    "total_latency_ms": "median latency with host-side input and output copies: the seed's 'total latency' "
-                        "(image loaded into the device, result read back)",
-    "latency_mean_ms": "mean latency (ms)",
-    "latency_p90_ms": "90th percentile latency (ms)",
-    "latency_p99_ms": "99th percentile latency (ms)",
-    "latency_ratio": "median of per-round latency ratios to the baseline timed alongside",
-    "latency_adj_ms": "latency_ratio x the baseline's median at study start: latency with host drift removed",
-    "throughput": "images per second at the first throughput batch size",
-    "engine_throughput": "images per second in the runtime's own throughput mode (OpenVINO), else empty",
-    "batch_latency_ms": "latency of one batch at the first throughput batch size (ms)",
-    "params": "parameter count",
-    "macs": "multiply-accumulates per image",
-    "flops": "floating-point operations per image (2 x MACs)",
-    "achieved_gflops": "FLOPs per second achieved at the benchmark batch size",
-    "onnx_bytes": "size of the fp32 ONNX file",
-    "model_bytes": "size of the deployed file(s) at the chosen precision",
-    "load_seconds": "time to read the model file",
-    "compile_seconds": "time to build the runtime's executable form",
-    "session_memory_mb": "resident memory the session added (MiB)",
-    "energy_mj": "energy per batch (mJ) from RAPL or NVML; empty where the machine exposes neither",
-    "power_w": "average power (W) while running; empty where unavailable",
-    "max_abs_diff": "largest |difference| between deployed and reference outputs",
-    "argmax_agreement": "share of images where deployed and reference outputs agree on the class",
-    "macs_ratio": "MACs / the baseline's MACs",
-    "params_ratio": "parameters / the baseline's parameters",
-    "size_ratio": "deployed file size / the baseline's (the second seed's 0.8x size budget is size_ratio <= 0.8)",
-    "sparsity": "share of convolution and linear weights that are exactly zero",
-    "finetune_seconds": "wall time of fine-tuning",
-    "final_lr": "learning rate at the end of fine-tuning, after the recipe's LR schedulers",
+
+@dataclass(frozen=True)
+class Metric:
+    """One recorded metric: what it means, how a person's table labels it (its unit in the label,
+    the recorded value divided by `scale`), and whether it scores the network's outputs (an
+    accuracy: fine-tuning moves it, so it is never checked as a resource before training)."""
+
+    meaning: str
+    label: str | None = None
+    scale: float = 1.0
+    accuracy: bool = False
+
+
+# Every metric a trial and the baseline record: the one table the sweep's names, the report's
+# labels and units, and the set of accuracies are read from.
+TABLE: dict[str, Metric] = {
+    "top1": Metric("validation top-1 accuracy (%) after fine-tuning", "top-1 %", accuracy=True),
+    "predicted_latency_ratio": Metric("latency ratio predicted from the width profile before the candidate "
+                                      "was built"),
+    "prediction_error": Metric("predicted / measured latency ratio - 1 (round_to: measured recipes)"),
+    "top5": Metric("validation top-5 accuracy (%) after fine-tuning", "top-5 %", accuracy=True),
+    "loss": Metric("validation cross-entropy after fine-tuning", "loss", accuracy=True),
+    "top1_before_ft": Metric("validation top-1 (%) right after pruning (and the norm statistics' "
+                             "re-estimation), before fine-tuning",
+                             "top-1 before fine-tuning %", accuracy=True),
+    "top1_as_pruned": Metric("validation top-1 (%) as pruned, with the unpruned network's norm statistics "
+                             "(before calibrate.batchnorm re-estimated them)",
+                             "top-1 as pruned (stale norm statistics) %", accuracy=True),
+    "norms_reestimated": Metric("norm layers whose running statistics were re-estimated after pruning"),
+    "layers_refitted": Metric("layers that lost inputs and were re-fitted by least squares "
+                              "(calibrate.reconstruct)"),
+    "rung": Metric("the last rung the candidate reached: 0 scored after re-estimation only, 1 fine-tuned "
+                   "(the final stage, the top rung, is in final_* columns)"),
+    "top5_before_ft": Metric("validation top-5 (%) right after pruning", accuracy=True),
+    "loss_before_ft": Metric("validation cross-entropy right after pruning", accuracy=True),
+    "top1_torch": Metric("PyTorch's top-1 when another precision is deployed (top1 is then the deployed "
+                         "model's)", accuracy=True),
+    "top5_torch": Metric("PyTorch's top-5 when another precision is deployed", accuracy=True),
+    "deployed_top1": Metric("top-1 computed from the deployed artefact's outputs (non-fp32 precisions)",
+                            accuracy=True),
+    "deployed_top5": Metric("top-5 computed from the deployed artefact's outputs", accuracy=True),
+    "latency_ms": Metric("median latency at the benchmark batch size (ms, raw)", "latency ms"),
+    "latency_std_ms": Metric("standard deviation of single-run latency (ms)"),
+    "latency_min_ms": Metric("fastest single run (ms)"),
+    "runs": Metric("timed runs behind the latency statistics"),
+    "repeat_spread": Metric("(max - min) / median of the repeated measurements' medians"),
+    "total_latency_ms": Metric("median latency with host-side input and output copies: the seed's 'total "
+                               "latency' (image loaded into the device, result read back)",
+                               "total latency ms"),
+    "latency_mean_ms": Metric("mean latency (ms)"),
+    "latency_p90_ms": Metric("90th percentile latency (ms)", "p90 ms"),
+    "latency_p99_ms": Metric("99th percentile latency (ms)", "p99 ms"),
+    "latency_ratio": Metric("median of per-round latency ratios to the baseline timed alongside",
+                            "x unpruned latency"),
+    "latency_adj_ms": Metric("latency_ratio x the baseline's median at study start: latency with host drift"
+                             " removed", "latency ms (host-adjusted)"),
+    "throughput": Metric("images per second at the first throughput batch size", "images/s"),
+    "engine_throughput": Metric("images per second in the runtime's own throughput mode (OpenVINO), else "
+                                "empty"),
+    "batch_latency_ms": Metric("latency of one batch at the first throughput batch size (ms)"),
+    "params": Metric("parameter count", "k parameters", scale=1000),
+    "macs": Metric("multiply-accumulates per image", "M MACs", scale=1e+06),
+    "flops": Metric("floating-point operations per image (2 x MACs)"),
+    "achieved_gflops": Metric("FLOPs per second achieved at the benchmark batch size"),
+    "onnx_bytes": Metric("size of the fp32 ONNX file", "ONNX MB", scale=2**20),
+    "model_bytes": Metric("size of the deployed file(s) at the chosen precision", "model MB", scale=2**20),
+    "load_seconds": Metric("time to read the model file"),
+    "compile_seconds": Metric("time to build the runtime's executable form"),
+    "session_memory_mb": Metric("resident memory the session added (MiB)"),
+    "energy_mj": Metric("energy per batch (mJ) from RAPL or NVML; empty where the machine exposes neither"),
+    "power_w": Metric("average power (W) while running; empty where unavailable"),
+    "max_abs_diff": Metric("largest |difference| between deployed and reference outputs"),
+    "argmax_agreement": Metric("share of images where deployed and reference outputs agree on the class"),
+    "macs_ratio": Metric("MACs / the baseline's MACs", "x unpruned MACs"),
+    "params_ratio": Metric("parameters / the baseline's parameters", "x unpruned parameters"),
+    "size_ratio": Metric("deployed file size / the baseline's (the second seed's 0.8x size budget is "
+                         "size_ratio <= 0.8)", "x unpruned size"),
+    "sparsity": Metric("share of convolution and linear weights that are exactly zero"),
+    "finetune_seconds": Metric("wall time of fine-tuning"),
+    "final_lr": Metric("learning rate at the end of fine-tuning, after the recipe's LR schedulers"),
 }
+METRICS: dict[str, str] = {name: m.meaning for name, m in TABLE.items()}
+ACCURACY = frozenset(name for name, m in TABLE.items() if m.accuracy)
+
+# The other forms a score is recorded in: right after pruning (before fine-tuning), and PyTorch's
+# beside the deployed artefact's at a reduced precision (`top1_before_ft`, `top1_torch`; a user
+# metric `miou` likewise).
+BEFORE_FT, TORCH = "_before_ft", "_torch"
+
+
+def recorded_forms(name: str) -> list[str]:
+    """Every column a score named `name` may be recorded under."""
+    return [name, name + BEFORE_FT, name + TORCH]
 
 ALIASES = {
     # `Latency` is the seed's objective; the drift-free form keeps the search from chasing the host.

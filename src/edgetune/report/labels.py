@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edgetune.metrics.table import TABLE
 from edgetune.study.trial.clock import STAGES
 
-# column -> (label, divisor): MACs in millions, parameters in thousands, bytes in MB.
-LABELS: dict[str, tuple[str, float]] = {
+# column -> (label, divisor): MACs in millions, parameters in thousands, bytes in MB. A metric's
+# comes from the metric table; these are the other columns of a study's tables.
+COLUMNS: dict[str, tuple[str, float]] = {
     "trial": ("trial", 1), "row": ("network", 1), "state": ("state", 1),
-    "top1": ("top-1 %", 1), "top5": ("top-5 %", 1), "top1_before_ft": ("top-1 before fine-tuning %", 1),
-    "top1_as_pruned": ("top-1 as pruned (stale norm statistics) %", 1),
-    "loss": ("loss", 1), "latency_ms": ("latency ms", 1), "latency_adj_ms": ("latency ms (host-adjusted)", 1),
-    "latency_ratio": ("x unpruned latency", 1), "latency_p90_ms": ("p90 ms", 1), "latency_p99_ms": ("p99 ms", 1),
-    "total_latency_ms": ("total latency ms", 1), "throughput": ("images/s", 1), "macs": ("M MACs", 1e6),
-    "params": ("k parameters", 1e3), "onnx_bytes": ("ONNX MB", 2**20), "model_bytes": ("model MB", 2**20),
-    "macs_ratio": ("x unpruned MACs", 1), "params_ratio": ("x unpruned parameters", 1),
-    "size_ratio": ("x unpruned size", 1), "final_val_top1": ("final val top-1 %", 1),
+    "final_val_top1": ("final val top-1 %", 1),
     "final_drop": ("points lost", 1), "final_drop_upper": ("at most (bound)", 1), "test_top1": ("test top-1 %", 1),
     "final_epochs": ("final epochs", 1), "feasible": ("feasible", 1), "pareto": ("on the front", 1),
     "duplicate_of": ("repeat of trial", 1), "latency_unreliable": ("latency not trusted", 1),
@@ -27,6 +22,8 @@ LABELS: dict[str, tuple[str, float]] = {
     "overhead_share": ("share not recovering, training or scoring", 1),
     **{f"seconds_{s}": (f"{s} s", 1) for s in STAGES},
 }
+LABELS: dict[str, tuple[str, float]] = {**{name: (m.label, m.scale) for name, m in TABLE.items() if m.label},
+                                        **COLUMNS}
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:

@@ -76,6 +76,13 @@ class Session(ABC):
 
 
 class Runtime(ABC):
+    """An inference engine on the target. A caller may assume: `convert` returns the file `open`
+    takes at that precision (the ONNX file itself at fp32), and an opened `Session` computes what
+    the ONNX file does within the precision's tolerance, which the profiler checks before timing.
+    An implementation must raise `EdgetuneError` (never fall back silently) for a device,
+    precision or format it lacks, import its engine only inside its own module (a missing extra
+    is named by the catalog row), and declare what it can do in that row (`RuntimeTraits`)."""
+
     name: str
 
     @abstractmethod

@@ -50,6 +50,14 @@ class SearchContext:
 
 
 class Strategy(ABC):
+    """A way to choose the next candidate. A caller may assume: `sampler` returns an Optuna
+    sampler that proposes values inside the sweep's space (the study asks, evaluates and tells
+    through Optuna, so any storage and resume work unchanged), and `drive` runs trials until
+    `done()`. An implementation that keeps state of its own (the RL agent) must save it in
+    `ctx.run_dir` after each trial, so a resumed study resumes it, and declare in its catalog
+    row whether it handles several objectives, needs layer features or searches a finite space
+    (`StrategyTraits`)."""
+
     name: str
     multi_objective: bool = True
 

@@ -94,9 +94,9 @@ def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: li
     base = _baseline_record(plan, bench, images, labels, reporter)
     records = {"baseline": base}
     base_correct = np.load(paths.finalist("baseline") / "correct.npy")
+    against = _Against(images, labels, base_correct, max_drop)
     for f in finalists:
-        records[str(f.number)] = _finalise(plan, study, bench, f, final, images, labels, base_correct, max_drop,
-                                           reporter)
+        records[str(f.number)] = _finalise(plan, study, bench, f, final, against, reporter)
     picked, reason = _pick(plan, study, finalists, records, max_drop)
     test = _test_once(plan, bench, picked, finalists, reporter) if len(bench.data.test) else {}
     if not len(bench.data.test):
@@ -161,10 +161,21 @@ def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: n
     return record
 
 
-def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, final: FinalSpec, images: np.ndarray,
-              labels: np.ndarray, base_correct: np.ndarray, max_drop: float | None, reporter: Reporter
-              ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Against:
+    """What every finalist is scored against: the whole validation split, whether the baseline
+    got each image right, and the most top-1 a finalist may lose (None: no limit)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    base_correct: np.ndarray
+    max_drop: float | None
+
+
+def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, final: FinalSpec, against: _Against,
+              reporter: Reporter) -> dict[str, Any]:
     """One finalist trained again (resuming by epoch) and scored; its record once written is final."""
+    images, labels, max_drop = against.images, against.labels, against.max_drop
     work = plan.paths.finalist(f.number)
     if (work / "result.json").is_file():
         return json.loads((work / "result.json").read_text())
@@ -185,7 +196,7 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     reporter.stage(f"final: scoring trial {f.number} on {len(labels)} validation images")
     correct = _predict(model, spec, bench, images, work) == labels
     np.save(work / "correct.npy", correct)
-    drop = paired_drop(base_correct, correct, final.confidence)
+    drop = paired_drop(against.base_correct, correct, final.confidence)
     trial = study.get_trials(deepcopy=False)[f.number]
     record = {"final_epochs": epochs, "final_seconds": round(seconds, 1),
               "final_val_top1": 100.0 * float(correct.mean()), "final_drop": drop.drop,

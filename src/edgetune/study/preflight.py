@@ -20,7 +20,7 @@ from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.regularize import parameters_of
 from edgetune.config.sweep import ParameterSpec
 from edgetune.errors import ConfigError
-from edgetune.metrics.table import METRICS
+from edgetune.metrics.table import BEFORE_FT, METRICS
 from edgetune.search.space.mapping import Target, apply, extremes
 from edgetune.search.space.parameters import fixed_values, searched
 from edgetune.study.planning.plan import Plan
@@ -98,7 +98,7 @@ def user_metric_names(plan: Plan, figures: dict[str, Any]) -> list[str] | None:
     the sweep names is found there or among edgetune's own."""
     if (function := plan.user_code("evaluate")) is None:
         return None
-    theirs = sorted(k for k in figures if k not in METRICS and not k.endswith("_before_ft")
+    theirs = sorted(k for k in figures if k not in METRICS and not k.endswith(BEFORE_FT)
                     and not k.startswith(("throughput_b", "top1_epoch")))
     named = [o.metric for o in plan.objectives] + [c.metric for c in plan.constraints]
     missing = [m for m in named if m not in figures and m not in METRICS]

@@ -34,6 +34,7 @@ from edgetune.executors import open_executor
 from edgetune.files import UnwritableError, atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
 from edgetune.metrics.objectives import Constraint, protocol_constraints, reward
+from edgetune.metrics.table import recorded_forms
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
 from edgetune.search.space import fixed_values, suggest
@@ -261,7 +262,7 @@ def _check_user_metrics(plan: Plan, study: optuna.Study, baseline: dict[str, Any
     returned for the baseline; those it returns are kept beside the built-in ones."""
     theirs = user_metric_names(plan, baseline)
     if theirs is not None:
-        study.set_user_attr("user_metrics", [*theirs, *(f"{k}{s}" for k in theirs for s in ("_before_ft", "_torch"))])
+        study.set_user_attr("user_metrics", [*theirs, *(f for k in theirs for f in recorded_forms(k)[1:])])
 
 
 def _with_measured_widths(plan: Plan, study: optuna.Study, profile: TargetProfile) -> Plan:

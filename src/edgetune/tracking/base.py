@@ -30,6 +30,14 @@ class TrialRecord:
 
 
 class Tracker(ABC):
+    """Where finished trials are also sent (MLflow, W&B). A caller may assume nothing comes back:
+    a tracker only receives, and the study's own records do not depend on it. It gets each trial
+    once, when the trial finishes (a resumed study does not send trials finished before). An
+    implementation is built as `cls(settings, study_name, run_dir)` from its catalog row's
+    section of the experiment, imports its service's package only there (a missing extra raises
+    `MissingExtraError` naming it), and keeps what it writes locally under `run_dir` unless its
+    settings name another place."""
+
     @abstractmethod
     def log_trial(self, record: TrialRecord) -> None:
         """Record one finished trial; called once per trial, from the producer that ran it."""

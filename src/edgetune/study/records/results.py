@@ -31,6 +31,13 @@ NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infe
          "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "accepted_early", "top1_images", "precision", "timed_after")
 
 
+def counts(attrs: dict[str, Any]) -> bool:
+    """Whether a trial with these attributes is a search candidate that counts towards the
+    target, its state aside: not a reference, not skipped on its predicted latency, not a latency
+    timed again (`remeasure_of`: the same candidate's). The one statement of that rule."""
+    return not attrs.get("reference") and not attrs.get("skipped") and "remeasure_of" not in attrs
+
+
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     """Search trials that count towards the target: finished, stopped early, or failed for a
     reason other than a kill (a killed trial's candidate is queued again and that copy counts).
@@ -42,7 +49,7 @@ def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     retried = retried_numbers(trials)
     n = 0
     for t in trials:
-        if t.user_attrs.get("reference") or t.user_attrs.get("skipped") or "remeasure_of" in t.user_attrs:
+        if not counts(t.user_attrs):
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried):

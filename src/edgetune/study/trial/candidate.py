@@ -24,10 +24,12 @@ from edgetune.config.experiment import FinetuneSpec, finetune_identity
 from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
 from edgetune.files import atomic_write_json
+from edgetune.metrics.table import BEFORE_FT, TORCH
 from edgetune.models.registry import save_checkpoint
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.profiler import ParityError
 from edgetune.study.trial.finetune import finetune
+from edgetune.study.trial.making import Making
 from edgetune.study.trial.reject import Rejection, StopRule
 from edgetune.study.trial.workbench import TrialSetup, Workbench
 from edgetune.training.loop import EvalResult
@@ -137,12 +139,12 @@ def run_candidate(
     """Raises StopTrial (with the metrics so far in `result.metrics.json`) when a hook stops it."""
     hooks = hooks or Hooks()
     out_dir.mkdir(parents=True, exist_ok=True)
+    it = Making(bench, setup, ft, out_dir, stage)
     model = copy.deepcopy(bench.start).cpu()
     plan = _pruning_plan(schedule, ft.epochs)
-    thinning: list[CompressionRecord] = []
     if plan.get(0):
         stage("pruning")
-        thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
+        it.thinning += apply_pruners(model, schedule, bench.example(), plan[0], bench.batches, setup.staircases)
     # No pruner acts later (nor thins when fine-tuning ends): the speed is known now.
     shape_final = all(epoch == 0 for epoch in plan) and not (ft.epochs and schedule.gradual_pruners())
     if shape_final:
@@ -150,7 +152,7 @@ def run_candidate(
                            bench.calibrate.model_dump() if bench.calibrate is not None else None)
     recovered = _recover(model, bench, stage) if plan.get(0) else {}
     onnx_path = out_dir / "model.onnx"
-    ruled_out = hooks.predicted_violation(thinning) if shape_final else None
+    ruled_out = hooks.predicted_violation(it.thinning) if shape_final else None
     # The file the runtime times scores the images too (exported once, used twice); not for a
     # candidate its predicted latency skips, which is never exported.
     exported = shape_final and bench.score_onnx and ruled_out is None
@@ -159,41 +161,32 @@ def run_candidate(
         export_onnx(model, bench.example(setup.benchmark.batch_size), onnx_path)
     stage("evaluating after pruning")
     before = bench.score(model, onnx_path if exported else None, hooks.final_rule() if not ft.epochs else None)
-    metrics: dict[str, Any] = {**recovered, **before.as_dict(suffix="_before_ft")}
-    _note_rejection(metrics, before, hooks)
-    timing: dict[str, Any] = {}
+    it.metrics.update({**recovered, **before.as_dict(suffix=BEFORE_FT)})
+    _note_rejection(it.metrics, before, hooks)
     timed_first = shape_final and (hooks.time_first or not ft.epochs)
     if timed_first:
-        first = _measure_before_finetuning(model, bench, setup, ft, hooks, before, metrics, thinning, out_dir, stage,
-                                           ruled_out)
-        timed_first, timing = first is not None, first or {}
+        timed_first = _measure_before_finetuning(model, it, hooks, before, ruled_out)
     try:
-        ft_seconds, final_lr, last = finetune(model, bench, setup, schedule, ft, plan, stage, thinning,
-                                              hooks.after_epoch, hooks.final_rule())
+        ft_seconds, final_lr, last = finetune(model, it, schedule, plan, hooks.after_epoch, hooks.final_rule())
     except StopTrial as stop:
         model.cpu()
-        stop.result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
+        stop.result = CandidateResult(metrics=it.metrics, thinning=it.thinning, timing=it.timing)
         stop.result.save(out_dir / "metrics.json")
         raise
     after = last or (bench.evaluate(model, hooks.final_rule()) if ft.epochs else before)
     model.cpu().eval()
-    metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr, rung=1 if ft.epochs else 0)
-    _note_rejection(metrics, after, hooks)
-    return _deployed(model, bench, setup, ft, timed_first, metrics, (thinning, timing), out_dir, stage)
+    it.metrics.update(after.as_dict(), finetune_seconds=ft_seconds, final_lr=final_lr, rung=1 if ft.epochs else 0)
+    _note_rejection(it.metrics, after, hooks)
+    return _deployed(model, it, timed_first)
 
 
-def _deployed(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, timed_first: bool,
-              metrics: dict[str, Any], done: tuple[list[CompressionRecord], dict[str, Any]], out_dir: Path,
-              stage: Stage) -> CandidateResult:
-    """The candidate as it stands measured as deployed (`done`: its thinning and the timing so
-    far), its files written."""
-    thinning, timing = done
-    perf, timing = _final_measurement(model, bench, setup, ft, timed_first, out_dir / "model.onnx", metrics, timing,
-                                      stage)
-    metrics["sparsity"] = zero_fraction(model)
-    if bench.meta:
-        save_trial_model(model, bench, out_dir / "model.pt")
-    return _finish(metrics, perf, thinning, timing, out_dir)
+def _deployed(model: nn.Module, it: Making, timed_first: bool) -> CandidateResult:
+    """The candidate as it stands measured as deployed, its files written."""
+    perf = _final_measurement(model, it, timed_first)
+    it.metrics["sparsity"] = zero_fraction(model)
+    if it.bench.meta:
+        save_trial_model(model, it.bench, it.out_dir / "model.pt")
+    return _finish(it, perf)
 
 
 def _recover(model: nn.Module, bench: Workbench, stage: Stage) -> dict[str, Any]:
@@ -238,66 +231,61 @@ def _stop_if_duplicate(model: nn.Module, setup: TrialSetup, schedule: Schedule, 
         raise StopTrial(f"duplicate of trial {earlier}", Ending.DUPLICATE, duplicate_of=earlier)
 
 
-def _measure_before_finetuning(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec,
-                               hooks: Hooks, before: EvalResult, metrics: dict[str, Any],
-                               thinning: list[CompressionRecord], out_dir: Path, stage: Stage,
-                               ruled_out: tuple[str, dict[str, Any]] | None) -> dict[str, Any] | None:
-    """With the shape final, its speed is known before fine-tuning: measure it into `metrics` and
-    return the timing, unless StopTrial rules it out first, on a predicted latency over budget
-    (`ruled_out`: nothing exported or timed), a measured resource constraint broken, or rung 0
-    holding it back from fine-tuning. None: not timed yet (parity before fine-tuning). When the
-    study scores from the exported file, that file is already written."""
+def _measure_before_finetuning(model: nn.Module, it: Making, hooks: Hooks, before: EvalResult,
+                               ruled_out: tuple[str, dict[str, Any]] | None) -> bool:
+    """With the shape final, its speed is known before fine-tuning: measure it into `it`, unless
+    StopTrial rules it out first, on a predicted latency over budget (`ruled_out`: nothing
+    exported or timed), a measured resource constraint broken, or rung 0 holding it back from
+    fine-tuning. False: not timed yet (parity before fine-tuning). When the study scores from
+    the exported file, that file is already written."""
+    ft, metrics = it.ft, it.metrics
     if ruled_out is not None:
         reason, predicted = ruled_out
         metrics.update({**before.as_dict(), **predicted}, finetune_seconds=0.0, final_lr=ft.learning_rate)
-        result = _finish(metrics, {}, thinning, {}, out_dir)
-        raise StopTrial(f"skipped: {reason}", Ending.SKIPPED, result=result)
+        raise StopTrial(f"skipped: {reason}", Ending.SKIPPED, result=_finish(it, {}))
     try:
-        perf, timing = measure(model, bench, setup, out_dir / "model.onnx", stage, score=ft.epochs == 0,
-                               exported=bench.score_onnx)
+        perf, it.timing = measure(model, it.bench, it.setup, it.out_dir / "model.onnx", it.stage,
+                                  score=ft.epochs == 0, exported=it.bench.score_onnx)
     except ParityError as exc:
         if not ft.epochs:
             raise
         # Untrained, its reduced-precision form may not decide as it does yet: fine-tuning will
         # move the weights, and the network deployed is checked and timed after it.
-        stage("timing after fine-tuning instead: its reduced-precision form failed parity before it")
+        it.stage("timing after fine-tuning instead: its reduced-precision form failed parity before it")
         metrics["timed_after"] = str(exc)[:300]
-        return None
+        return False
     metrics.update(perf)
     reason = hooks.resource_violation(perf)
     if reason is not None:
         metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, infeasible=reason)
-        result = _finish(metrics, perf, thinning, timing, out_dir)
-        raise StopTrial(f"infeasible before fine-tuning: {reason}", Ending.DECIDED, result=result)
+        raise StopTrial(f"infeasible before fine-tuning: {reason}", Ending.DECIDED, result=_finish(it, perf))
     held = hooks.held_back(metrics) if ft.epochs else None
     if held is not None:  # rung 0 is its last: its figures are its own, deployed as it is
         metrics.update(before.as_dict(), finetune_seconds=0.0, final_lr=ft.learning_rate, rung=0)
-        result = _deployed(model, bench, setup, ft, True, metrics, (thinning, timing), out_dir, stage)
-        raise StopTrial(f"not fine-tuned: {held}", Ending.DECIDED, result=result)
-    return timing
+        raise StopTrial(f"not fine-tuned: {held}", Ending.DECIDED, result=_deployed(model, it, True))
+    return True
 
 
-def _final_measurement(model: nn.Module, bench: Workbench, setup: TrialSetup, ft: FinetuneSpec, timed_first: bool,
-                       onnx_path: Path, metrics: dict[str, Any], timing: dict[str, Any],
-                       stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
+def _final_measurement(model: nn.Module, it: Making, timed_first: bool) -> dict[str, Any]:
     """After fine-tuning: a shape not timed yet (it changed during fine-tuning, or nothing needed
     its speed sooner) is measured now; one timed before is exported again with its new weights,
     its parity checked and its deployed accuracy scored."""
+    onnx_path = it.out_dir / "model.onnx"
     if not timed_first:
-        perf, timing = measure(model, bench, setup, onnx_path, stage)
-        metrics.update(perf)
-        return perf, timing
-    if not ft.epochs:
-        return metrics, timing
-    spec = setup.benchmark
-    stage("exporting the fine-tuned model")
-    export_onnx(model, bench.example(spec.batch_size), onnx_path)
-    perf = bench.executor.verify(onnx_path, spec, bench.sample(), module=model, scoring=bench.scoring(spec),
-                                 stage=stage)
+        perf, it.timing = measure(model, it.bench, it.setup, onnx_path, it.stage)
+        it.metrics.update(perf)
+        return perf
+    if not it.ft.epochs:
+        return it.metrics
+    spec = it.setup.benchmark
+    it.stage("exporting the fine-tuned model")
+    export_onnx(model, it.bench.example(spec.batch_size), onnx_path)
+    perf = it.bench.executor.verify(onnx_path, spec, it.bench.sample(), module=model,
+                                    scoring=it.bench.scoring(spec), stage=it.stage)
     if "latency_ratio" in perf:  # a device worker measured it again to score the deployed model
-        adjusted(perf, setup.reference_ms)
-    metrics.update(perf)
-    return perf, timing
+        adjusted(perf, it.setup.reference_ms)
+    it.metrics.update(perf)
+    return perf
 
 
 def zero_fraction(model: nn.Module) -> float:
@@ -315,14 +303,14 @@ def save_trial_model(model: nn.Module, bench: Workbench, path: Path, recipe: dic
     save_checkpoint(path, model, meta)
 
 
-def _finish(metrics: dict[str, Any], perf: dict[str, Any], thinning: list[CompressionRecord], timing: dict[str, Any],
-            out_dir: Path) -> CandidateResult:
+def _finish(it: Making, perf: dict[str, Any]) -> CandidateResult:
+    metrics = it.metrics
     if "deployed_top1" in perf and "top1" in metrics:
         # At int8 or fp16 the deployed network is what users get: its figures are the figures
         # (top-1, top-5 and the user's own metrics), PyTorch's kept beside them as `<name>_torch`.
         for key in [k.removeprefix("deployed_") for k in perf if k.startswith("deployed_")]:
             if key in metrics:
-                metrics.update({f"{key}_torch": metrics[key], key: perf[f"deployed_{key}"]})
-    result = CandidateResult(metrics=metrics, thinning=thinning, timing=timing)
-    result.save(out_dir / "metrics.json")
+                metrics.update({key + TORCH: metrics[key], key: perf[f"deployed_{key}"]})
+    result = CandidateResult(metrics=metrics, thinning=it.thinning, timing=it.timing)
+    result.save(it.out_dir / "metrics.json")
     return result

@@ -28,6 +28,7 @@ from edgetune.study.planning.plan import Plan
 from edgetune.study.records.results import (
     accuracy_latency_front,
     best_trials,
+    counts,
     feasible_trials,
     recorded_metrics,
 )
@@ -278,8 +279,8 @@ class Evaluator:
             self.study.tell(trial, verdict.values if len(verdict.values) > 1 else verdict.values[0])  # type: ignore
         else:
             self.study.tell(trial, state=verdict.state)
-        counts = not trial.user_attrs.get("reference") and not trial.user_attrs.get("skipped")  # as results.counted
-        self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best(), counts=counts)
+        self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best(),
+                                 counts=counts(trial.user_attrs))
         if verdict.state is TrialState.COMPLETE:
             self.reporter.front(accuracy_latency_front(self.study))
         return TrialOutcome(trial.number, params, verdict.state, values=verdict.values, metrics=verdict.metrics,

@@ -18,6 +18,7 @@ from edgetune.compress.regularize import regularization, with_penalty
 from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import Schedule
 from edgetune.executors.base import Stage
+from edgetune.study.trial.making import Making
 from edgetune.study.trial.reject import StopRule
 from edgetune.study.trial.workbench import TrialSetup, Workbench
 from edgetune.training.baseline import cosine_schedule
@@ -30,15 +31,15 @@ def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Opt
 
 
 
-def finetune(
-    model: nn.Module, bench: Workbench, setup: TrialSetup, schedule: Schedule, ft: FinetuneSpec,
-    plan: dict[int, list[str]], stage: Stage, thinning: list[CompressionRecord],
-    after_epoch: Callable[[int, EvalResult], None] | None = None, stop_when: StopRule | None = None,
-) -> tuple[float, float, EvalResult | None]:
+def finetune(model: nn.Module, it: Making, schedule: Schedule, plan: dict[int, list[str]],
+             after_epoch: Callable[[int, EvalResult], None] | None = None,
+             stop_when: StopRule | None = None) -> tuple[float, float, EvalResult | None]:
     """Distiller's loop: pruners act at the start of their epoch, gradual pruners mask along their
     ramp (after every step) and thin when the loop ends, LR schedulers step at the end of each
     epoch their policy covers. Returns the wall time, the final learning rate, and the last
-    epoch's validation result when epochs were evaluated (not when thinning followed it)."""
+    epoch's validation result when epochs were evaluated (not when thinning followed it). The
+    structures its pruners remove are added to `it.thinning`."""
+    bench, setup, ft, stage, thinning = it.bench, it.setup, it.ft, it.stage, it.thinning
     if ft.epochs == 0:
         return 0.0, ft.learning_rate, None
     t0, gen = time.perf_counter(), torch.Generator().manual_seed(bench.seed)
