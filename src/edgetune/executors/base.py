@@ -3,8 +3,8 @@ device behind a queue.
 
 A study's candidates, its width tables, INT8 format choice and precision scale, and a
 sensitivity analysis all do the same three things, through the executor they are given (so a
-study sent to a device worker measures all of them there): open the unpruned network as the reference, measure candidates beside it (parity
-checked first), and close it. Each implementation does them its own way; nothing above this
+study sent to a device worker measures all of them there): open the unpruned network as the
+reference, measure candidates beside it (parity checked first), and close it. Each implementation does them its own way; nothing above this
 package asks which one it has.
 """
 
@@ -49,6 +49,11 @@ class Executor(ABC):
     # Where the measurements are made, in words: part of every cache key of what is measured
     # through it (width tables, INT8 formats), so one target's figures never answer another's.
     target: str = LOCAL_TARGET
+
+    def cache_fields(self) -> dict[str, str]:
+        """What a cache key of figures measured through this executor adds: nothing for this
+        machine (its entries keep the keys they always had), the target for any other."""
+        return {} if self.target == LOCAL_TARGET else {"executor": self.target}
 
     @classmethod
     def from_settings(cls, settings: Any) -> Self:

@@ -4,8 +4,9 @@ ONNX Runtime quantises a graph in several formats, and their speed depends on th
 instructions: on our 2-core VM the QDQ graph with uint8 activations ran at 0.36x FP32 while the
 same graph with int8 activations ran 1.4x *slower*, and the operator-oriented int8 graph 6.8x
 slower (benchmarks/bench_int8_formats.py). Another CPU (VNNI, ARM dot-product) can order them
-differently, so a study measures each format once on its own target (through its executor: on a device
-worker, there), on the baseline network, and every candidate is quantised in the winner. The table is cached beside the width profiles.
+differently, so a study measures each format once on its own target (through its executor: on
+a device worker, there), on the baseline network, and every candidate is quantised in the
+winner. The table is cached beside the width profiles.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from edgetune.config.benchmark import INT8_FORMATS, BenchmarkSpec
 from edgetune.errors import EdgetuneError
-from edgetune.executors.base import LOCAL_TARGET, Executor, Scoring
+from edgetune.executors.base import Executor, Scoring
 from edgetune.files import atomic_write_json, cache_root
 from edgetune.runtimes.profiler import ParityError
 
@@ -62,9 +63,7 @@ def _key(onnx_path: Path, spec: BenchmarkSpec, scoring: Scoring, executor: Execu
     and the images scored: all of them."""
     h = hashlib.sha256(onnx_path.read_bytes())
     target = {"runtime": spec.runtime, "device": spec.device, "threads": spec.threads, "batch": spec.batch_size,
-              "tolerance": spec.int8_tolerance}
-    if executor.target != LOCAL_TARGET:  # this machine's entries keep the key they always had
-        target["executor"] = executor.target
+              "tolerance": spec.int8_tolerance, **executor.cache_fields()}
     h.update(json.dumps(target, sort_keys=True).encode())
     h.update(np.ascontiguousarray(scoring.calibration).tobytes())
     h.update(np.ascontiguousarray(scoring.labels).tobytes())

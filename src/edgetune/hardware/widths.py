@@ -30,7 +30,7 @@ from edgetune.config.architecture import Architecture
 from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec, benchmark_from_flags
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError
-from edgetune.executors.base import LOCAL_TARGET, Executor, Scoring
+from edgetune.executors.base import Executor, Scoring
 from edgetune.executors.local import LocalExecutor
 from edgetune.files import atomic_write_json, cache_root
 from edgetune.models.registry import load_described
@@ -117,8 +117,7 @@ def cache_key(model_sha: str, measuring: Measuring, method: str, step: int = 1) 
         fields["int8_format"] = spec.int8_format
     if step != 1:
         fields["step"] = step
-    if measuring.executor.target != LOCAL_TARGET:  # this machine's profiles keep the key they always had
-        fields["executor"] = measuring.executor.target
+    fields.update(measuring.executor.cache_fields())
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
