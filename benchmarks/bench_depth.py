@@ -28,7 +28,7 @@ from edgetune.config.experiment import FinetuneSpec
 from edgetune.config.recipe import parse_schedule
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.profiler import open_reference, profile_artifact
-from edgetune.training.loop import evaluate, train_epoch
+from edgetune.training.loop import Teacher, Training, evaluate, train_epoch
 
 CRITERIA = ("blocks-change", "blocks-bn", "blocks-loss")
 TIMING = {"runs_per_round": 50, "min_rounds": 7, "max_rounds": 15, "max_seconds": 20.0, "warmup": 10,
@@ -37,12 +37,12 @@ TIMING = {"runs_per_round": 50, "min_rounds": 7, "max_rounds": 15, "max_seconds"
 
 def _finetune(model: torch.nn.Module, data, train, epochs: int, lr: float, teacher=None, alpha: float = 0.0) -> None:
     ft = FinetuneSpec(epochs=epochs, learning_rate=lr)
-    distill = {} if teacher is None else {"teacher": teacher.eval(), "alpha": alpha, "temperature": 4.0}
+    taught = None if teacher is None else Teacher(teacher.eval(), alpha, 4.0)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
                                 nesterov=True)
     gen = torch.Generator().manual_seed(0)
     for _ in range(epochs):
-        train_epoch(model, data, optimizer, batch_size=ft.batch_size, generator=gen, split=train, **distill)
+        train_epoch(model, data, optimizer, Training(batch_size=ft.batch_size, split=train, teacher=taught), generator=gen)
     model.eval()
 
 

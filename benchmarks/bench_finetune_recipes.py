@@ -36,7 +36,7 @@ from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
 from edgetune.compress.reconstruct import reconstruct_consumers
 from edgetune.models import load_checkpoint
-from edgetune.training.loop import Teacher, evaluate, train_epoch
+from edgetune.training.loop import Teacher, Training, evaluate, train_epoch
 
 SHAPES = {"7/4/4 -38/-2/-40 %": ((7, 4, 4), (0.38, 0.02, 0.40)), "5/4/4 -30 %": ((5, 4, 4), (0.3, 0.3, 0.3)),
           "4/3/3 -0 %": ((4, 3, 3), (0.0, 0.0, 0.0)), "3/3/3 -20 %": ((3, 3, 3), (0.2, 0.2, 0.2))}
@@ -64,10 +64,10 @@ def finetune(start: torch.nn.Module, teacher: torch.nn.Module, data, split, lr: 
     # The ramp as train_baseline's warm-up was: (step + 1) / steps.
     shift = 1 if schedule == "ramp" else 0
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: FACTORS[schedule](min((s + shift) / steps, 1.0)))
-    teaching = Teacher(teacher, alpha, 4.0).as_kwargs() if alpha is not None else {}
+    taught = Teacher(teacher.eval(), alpha, 4.0) if alpha is not None else None
     t0 = time.perf_counter()
-    train_epoch(model, data, optimizer, batch_size=128, generator=torch.Generator().manual_seed(seed), split=split,
-                step_hook=scheduler.step, **teaching)
+    train_epoch(model, data, optimizer, Training(batch_size=128, split=split, teacher=taught),
+                generator=torch.Generator().manual_seed(seed), step_hook=scheduler.step)
     return model, time.perf_counter() - t0
 
 

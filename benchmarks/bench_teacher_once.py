@@ -29,7 +29,7 @@ from _common import fashion_mnist, machine
 
 from edgetune.models import load_checkpoint
 from edgetune.training.baseline import train_baseline
-from edgetune.training.loop import Teacher
+from edgetune.training.loop import Teacher, Training
 
 ROOT = Path(__file__).resolve().parents[1]
 INNER = {"layer1": 8, "layer2": 24, "layer3": 48}  # filters kept in each block's conv1
@@ -68,8 +68,8 @@ def main() -> None:
             student = copy.deepcopy(start)
             out = Path(work) / f"{augmented}.pt"
             t0 = time.perf_counter()
-            result = train_baseline(student, data, out=out, meta=meta, epochs=epochs, lr=args.lr, split=split,
-                                    teacher=teacher, score_test=False, augmented=augmented, log=print)
+            training = Training(epochs=epochs, lr=args.lr, split=split, teacher=teacher, augmented=augmented)
+            result = train_baseline(student, data, training, out=out, meta=meta, score_test=False, log=print)
             seconds = time.perf_counter() - t0
             rows.append({"arm": arm, "epochs": epochs, "train_images": len(split), "seconds": round(seconds, 1),
                          "seconds_per_epoch": round(result["train_seconds"] / epochs, 1),

@@ -28,7 +28,7 @@ from bench_recovery import schedule_for
 from edgetune.compress.recalibrate import reestimate_norms
 from edgetune.compress.recipe import apply_pruners
 from edgetune.models import load_checkpoint
-from edgetune.training.loop import Teacher, bf16_native, evaluate, fast_path, train_epoch
+from edgetune.training.loop import Teacher, Training, bf16_native, evaluate, fast_path, train_epoch
 
 ARMS = {"fp32": (None, False), "bf16 autocast": (torch.bfloat16, False), "channels_last": (None, True),
         "bf16 + channels_last": (torch.bfloat16, True)}
@@ -102,8 +102,8 @@ def main() -> None:
         model = copy.deepcopy(start)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         t0 = time.perf_counter()
-        train_epoch(model, data, opt, batch_size=128, generator=torch.Generator().manual_seed(0), split=split,
-                    precision=arm, **teacher.as_kwargs())
+        train_epoch(model, data, opt, Training(batch_size=128, split=split, precision=arm, teacher=teacher),
+                    generator=torch.Generator().manual_seed(0))
         seconds = seconds_of[arm] = round(time.perf_counter() - t0, 1)
         accuracy[arm] = evaluate(model, data, data.val).top1
         print(f"fine-tuned on {len(split)} images, {arm}: {seconds:.0f} s, val top-1 {accuracy[arm]:.2f} % "

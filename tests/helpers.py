@@ -86,3 +86,13 @@ def bench_request(path: Path, sample: np.ndarray, **extra):
     onnx_b64 = base64.b64encode(path.read_bytes()).decode()
     return BenchRequest(id="req-00000001", onnx=onnx_b64, reference_onnx=onnx_b64, sample=encode_array(sample),
                         benchmark={**QUICK, "throughput_batches": [8]}, **extra)
+
+
+def five_class_checkpoint(tmp_path: Path) -> Path:
+    """A ResNet-20 checkpoint of five classes: a reference or teacher the ten-class data refuses."""
+    from edgetune.models import build_model, save_checkpoint
+
+    five = tmp_path / "five-classes.pt"
+    save_checkpoint(five, build_model("resnet20", num_classes=5, in_channels=1),
+                    {"model": "resnet20", "num_classes": 5, "in_channels": 1})
+    return five

@@ -29,6 +29,7 @@ from edgetune.data.custom import split_parts, splits_from
 from edgetune.entrypoints import function_name
 from edgetune.errors import ConfigError
 from edgetune.files import read_yaml
+from edgetune.metrics.record import Recorded
 from edgetune.models.factory import ModelFactory
 from edgetune.study.planning.plan import Given
 from edgetune.study.records.held import with_final
@@ -71,7 +72,7 @@ class TuneResult:
         if number is None:
             return None
         trial = next(t for t in self.outcome.study.get_trials(deepcopy=False) if t.number == number)
-        return {"trial": number, "params": {**trial.params, **trial.user_attrs.get("applied_params", {})},
+        return {"trial": number, "params": {**trial.params, **Recorded.of(trial).applied_params},
                 **trial.user_attrs}
 
     @property
@@ -85,7 +86,7 @@ class TuneResult:
         best = self.best if trial == "best" else None
         number = str(best["trial"]) if best is not None else str(trial)
         # A reference handed over as an object is rebuilt by its own builder, not the study's.
-        reference = next((t.user_attrs.get("reference") for t in self.outcome.study.get_trials(deepcopy=False)
+        reference = next((Recorded.of(t).reference for t in self.outcome.study.get_trials(deepcopy=False)
                           if str(t.number) == number), None)
         return export_trial(self.run_dir, str(trial), target, self.outcome.plan.spec.storage,
                             self.outcome.plan.factory_for(reference))

@@ -30,6 +30,19 @@ def test_the_import_contracts_hold():
     assert "BROKEN" not in done.stdout
 
 
+def test_no_module_imports_one_that_imports_it_back():
+    """Siblings joined by `:` in a layer may import each other; the contract then no longer says
+    which way, so this says there is only one: no import cycle through any number of modules
+    (function-local imports included)."""
+    import grimp
+    import networkx as nx
+
+    graph = grimp.build_graph("edgetune")
+    edges = nx.DiGraph((m, i) for m in graph.modules for i in graph.find_modules_directly_imported_by(m))
+    cycles = [sorted(c) for c in nx.strongly_connected_components(edges) if len(c) > 1]
+    assert not cycles, cycles
+
+
 def test_importing_the_configuration_loads_neither_torch_nor_optuna():
     code = ("import sys, edgetune.config, edgetune.catalog\n"
             "from edgetune.config import load_experiment, parse_schedule, parse_sweep\n"

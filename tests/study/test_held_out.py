@@ -15,6 +15,7 @@ from edgetune.models import build_model, load_checkpoint, save_checkpoint
 from edgetune.study import run_study
 from edgetune.study.trial.network import load_network
 from edgetune.training.baseline import train_baseline
+from edgetune.training.loop import Training
 from tests.helpers import ROOT, experiment
 
 META = {"model": "resnet20", "num_classes": 10, "in_channels": 1}
@@ -23,8 +24,8 @@ META = {"model": "resnet20", "num_classes": 10, "in_channels": 1}
 def test_a_trained_checkpoint_records_its_split_and_is_scored_only_inside_it(tiny_fmnist, tmp_path):
     data = load_dataset("fashion-mnist", tiny_fmnist, val_size=40, split_seed=3)
     out = tmp_path / "net.pt"
-    train_baseline(build_model("resnet20", num_classes=10, in_channels=1), data, out=out, meta=META, epochs=1,
-                   batch_size=64, log=lambda s: None)
+    train_baseline(build_model("resnet20", num_classes=10, in_channels=1), data, Training(epochs=1, batch_size=64),
+                   out=out, meta=META, log=lambda s: None)
     _, meta = load_checkpoint(out)
     assert meta["held_out"] == {"dataset": "fashion-mnist", "val_size": 40, "split_seed": 3}
 

@@ -45,15 +45,17 @@ def sensitivity(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgetune.sensitivity.analyse import analyse
+    from edgetune.sensitivity.analyse import analyse, method_named, quick_benchmark
+    from edgetune.sensitivity.run import SensitivityPlan, parse_range
 
+    plan = SensitivityPlan(str(checkpoint.resolve()), model, data, method_named(method), parse_range(range_), val_subset,
+                           tuple(layers or ()), quick_benchmark(runtime, threads), batchnorm_images,
+                           architecture(model, model_factory).factory)
     with Progress(TextColumn("[bold]points"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console) as bar:
         task = bar.add_task("baseline", total=None)
-        frame, plan, out_dir = analyse(
-            checkpoint, model=model, data=data, data_root=data_root, method=method, ratios=range_,
-            layers=tuple(layers or ()), val_subset=val_subset, runtime=runtime, threads=threads, out_dir=out,
-            batchnorm_images=batchnorm_images, factory=architecture(model, model_factory).factory,
+        frame, out_dir = analyse(
+            plan, out, data_root=data_root,
             progress=lambda done, total, what: bar.update(task, completed=done, total=total, description=what))
     console.print(f"{frame['layer'].nunique()} layers x {len(plan.ratios)} ratios in {out_dir}/sensitivity.csv; "
                   f"figures in {out_dir}/figures; next: edgetune recipe suggest {out_dir}")
@@ -82,12 +84,14 @@ def profile_widths_cmd(
     Example:
       edgetune profile-widths --checkpoint models/resnet56-fmnist.pt --out runs/widths-resnet56
     """
+    from edgetune.config.benchmark import benchmark_from_flags
     from edgetune.hardware import widths as W
+    from edgetune.runtimes.quantize import DEFAULT_INT8
 
+    spec = benchmark_from_flags(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8)
     with console.status("profiling widths") as status:
-        profiles = W.profile_checkpoint(checkpoint, model=model, data=data, data_root=data_root, runtime=runtime,
-                                        threads=threads, step=step, precision=precision,
-                                        factory=architecture(model, model_factory).factory,
+        profiles = W.profile_checkpoint(checkpoint, architecture(model, model_factory), spec, data=data,
+                                        data_root=data_root, step=step,
                                         progress=lambda s: status.update(f"profiling widths: {s}"))
     for p in profiles:
         steps = W.efficient_widths(p.widths, p.latency_ms)

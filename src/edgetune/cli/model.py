@@ -70,6 +70,7 @@ def train(
     from edgetune.data import load_dataset
     from edgetune.models import build_model
     from edgetune.training.baseline import train_baseline
+    from edgetune.training.loop import Training
 
     _check_training(precision, device, lr)
     torch.manual_seed(seed)
@@ -84,11 +85,10 @@ def train(
     with Progress(TextColumn(f"[bold]{model}[/] steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("train", total=None)
-        result = train_baseline(
-            net, splits, out=out, meta=meta, epochs=epochs, lr=lr, batch_size=batch_size,
-            weight_decay=weight_decay, seed=seed, device=device, log=bar.console.print,
-            on_step=lambda done, total: bar.update(task, completed=done, total=total), precision=precision,
-        )
+        training = Training(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
+                            device=device, precision=precision)
+        result = train_baseline(net, splits, training, out=out, meta=meta, log=bar.console.print,
+                                on_step=lambda done, total: bar.update(task, completed=done, total=total))
     history = result.pop("history")
     out.with_suffix(".json").write_text(json.dumps({**result, "history": history}, indent=2))
     console.print(

@@ -87,7 +87,7 @@ class ChannelPruning(CompressionMethod):
                 records.append(self.record(pruner, weight, n, 0, f"coupled with {first}, pruned with it"))
                 continue
             records.append(prune_lowest(
-                graph, module, _in_fn(module), n, ratio,
+                graph, full, ratio,
                 lambda module=module, full=full: self.scores(model, module, full, ctx, options, pruner),
                 partial(self.record, pruner, weight, n),
                 lambda group: self.rewrite(model, group, ctx, options, pruner),

@@ -58,13 +58,13 @@ class FilterPruning(CompressionMethod):
             fn = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
             n = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
             full = graph.get_pruning_group(module, fn, idxs=list(range(n)))
-            plans.append((weight, module, fn, n, full, scorer(full)))
-        for weight, module, fn, n, full, scores in plans:
+            plans.append((weight, n, full, scorer(full)))
+        for weight, n, full, scores in plans:
             first = claims.claimed_by(full, weight)
             if first is not None:
                 records.append(self.record(pruner, weight, n, 0, f"coupled with {first}, pruned with it"))
                 continue
-            records.append(prune_lowest(graph, module, fn, n, ratio, lambda s=scores: s,
+            records.append(prune_lowest(graph, full, ratio, lambda s=scores: s,
                                         partial(self.record, pruner, weight, n),
                                         keep=partial(options.kept_width, weight, full=n, ctx=ctx)))
         return records

@@ -46,13 +46,16 @@ def is_output_layer(graph, module: nn.Module) -> bool:
     return node is not None and not node.outputs
 
 
-def prune_lowest(graph, module: nn.Module, fn, n: int, ratio: float, scores: Callable[[], torch.Tensor],
+def prune_lowest(graph, full, ratio: float, scores: Callable[[], torch.Tensor],
                  record: Callable[[int, str | None], CompressionRecord],
                  rewrite: Callable[[object], Callable[[], None]] | None = None,
                  keep: Callable[[int], int] | None = None) -> CompressionRecord:
-    """Remove the `ratio` lowest-scored of the `n` structures `fn` addresses in `module`, with
-    their group. `rewrite(group)`, called before pruning, returns what to do after it (new
-    weights for reconstruction); `keep(width)` rounds the width left (hardware-aware widths)."""
+    """Remove the `ratio` lowest-scored of the structures of `full` (Torch-Pruning's group of
+    every structure its root layer's handler addresses), with their group. `rewrite(group)`,
+    called before pruning, returns what to do after it (new weights for reconstruction);
+    `keep(width)` rounds the width left (hardware-aware widths)."""
+    root = full[0]
+    module, fn, n = root.dep.target.module, root.dep.handler, len(root.idxs)
     k = count_to_remove(ratio, n)
     if keep is not None:
         k = n - keep(n - k)

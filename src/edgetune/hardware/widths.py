@@ -27,7 +27,7 @@ from edgetune.compress.base import CompressionContext, PrunerOptions, get_method
 from edgetune.compress.groups import coupled_targets
 from edgetune.compress.widths import efficient_widths, snap_width  # noqa: F401 - re-exported
 from edgetune.config.architecture import Architecture
-from edgetune.config.benchmark import DEFAULT_INT8, BenchmarkSpec, benchmark_from_flags
+from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.data.splits import load_dataset
 from edgetune.errors import ConfigError
 from edgetune.executors.base import Executor, Scoring
@@ -285,19 +285,18 @@ def write_profiles(profiles: list[WidthProfile], out_dir: Path) -> None:
     save(fig, out_dir / "staircase.png")
 
 
-def profile_checkpoint(checkpoint: Path, *, model: str | None = None, data: str = "fashion-mnist",
-                       data_root: Path | None = None, runtime: str = "onnxruntime", threads: int = 1, step: int = 1,
-                       precision: str = "fp32", progress: Callable[[str], None] = lambda _: None,
-                       factory: str | None = None) -> list[WidthProfile]:
-    """`edgetune profile-widths`: every layer shape of a checkpoint's network, profiled on this
-    target. Every width (or INT8) goes through the cache a study's `round_to: measured` reads;
-    a coarser fp32 grid is a look, not cached."""
+def profile_checkpoint(checkpoint: Path, architecture: Architecture, spec: BenchmarkSpec, *,
+                       data: str = "fashion-mnist", data_root: Path | None = None, step: int = 1,
+                       progress: Callable[[str], None] = lambda _: None) -> list[WidthProfile]:
+    """`edgetune profile-widths`: every layer shape of a checkpoint's network, profiled on the
+    target `spec` names (its quick settings). Every width (or INT8) goes through the cache a
+    study's `round_to: measured` reads; a coarser fp32 grid is a look, not cached."""
+    precision = spec.precision
     if precision not in ("fp32", "int8"):
         raise ConfigError(f"--precision {precision!r}: width profiles are measured at fp32 or int8", key="precision")
     splits = load_dataset(data, data_root)
-    net, _ = load_described(checkpoint, Architecture(model, factory), num_classes=splits.num_classes,
-                            in_channels=splits.in_channels)
-    spec = benchmark_from_flags(runtime=runtime, threads=threads, precision=precision, int8_format=DEFAULT_INT8).quick()
+    net, _ = load_described(checkpoint, architecture, num_classes=splits.num_classes, in_channels=splits.in_channels)
+    spec = spec.quick()
     example, sample = splits.sample_input(1), splits.sample_input(64).numpy()
     calibration = splits.normalize(splits.train.subset(32, seed=1).images).numpy() if precision == "int8" else None
     with LocalExecutor() as executor:

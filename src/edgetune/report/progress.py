@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgetune.metrics.record import Recorded
 from edgetune.study.planning.plan import Plan
 from edgetune.study.planning.references import reference_label
 from edgetune.study.records.results import StudyOutcome
@@ -138,7 +139,7 @@ def results_table(outcome: StudyOutcome, top: int = 8) -> Table:
                       style="italic")
     for t in done[:top]:
         settings = " ".join(f"{shorts[n]}={_fmt(t.params[n])}" for n in names if n in t.params)
-        table.add_row(str(t.number), *(_cell(k, t.user_attrs.get(k)) for k, _ in COLUMNS), settings)
+        table.add_row(str(t.number), *(_cell(k, Recorded.of(t).value(k)) for k, _ in COLUMNS), settings)
     return table
 
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from edgetune.catalog import SEARCH_STRATEGIES, load_plugin
 from edgetune.config.sweep import SweepSpec
+from edgetune.metrics.record import Recorded
 
 
 @dataclass
@@ -95,4 +96,4 @@ def record_constraints(trial: optuna.Trial, names: Sequence[str], values: Sequen
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     """Every constraint held, on a latency that can be trusted: a measurement taken on a busy
     host (`latency_unreliable`) is kept and shown, but never picked."""
-    return all(v <= 0 for v in trial.constraints.values()) and not trial.user_attrs.get("latency_unreliable")
+    return all(v <= 0 for v in trial.constraints.values()) and not Recorded.of(trial).latency_unreliable

@@ -7,13 +7,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from edgetune.config.benchmark import QUICK_BENCHMARK
 from edgetune.errors import EdgetuneError
 from edgetune.sensitivity.figures import draw
-from edgetune.sensitivity.run import SensitivityPlan, collect, parse_range, run_sensitivity
+from edgetune.sensitivity.run import SensitivityPlan, collect, run_sensitivity
 from edgetune.sensitivity.suggest import Suggestion, payoff, schedule_yaml, suggest, sweep_yaml
 
 # Distiller's `--sense` names for the methods it had.
@@ -21,23 +22,28 @@ DISTILLER_SENSE = {"l1-filter": "filters-l1", "l2-filter": "filters-l2", "l1-cha
                    "l2-channel": "channels-l2", "filter": "filters-l1", "channel": "channels-l1"}
 
 
-def analyse(checkpoint: Path, *, model: str | None = None, data: str = "fashion-mnist", data_root: Path | None = None,
-            method: str = "filters-l1", ratios: str = "0:0.9:0.1", layers: tuple[str, ...] = (), val_subset: int = 2000,
-            runtime: str = "onnxruntime", threads: int = 1, out_dir: Path | None = None, batchnorm_images: int = 1024,
-            progress: Callable[[int, int, str], None] = lambda done, total, what: None, factory: str | None = None,
-            ) -> tuple[pd.DataFrame, SensitivityPlan, Path]:
+def method_named(name: str) -> str:
+    """A compression method's name, Distiller's `--sense` names accepted (l1-filter, l1-channel)."""
+    return DISTILLER_SENSE.get(name, name)
+
+
+def quick_benchmark(runtime: str, threads: int) -> dict[str, Any]:
+    """What each point's latency is timed with: quick settings (points are many) on `runtime`."""
+    return {**QUICK_BENCHMARK, "runtime": runtime, "threads": threads}
+
+
+def analyse(plan: SensitivityPlan, out_dir: Path | None = None, *, data_root: Path | None = None,
+            progress: Callable[[int, int, str], None] = lambda done, total, what: None) -> tuple[pd.DataFrame, Path]:
     """Every (layer, ratio) point measured (resuming what is done), then payoff.csv and figures."""
+    checkpoint = Path(plan.checkpoint)
     if not checkpoint.is_file():
         raise EdgetuneError(f"--checkpoint {checkpoint}: no such file")
-    plan = SensitivityPlan(str(checkpoint.resolve()), model, data, DISTILLER_SENSE.get(method, method),
-                           parse_range(ratios), val_subset, tuple(layers),
-                           {**QUICK_BENCHMARK, "runtime": runtime, "threads": threads}, batchnorm_images, factory)
-    out_dir = out_dir or Path("runs") / f"sensitivity-{model or checkpoint.stem}"
+    out_dir = out_dir or Path("runs") / f"sensitivity-{plan.model or checkpoint.stem}"
     frame = run_sensitivity(plan, out_dir, data_root, progress=progress)
     base = json.loads((out_dir / "baseline" / "metrics.json").read_text())
     payoff(frame, 2.0).to_csv(out_dir / "payoff.csv", index=False)
     draw(frame, out_dir / "figures", base["top1"])
-    return frame, plan, out_dir
+    return frame, out_dir
 
 
 @dataclass

@@ -31,6 +31,7 @@ from edgetune.data.splits import ImageSplit
 from edgetune.errors import EdgetuneError, MissingExtraError
 from edgetune.files import atomic_write_json
 from edgetune.metrics.objectives import ACCURACY, Constraint
+from edgetune.metrics.record import Recorded
 from edgetune.models.registry import load_checkpoint
 from edgetune.runtimes.export import export_onnx
 from edgetune.runtimes.profiler import deployed_predictions
@@ -41,6 +42,7 @@ from edgetune.study.records.results import accuracy_latency_front, feasible_tria
 from edgetune.study.trial.reporter import Reporter
 from edgetune.study.trial.workbench import Workbench
 from edgetune.training.baseline import train_baseline, training_completed
+from edgetune.training.loop import Training
 
 
 @dataclass(frozen=True)
@@ -57,19 +59,19 @@ def choose_finalists(study: optuna.Study, candidates: int, train_references: boo
     measured faster than the unpruned network qualify: one that is slower (a width that runs
     slower than the full one, a more accurate but heavier candidate) is no compression to deploy,
     however well it holds its accuracy."""
-    faster = {t.number for t in feasible_trials(study) if (t.user_attrs.get("latency_ratio") or 0.0) < 1.0}
+    faster = {t.number for t in feasible_trials(study) if (Recorded.of(t).latency_ratio or 0.0) < 1.0}
     front = [number for number, _, _ in accuracy_latency_front(study, keep=lambda t: t.number in faster)]
     if len(front) > candidates:
         front = [front[i] for i in sorted({round(x) for x in np.linspace(0, len(front) - 1, candidates)})]
     else:  # a front shorter than asked: the most accurate of the other feasible trials fill it
         rest = sorted((t for t in feasible_trials(study) if t.number not in front and t.number in faster
-                       and t.user_attrs.get("top1") is not None),
-                      key=lambda t: -float(t.user_attrs["top1"]))
+                       and Recorded.of(t).top1 is not None),
+                      key=lambda t: -float(Recorded.of(t).top1))  # type: ignore[arg-type]
         front += [t.number for t in rest[:candidates - len(front)]]
     chosen = [Finalist(n, None, True) for n in front]
     seen: set[str] = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        ref = t.user_attrs.get("reference")
+        ref = Recorded.of(t).reference
         if ref and ref != "baseline" and ref not in seen:
             seen.add(ref)
             # Another network (a checkpoint, or an object from Python) was trained as usual already.
@@ -197,13 +199,13 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
     correct = _predict(model, spec, bench, images, work) == labels
     np.save(work / "correct.npy", correct)
     drop = paired_drop(against.base_correct, correct, final.confidence)
-    trial = study.get_trials(deepcopy=False)[f.number]
+    searched = Recorded.of(study.get_trials(deepcopy=False)[f.number])
     record = {"final_epochs": epochs, "final_seconds": round(seconds, 1),
               "final_val_top1": 100.0 * float(correct.mean()), "final_drop": drop.drop,
               "final_drop_upper": drop.upper, "held": max_drop is None or drop.holds(max_drop),
               "paired": drop.as_dict(), "precision": spec.precision, "reference": f.reference,
-              "latency_ratio": trial.user_attrs.get("latency_ratio"), "latency_ms": trial.user_attrs.get("latency_ms"),
-              "search_top1": trial.user_attrs.get("top1")}
+              "latency_ratio": searched.latency_ratio, "latency_ms": searched.value("latency_ms"),
+              "search_top1": searched.top1}
     atomic_write_json(work / "result.json", record, indent=2)
     reporter.stage(f"final: trial {f.number} {record['final_val_top1']:.2f} % ({_drop_text(drop)})")
     return record
@@ -232,14 +234,12 @@ def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str,
     split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)
                          if final.train_subset else bench.data.train)
     label = f"final training of trial {f.number}"
-    trained = train_baseline(model, bench.data, out=work / "model.pt", meta=meta, epochs=final.epochs,
-                             lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed,
-                             device=bench.device, log=reporter.stage,
-                             on_step=lambda done, total: reporter.step(label, done, total),
-                             split=split, teacher=teacher, score_test=False, loss=bench.loss,
-                             augmented=final.augment, precision=bench.training_precision(plan.spec.finetune),
-                             warmup_epochs=1 if bench.begun_before_cosine else 0,
-                             settle=bench.settle if bench.settles(model) else None)
+    training = Training(epochs=final.epochs, lr=final.learning_rate, batch_size=final.batch_size, seed=plan.spec.seed,
+                        warmup_epochs=1 if bench.begun_before_cosine else 0, augmented=final.augment,
+                        precision=bench.training_precision(plan.spec.finetune), device=bench.device, split=split,
+                        teacher=teacher, loss=bench.loss, settle=bench.settle if bench.settles(model) else None)
+    trained = train_baseline(model, bench.data, training, out=work / "model.pt", meta=meta, log=reporter.stage,
+                             on_step=lambda done, total: reporter.step(label, done, total), score_test=False)
     if teacher is not None:
         teacher.model.cpu()
     return model.cpu(), float(trained["train_seconds"])
@@ -260,7 +260,7 @@ def _pick(plan: Plan, study: optuna.Study, finalists: list[Finalist], records: d
     def value(n: int) -> float:
         if objective.metric in ACCURACY:
             return records[str(n)]["final_val_top1"]
-        v = study.get_trials(deepcopy=False)[n].user_attrs.get(objective.metric)
+        v = Recorded.of(study.get_trials(deepcopy=False)[n]).value(objective.metric)
         return float(v) if v is not None else float("inf") if objective.goal == "minimize" else float("-inf")
 
     sign = 1.0 if objective.goal == "minimize" else -1.0

@@ -34,6 +34,7 @@ from edgetune.executors import open_executor
 from edgetune.files import UnwritableError, atomic_write_text
 from edgetune.hardware.predict import latency_budget, resolve_measured_widths, warm_start
 from edgetune.metrics.objectives import Constraint, protocol_constraints, reward
+from edgetune.metrics.record import Recorded
 from edgetune.metrics.table import recorded_forms
 from edgetune.search.base import SearchContext, Strategy, TrialOutcome, get_strategy
 from edgetune.search.loop import drive_study
@@ -319,7 +320,7 @@ def _drive(plan: Plan, study: optuna.Study, strategy: Strategy, ctx: SearchConte
 
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial = study.ask()
-        evaluate(trial, suggest(trial, plan.sweep) if not trial.user_attrs.get("reference") else {})
+        evaluate(trial, suggest(trial, plan.sweep) if not Recorded.of(trial).reference else {})
     if plan.shared:
         done = lambda: wait_or_done(study, counted, plan.limit, min(1.0, spec.heartbeat_seconds))
     else:
@@ -365,7 +366,7 @@ def _reached(plan: Plan, study: optuna.Study) -> bool:
 def _skipped_too_often(study: optuna.Study, plan: Plan) -> bool:
     """A search whose sampler keeps proposing what the predictor rules out stops rather than
     spinning: skips are cheap, not free."""
-    skipped = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("skipped"))
+    skipped = sum(1 for t in study.get_trials(deepcopy=False) if Recorded.of(t).skipped)
     return skipped >= SKIP_LIMIT * plan.limit
 
 
@@ -375,7 +376,7 @@ def track(trackers: list[Tracker], outcome: TrialOutcome, trial: optuna.Trial, p
     if not trackers:
         return
     record = TrialRecord(outcome.number, outcome.state.name, dict(trial.params), dict(outcome.metrics or {}),
-                         plan.paths.onnx(outcome.number), trial.user_attrs.get("reference"))
+                         plan.paths.onnx(outcome.number), Recorded.of(trial).reference)
     for tracker in trackers:
         try:
             tracker.log_trial(record)

@@ -8,18 +8,18 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from edgetune.data.splits import DataSplits, ImageSplit
+from edgetune.data.splits import DataSplits
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
 from edgetune.models.registry import save_checkpoint
-from edgetune.training.loop import Loss, Precision, Teacher, evaluate, teaching_for, train_epoch
+from edgetune.training.loop import Training, evaluate, teaching_for, train_epoch
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0
@@ -92,40 +92,37 @@ def _save_state(state_path: Path, run: dict[str, Any], epoch: int, epochs: int, 
     atomic_write_bytes(state_path, buf.getvalue())
 
 
-def train_baseline(
-    model: nn.Module, data: DataSplits, *, out: Path, meta: dict[str, Any], epochs: int,
-    lr: float = 0.1, batch_size: int = 128, weight_decay: float = 5e-4, seed: int = 0, device: str = "cpu",
-    log: Callable[[str], None] = print, on_step: Callable[[int, int], None] = lambda done, total: None,
-    split: ImageSplit | None = None, teacher: Teacher | None = None, score_test: bool = True,
-    loss: Loss | None = None, augmented: bool = True, precision: Precision = "auto",
-    warmup_epochs: int = 1, settle: Callable[[nn.Module], object] | None = None,
-) -> dict[str, Any]:
-    """Train with SGD on a cosine schedule, checkpointing and resuming every epoch: from scratch,
-    the rate ramped over `warmup_epochs` first; a finalist trained again, no ramp (one epoch of
-    ramp was all of a one-epoch final training), on `split` with a `teacher` (asked once per image
-    unless `augmented`), `settle` (its norm statistics re-estimated at the end) and
-    `score_test=False`. `out` holds the latest weights, `out.train-state` what resuming needs."""
-    dev = torch.device(device)
+def train_baseline(model: nn.Module, data: DataSplits, training: Training, *, out: Path, meta: dict[str, Any],
+                   log: Callable[[str], None] = print,
+                   on_step: Callable[[int, int], None] = lambda done, total: None,
+                   score_test: bool = True) -> dict[str, Any]:
+    """`training` from its first epoch to its last, checkpointing and resuming every epoch: from
+    scratch (`edgetune train`, the rate ramped over `training.warmup_epochs` first), or a finalist
+    trained again (no ramp: one epoch of ramp was all of a one-epoch final training; a teacher
+    asked once per image unless augmented; its norm statistics settled at the end;
+    `score_test=False`). `out` holds the latest weights, `out.train-state` what resuming needs."""
+    t = training
+    dev = torch.device(t.device)
     # The split it never trained on, which a study checks before scoring it (study.trial.network).
     meta = {**meta, **({"held_out": asdict(data.held_out)} if data.held_out is not None else {})}
     model.to(dev)
-    steps_per_epoch = math.ceil(len(split or data.train) / batch_size)
-    optimizer, scheduler = _sgd_cosine(model, lr, weight_decay, epochs * steps_per_epoch, warmup_epochs * steps_per_epoch)
-    generator, state_path = torch.Generator().manual_seed(seed), _state_path(out)
+    steps_per_epoch, epochs = math.ceil(len(t.split or data.train) / t.batch_size), t.epochs
+    optimizer, scheduler = _sgd_cosine(model, t.lr, t.weight_decay, epochs * steps_per_epoch,
+                                       t.warmup_epochs * steps_per_epoch)
+    generator, state_path = torch.Generator().manual_seed(t.seed), _state_path(out)
     run = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generator": generator}
     start_epoch, elapsed, history = _resume(state_path, epochs, run, log)
     total_steps = epochs * steps_per_epoch
     # The schedule advances per step; `on_step` shows it (an epoch is minutes on a CPU).
     step = lambda: (scheduler.step(), on_step(min(scheduler.last_epoch, total_steps), total_steps))
     on_step(start_epoch * steps_per_epoch, total_steps)
-    once = not augmented and start_epoch < epochs
-    teaching, seconds = teaching_for(teacher, data, split or data.train, dev, once=once, precision=precision)
+    once = not t.augmented and start_epoch < epochs
+    teacher, seconds = teaching_for(t.teacher, data, t.split or data.train, dev, once=once, precision=t.precision)
+    taught = replace(t, teacher=teacher)
     elapsed += seconds  # the training's cost: `train_seconds` counts it
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, data, optimizer, batch_size=batch_size, generator=generator, device=dev,
-                                 step_hook=step, split=split, loss=loss, augmented=augmented, precision=precision,
-                                 **teaching)
+        train_loss = train_epoch(model, data, optimizer, taught, generator=generator, step_hook=step)
         val = evaluate(model, data, data.val, device=dev)
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
@@ -134,8 +131,8 @@ def train_baseline(
         _save_state(state_path, run, epoch + 1, epochs, elapsed, history)
         log(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val top1 {val.top1:.2f}  top5 {val.top5:.2f}  "
             f"({elapsed:.0f}s)")
-    if settle is not None and epochs:
-        elapsed += _seconds(settle, model)
+    if t.settle is not None and epochs:
+        elapsed += _seconds(t.settle, model)
     final = _finish(model, data, dev, out, {**meta, "epochs_done": epochs, "train_seconds": round(elapsed, 1)},
                     score_test)
     state_path.unlink(missing_ok=True)

@@ -12,8 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -38,6 +37,7 @@ class EvalResult:
 
 Metric = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 Precision = str  # "auto", "fp32" or "bf16" (FinetuneSpec.precision)
+PAD = 2  # pixels a random crop may shift an image by
 
 
 def bf16_native(device: str | torch.device) -> bool:
@@ -126,51 +126,37 @@ def evaluate(
     return EvalResult(100.0 * correct1 / positions, 100.0 * correct5 / positions, loss_sum / positions, seen, extra)
 
 
-def train_epoch(
-    model: nn.Module,
-    data: DataSplits,
-    optimizer: torch.optim.Optimizer,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    device: str | torch.device = "cpu",
-    step_hook: Callable[[], None] | None = None,
-    pad: int = 2,
-    augmented: bool = True,
-    split: ImageSplit | None = None,
-    teacher: nn.Module | None = None,
-    teacher_logits: torch.Tensor | None = None,
-    alpha: float = 0.0,
-    temperature: float = 1.0,
-    loss: Loss | None = None,
-    precision: Precision = "auto",
-) -> float:
-    """One pass over the training split, `augmented` by random crop and flip; returns mean loss.
-    With a `teacher`, the loss is distilled from its logits on the same batch: computed per batch
-    when augmented (a crop or a flip changes them), else looked up in `teacher_logits` when given
-    (`teacher_logits`: once per image of the split, for every epoch)."""
+def train_epoch(model: nn.Module, data: DataSplits, optimizer: torch.optim.Optimizer, training: Training, *,
+                generator: torch.Generator, step_hook: Callable[[], None] | None = None) -> float:
+    """One pass over `training.split` (default: the training split), augmented by random crop and
+    flip when `training.augmented`; returns mean loss. With a teacher, the loss is distilled from
+    its logits on the same batch: asked per batch when augmented (a crop or a flip changes them),
+    else looked up in `teacher.logits` when given (once per image of the split, for every epoch)."""
     model.train()
-    dev = torch.device(device)
-    use_amp, channels_last = fast_path(dev, precision)
+    dev = torch.device(training.device)
+    use_amp, channels_last = fast_path(dev, training.precision)
+    teacher, augmented = training.teacher, training.augmented
     # Summed on the device: a per-step .item() would stall the GPU queue every step.
     total = torch.zeros((), device=dev)
     seen = 0
-    criterion = loss or nn.functional.cross_entropy
-    if teacher_logits is not None and augmented:
+    criterion = training.loss or nn.functional.cross_entropy
+    if teacher is not None and teacher.logits is not None and augmented:
         raise ValueError("teacher logits computed once per image are wrong for augmented images")
-    with _layout(channels_last, model, teacher) as fmt:
+    asked = teacher.model if teacher is not None and teacher.logits is None else None
+    with _layout(channels_last, model, asked) as fmt:
         for images, labels, index in iterate_batches(
-            split or data.train, batch_size, shuffle=True, generator=generator, device=dev, with_index=True
+            training.split or data.train, training.batch_size, shuffle=True, generator=generator, device=dev,
+            with_index=True
         ):
             # Dense targets (masks) would have to be cropped and flipped with their images: not augmented.
-            x = data.normalize(augment(images, pad, generator=generator) if augmented and labels.ndim == 1 else images)
+            x = data.normalize(augment(images, PAD, generator=generator) if augmented and labels.ndim == 1 else images)
             x = x.contiguous(memory_format=fmt) if x.ndim == 4 else x
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(x).float()
                 hard = criterion(logits, labels) if seen else checked_loss(criterion, logits, labels)
-                target = _taught(teacher, teacher_logits, x, index, dev)
-                value = hard if target is None else distillation_loss(logits, target, labels, alpha, temperature,
-                                                                      hard=hard)
+                target = _taught(teacher, x, index, dev)
+                value = hard if target is None else distillation_loss(
+                    logits, target, labels, teacher.alpha, teacher.temperature, hard=hard)  # type: ignore[union-attr]
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
@@ -181,15 +167,14 @@ def train_epoch(
     return float(total) / max(seen, 1)
 
 
-def _taught(teacher: nn.Module | None, teacher_logits: torch.Tensor | None, x: torch.Tensor, index: torch.Tensor,
-            dev: torch.device) -> torch.Tensor | None:
+def _taught(teacher: Teacher | None, x: torch.Tensor, index: torch.Tensor, dev: torch.device) -> torch.Tensor | None:
     """The teacher's logits for the batch: looked up when computed once per image, else asked."""
-    if teacher_logits is not None:
-        return teacher_logits[index.to(teacher_logits.device)].to(dev)
     if teacher is None:
         return None
+    if teacher.logits is not None:
+        return teacher.logits[index.to(teacher.logits.device)].to(dev)
     with torch.no_grad():
-        return teacher(x).float()
+        return teacher.model(x).float()
 
 
 @contextlib.contextmanager
@@ -229,14 +214,38 @@ def logits_of(model: nn.Module, data: DataSplits, split: ImageSplit, *, batch_si
 
 @dataclass(frozen=True)
 class Teacher:
-    """A network whose softened logits the student learns from (knowledge distillation)."""
+    """A network whose softened logits the student learns from (knowledge distillation);
+    `logits`: its answers for every image of the split, computed once (`teaching_for`), where
+    the images are not augmented and so the same every epoch."""
 
     model: nn.Module
     alpha: float
     temperature: float
+    logits: torch.Tensor | None = None
 
-    def as_kwargs(self) -> dict[str, Any]:
-        return {"teacher": self.model.eval(), "alpha": self.alpha, "temperature": self.temperature}
+
+@dataclass(frozen=True)
+class Training:
+    """Everything beside the network and the data that decides the weights a training ends
+    with: SGD (momentum 0.9, Nesterov) at `lr`, on a cosine schedule after `warmup_epochs` of
+    linear ramp; `split` (default: the training split) in shuffled batches, augmented by random
+    crop and flip; the `teacher` distilled from and the `loss` (default: cross-entropy) on the
+    arithmetic `precision` asks (`fast_path`); `settle`, run on the weights it ends with (the norm
+    statistics re-estimated). A search's fine-tuning and `train_baseline` both take one."""
+
+    epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    seed: int = 0
+    warmup_epochs: int = 1
+    augmented: bool = True
+    precision: Precision = "auto"
+    device: str = "cpu"
+    split: ImageSplit | None = None
+    teacher: Teacher | None = None
+    loss: Loss | None = None
+    settle: Callable[[nn.Module], object] | None = None
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float,
@@ -252,16 +261,16 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
 
 
 def teaching_for(teacher: Teacher | None, data: DataSplits, images: ImageSplit, dev: torch.device, once: bool,
-                 precision: Precision = "auto") -> tuple[dict[str, Any], float]:
-    """What `train_epoch` is taught with (the teacher moved to `dev`), and the seconds it took:
-    `once`, the teacher's logits for every image of `images` instead of the teacher (per-image
-    labels only: a mask's logits would be the size of the images). Search fine-tuning and
-    `train_baseline` both ask it, so both decide alike."""
-    teaching = teacher.as_kwargs() if teacher is not None else {}
-    if teaching:
-        teaching["teacher"].to(dev)
-    if not (teaching and once and images.labels.ndim == 1):
-        return teaching, 0.0
+                 precision: Precision = "auto") -> tuple[Teacher | None, float]:
+    """The teacher `train_epoch` is taught by (moved to `dev`), and the seconds it took: `once`,
+    with its logits for every image of `images` (per-image labels only: a mask's logits would be
+    the size of the images). Search fine-tuning and `train_baseline` both ask it, so both decide
+    alike."""
+    if teacher is None:
+        return None, 0.0
+    teacher.model.eval().to(dev)
+    if not (once and images.labels.ndim == 1):
+        return teacher, 0.0
     t0 = time.perf_counter()
-    teaching["teacher_logits"] = logits_of(teaching.pop("teacher"), data, images, device=dev, precision=precision)
-    return teaching, time.perf_counter() - t0
+    logits = logits_of(teacher.model, data, images, device=dev, precision=precision)
+    return replace(teacher, logits=logits), time.perf_counter() - t0

@@ -219,7 +219,7 @@ class Plan:
 
 
 # Settings added since the first studies were written: at their defaults they stay out of the
-# fingerprint, so those studies still resume (tests/study/test_distill_depth.py pins the rest).
+# fingerprint, so those studies still resume (tests/study/test_fingerprint.py pins the rest).
 ADDED_LATER = {"sweep": ("reference_finetune", "apiVersion", "kind", "controller", "job", "image_uri",
                          "early_terminate"),
                "finetune": ("distill",), "data": ("factory", "kwargs", "item_keys"), "model": ("factory", "kwargs", "input_shape"),

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from edgetune.errors import EdgetuneError
 from edgetune.files import atomic_write_bytes
 from edgetune.metrics.objectives import Constraint, Objective, pareto_front
+from edgetune.metrics.record import Recorded
 from edgetune.metrics.table import METRICS
 from edgetune.models.factory import ModelFactory
 from edgetune.search.base import is_feasible
@@ -31,13 +32,6 @@ NOTES = ("pruned_structures", "error", "stopped", "skipped", "warm_start", "infe
          "duplicate_of", "latency_unreliable", "remeasure_of", "rejected_early", "accepted_early", "top1_images", "precision", "timed_after")
 
 
-def counts(attrs: dict[str, Any]) -> bool:
-    """Whether a trial with these attributes is a search candidate that counts towards the
-    target, its state aside: not a reference, not skipped on its predicted latency, not a latency
-    timed again (`remeasure_of`: the same candidate's). The one statement of that rule."""
-    return not attrs.get("reference") and not attrs.get("skipped") and "remeasure_of" not in attrs
-
-
 def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     """Search trials that count towards the target: finished, stopped early, or failed for a
     reason other than a kill (a killed trial's candidate is queued again and that copy counts).
@@ -49,10 +43,11 @@ def counted(study: optuna.Study | list[FrozenTrial]) -> int:
     retried = retried_numbers(trials)
     n = 0
     for t in trials:
-        if not counts(t.user_attrs):
+        record = Recorded.of(t)
+        if not record.counts:
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-                t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and t.number not in retried):
+                t.state == TrialState.FAIL and not record.interrupted and t.number not in retried):
             n += 1
     return n
 
@@ -61,7 +56,7 @@ def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed search trials whose every constraint held (references and repeats of an
     earlier candidate apart)."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_feasible(t) and not t.user_attrs.get("reference") and t.user_attrs.get("duplicate_of") is None]
+            if is_feasible(t) and not Recorded.of(t).reference and Recorded.of(t).duplicate_of is None]
 
 
 def target_reached(study: optuna.Study, metric: str, goal: str, target: float | None) -> int | None:
@@ -69,7 +64,7 @@ def target_reached(study: optuna.Study, metric: str, goal: str, target: float | 
     if target is None:
         return None
     for t in feasible_trials(study):
-        value = t.user_attrs.get(metric)
+        value = Recorded.of(t).value(metric)
         if value is not None and (value <= target if goal == "minimize" else value >= target):
             return t.number
     return None
@@ -109,8 +104,7 @@ def accuracy_latency_front(study: optuna.Study, keep: Any = None) -> list[tuple[
     for t in feasible_trials(study):
         if keep is not None and not keep(t):
             continue
-        latency = t.user_attrs.get("latency_adj_ms", t.user_attrs.get("latency_ms"))
-        top1 = t.user_attrs.get("top1")
+        latency, top1 = Recorded.of(t).latency_ms, Recorded.of(t).top1
         if latency is not None and top1 is not None:
             points.append(((t.number, float(latency), float(top1)), [float(latency), float(top1)]))
     front = pareto_front(points, [Objective("latency", "minimize"), Objective("top1", "maximize")])
@@ -136,14 +130,14 @@ class StudyOutcome:
         """Each reference recipe's repeats summarised: metric -> (mean, std, n)."""
         groups: dict[str, list[FrozenTrial]] = {}
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("reference"):
-                groups.setdefault(t.user_attrs["reference"], []).append(t)
+            if (name := Recorded.of(t).reference) is not None:
+                groups.setdefault(name, []).append(t)
         out = {}
         for name, trials in groups.items():
             out[name] = {}
             for key in ("top1", "top1_before_ft", "latency_ms", "latency_ratio", "latency_adj_ms", "macs", "params",
                         "throughput"):
-                vals = [t.user_attrs[key] for t in trials if t.user_attrs.get(key) is not None]
+                vals = [v for t in trials if (v := Recorded.of(t).value(key)) is not None]
                 if vals:
                     out[name][key] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
         return out
@@ -170,10 +164,10 @@ def trials_frame(study: optuna.Study, baseline: dict[str, Any], objectives: list
         metrics = recorded_metrics(t.user_attrs, also=also)
         values = {f"value_{o.metric}": v for o, v in zip(objectives, t.values or [], strict=False)}
         rows.append({"trial": t.number, "state": t.state.name, **values,
-                     **{f"param.{k}": v for k, v in {**t.params, **t.user_attrs.get("applied_params", {})}.items()}, **metrics,
+                     **{f"param.{k}": v for k, v in {**t.params, **Recorded.of(t).applied_params}.items()}, **metrics,
                      "feasible": t.state == TrialState.COMPLETE and is_feasible(t),
                      "pareto": t.number in best, "rank": ranked.get(t.number),
-                     "interrupted": bool(t.user_attrs.get("interrupted", False))})
+                     "interrupted": Recorded.of(t).interrupted})
     frame = pd.DataFrame(rows)
     for column in ("duplicate_of", "remeasure_of", "rank", "rung", "norms_reestimated", "layers_refitted"):  # counts
         if column in frame:

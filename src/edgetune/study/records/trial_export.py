@@ -15,6 +15,7 @@ import torch
 
 from edgetune.errors import ConfigError, EdgetuneError
 from edgetune.files import atomic_write_json
+from edgetune.metrics.record import Recorded
 from edgetune.models import load_checkpoint
 from edgetune.models.factory import ModelFactory
 from edgetune.study.records.held import read_final
@@ -52,7 +53,7 @@ def export_trial(run_dir: Path, trial: str, out: Path, storage: str | None = Non
     paths = RunDir(run_dir)
     picked = json.loads(paths.pick.read_text()).get("picked") if paths.pick.is_file() else None
     number = (picked if picked is not None else best_trial_number(study)) if trial == "best" else _number(trial, study)
-    repeat_of = next((t.user_attrs.get("duplicate_of") for t in study.get_trials(deepcopy=False) if t.number == number),
+    repeat_of = next((Recorded.of(t).duplicate_of for t in study.get_trials(deepcopy=False) if t.number == number),
                      None)
     number = repeat_of if repeat_of is not None else number  # a repeat's files are the first trial's
     source = RunDir(run_dir).trial(number)

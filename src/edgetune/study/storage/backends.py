@@ -27,6 +27,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
+from edgetune.metrics.record import Recorded
 from edgetune.study.storage.patience import heartbeat_timing, with_backoff
 from edgetune.study.storage.redis_journal import redis_journal
 
@@ -173,7 +174,7 @@ def wait_or_done(study: optuna.Study, count: Callable[[list], int], limit: int, 
         done = count(trials)
         if done >= limit:
             return True
-        running = sum(t.state == TrialState.RUNNING and not t.user_attrs.get("reference") for t in trials)
+        running = sum(t.state == TrialState.RUNNING and not Recorded.of(t).reference for t in trials)
         if done + running < limit:
             return False
         time.sleep(poll)

@@ -21,6 +21,7 @@ from edgetune.config.recipe import Schedule
 from edgetune.errors import ConfigError, RunDirError
 from edgetune.hardware.predict import kept_widths, latency_budget, predicted_metrics, skip_margin
 from edgetune.metrics.objectives import Constraint, violations
+from edgetune.metrics.record import Recorded
 from edgetune.metrics.table import add_ratios, compression_flags
 from edgetune.search.base import TrialOutcome, record_constraints
 from edgetune.search.space import apply
@@ -28,7 +29,6 @@ from edgetune.study.planning.plan import Plan
 from edgetune.study.records.results import (
     accuracy_latency_front,
     best_trials,
-    counts,
     feasible_trials,
     recorded_metrics,
 )
@@ -103,7 +103,7 @@ class Evaluator:
         self.benches = {name: reference_bench(bench, model) for name, model in loaded.items()}
 
     def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
-        reference = trial.user_attrs.get("reference")
+        reference = Recorded.of(trial).reference
         if reference:
             params = {}
         try:
@@ -203,16 +203,14 @@ class Evaluator:
         reference recipe's repeats, which measure how much its figures vary, nor one skipped on
         its prediction: it holds no measurement to answer from, and skipping again is cheap)."""
         trial.set_user_attr("candidate_key", key)
-        if trial.user_attrs.get("reference"):
+        if Recorded.of(trial).reference:
             return None
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        for t in trials:
-            if (t.user_attrs.get("candidate_key") == key and t.user_attrs.get("duplicate_of") is None
-                    and not t.user_attrs.get("skipped") and "remeasure_of" not in t.user_attrs):
+        trials = [(t.number, Recorded.of(t)) for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        for number, t in trials:
+            if t.candidate_key == key and t.duplicate_of is None and not t.skipped and t.remeasure_of is None:
                 # Its latest timing: a latency timed again replaces one not trusted.
-                again = [r.number for r in trials if r.user_attrs.get("remeasure_of") is not None
-                         and r.user_attrs.get("candidate_key") == key]
-                return max(again, default=t.number)
+                again = [n for n, r in trials if r.remeasure_of is not None and r.candidate_key == key]
+                return max(again, default=number)
         return None
 
     @staticmethod
@@ -241,13 +239,14 @@ class Evaluator:
             trial.set_user_attr("flags", "; ".join(flags))
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        if result is not None and (result.thinning or trial.user_attrs.get("duplicate_of") is None):
+        if result is not None and (result.thinning or Recorded.of(trial).duplicate_of is None):
             trial.set_user_attr("pruned_structures", sum(r.removed for r in result.thinning))
         return metrics, flags
 
     def _judge(self, trial: optuna.Trial, result: CandidateResult | None, setup: TrialSetup, state: TrialState) -> Verdict:
         metrics, flags = self._record(trial, result, setup)
-        skipped = trial.user_attrs.get("skipped")
+        recorded = Recorded.of(trial)
+        skipped = recorded.skipped
         # A skipped candidate is judged on its prediction (named as such), so constrained samplers
         # learn where the budget breaks; its measured fields stay empty.
         scored = ({**metrics, **predicted_metrics(metrics["predicted_latency_ratio"], self.profile.baseline)}
@@ -257,7 +256,7 @@ class Evaluator:
             reasons = [f"predicted {r}" for r in reasons]
         record_constraints(trial, [c.metric for c in self.constraints], held)
         if state is TrialState.PRUNED:  # reports count only COMPLETE trials as feasible: a pruned one is never best
-            return Verdict(TrialState.PRUNED, result, metrics=metrics, note=trial.user_attrs.get("stopped"))
+            return Verdict(TrialState.PRUNED, result, metrics=metrics, note=recorded.stopped)
         if reasons:
             trial.set_user_attr("infeasible", "; ".join(reasons))
         values = [scored.get(o.metric) for o in self.plan.objectives]
@@ -270,8 +269,8 @@ class Evaluator:
         notes += [metrics[k] for k in ("rejected_early", "accepted_early") if metrics.get(k)]
         if metrics.get("latency_unreliable"):
             notes.append(f"latency unreliable, kept but never picked: {metrics['latency_unreliable']}")
-        if trial.user_attrs.get("duplicate_of") is not None:
-            notes.insert(0, f"duplicate of trial {trial.user_attrs['duplicate_of']}: answered from it")
+        if recorded.duplicate_of is not None:
+            notes.insert(0, f"duplicate of trial {recorded.duplicate_of}: answered from it")
         return Verdict(TrialState.COMPLETE, result, values, metrics, not reasons, "; ".join(notes) or None)
 
     def _tell(self, trial: optuna.Trial, params: dict[str, Any], verdict: Verdict) -> TrialOutcome:
@@ -280,7 +279,7 @@ class Evaluator:
         else:
             self.study.tell(trial, state=verdict.state)
         self.reporter.trial_done(trial.number, params, verdict.result, verdict.note, self._best(),
-                                 counts=counts(trial.user_attrs))
+                                 counts=Recorded.of(trial).counts)
         if verdict.state is TrialState.COMPLETE:
             self.reporter.front(accuracy_latency_front(self.study))
         return TrialOutcome(trial.number, params, verdict.state, values=verdict.values, metrics=verdict.metrics,
@@ -315,11 +314,11 @@ class Evaluator:
             return "; ".join(reasons) or None
 
         # The fp32 top-1 stands for the deployed one only at fp32; a user's metric wants every image.
-        rejects = setup.benchmark.precision == "fp32" and self.bench.metric is None and not trial.user_attrs.get(
-            "reference")
+        is_reference = Recorded.of(trial).reference is not None
+        rejects = setup.benchmark.precision == "fp32" and self.bench.metric is None and not is_reference
         rung0 = Rung0(self.study, self.constraints, setup.benchmark.precision, stop.promote_slack)
         # Top-1 is rung 0's score: a study judged by the user's own metric trains every candidate.
-        promoting = (stop.promote == "front" and not trial.user_attrs.get("reference") and self.bench.metric is None
+        promoting = (stop.promote == "front" and not is_reference and self.bench.metric is None
                      and not self.bench.begun_before_recovery and rung0.may_hold_back())
         return Hooks(resource_violation=resource_violation,
                      after_epoch=after_epoch if (stop.collapse or use_pruner) else None,
@@ -340,8 +339,8 @@ class Evaluator:
         budget = latency_budget(self.constraints, self.profile.baseline)
         if budget is None:
             return None
-        errors = [t.user_attrs["prediction_error"] for t in self.study.get_trials(deepcopy=False)
-                  if t.user_attrs.get("prediction_error") is not None]
+        errors = [e for t in self.study.get_trials(deepcopy=False)
+                  if (e := Recorded.of(t).value("prediction_error")) is not None]
         margin = skip_margin(self.plan.sweep.predictor.skip_margin, errors)  # type: ignore[arg-type]
         predicted = table.predict_ratio(kept_widths(thinning))
         if predicted is None or predicted <= budget * (1 + margin):

@@ -22,7 +22,7 @@ from edgetune.study.trial.making import Making
 from edgetune.study.trial.reject import StopRule
 from edgetune.study.trial.workbench import TrialSetup, Workbench
 from edgetune.training.baseline import cosine_schedule
-from edgetune.training.loop import EvalResult, teaching_for, train_epoch
+from edgetune.training.loop import EvalResult, Training, teaching_for, train_epoch
 
 
 def _optimizer(model: nn.Module, ft: FinetuneSpec, lr: float) -> torch.optim.Optimizer:
@@ -56,8 +56,8 @@ def finetune(model: nn.Module, it: Making, schedule: Schedule, plan: dict[int, l
     if teacher is not None and not ft.augment and bench.train.labels.ndim == 1:
         stage("the teacher's logits, once per image")
     precision = bench.training_precision(ft)
-    teaching, _ = teaching_for(teacher, bench.data, bench.train, torch.device(bench.device), once=not ft.augment,
-                               precision=precision)
+    teacher, _ = teaching_for(teacher, bench.data, bench.train, torch.device(bench.device), once=not ft.augment,
+                              precision=precision)
     for epoch in range(ft.epochs):
         if epoch > 0 and plan.get(epoch):
             thinning += _prune_during(model, bench, setup, schedule, plan[epoch], epoch, stage)
@@ -70,9 +70,9 @@ def finetune(model: nn.Module, it: Making, schedule: Schedule, plan: dict[int, l
             stage("gradual pruning: " + ", ".join(f"{n} at {s:.0%}" for n, s in moved.items()))
         stage(f"fine-tuning epoch {epoch + 1}/{ft.epochs}")
         loss = with_penalty(bench.loss, regularization(model, schedule, epoch))  # Distiller's regularisers
-        train_epoch(model, bench.data, optimizer, batch_size=ft.batch_size, generator=gen, device=bench.device,
-                    split=bench.train, augmented=ft.augment, loss=loss, precision=precision,
-                    step_hook=_each_step(masks, cosine), **teaching)
+        training = Training(batch_size=ft.batch_size, augmented=ft.augment, precision=precision, device=bench.device,
+                            split=bench.train, teacher=teacher, loss=loss)
+        train_epoch(model, bench.data, optimizer, training, generator=gen, step_hook=_each_step(masks, cosine))
         for policy in schedule.policies:
             if policy.lr_scheduler is not None and policy.active(epoch):
                 schedulers[policy.lr_scheduler.instance_name].step()

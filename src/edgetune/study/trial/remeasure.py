@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from edgetune.config.benchmark import BenchmarkSpec
 from edgetune.files import atomic_write_json
 from edgetune.metrics.objectives import Constraint, violations
+from edgetune.metrics.record import Recorded
 from edgetune.metrics.table import add_ratios, compression_flags
 from edgetune.search.base import constraint_values
 from edgetune.study.planning.plan import Plan
@@ -42,9 +43,9 @@ def to_remeasure(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials whose latency was not trusted and that no later trial measured again (a
     repeat answered from another trial is settled when that one is)."""
     trials = study.get_trials(deepcopy=False)
-    done = {t.user_attrs.get("remeasure_of") for t in trials}
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("latency_unreliable")
-            and t.number not in done and t.user_attrs.get("duplicate_of") is None]
+    done = {Recorded.of(t).remeasure_of for t in trials}
+    return [t for t in trials if t.state == TrialState.COMPLETE and Recorded.of(t).latency_unreliable
+            and t.number not in done and Recorded.of(t).duplicate_of is None]
 
 
 def remeasure_unreliable(plan: Plan, study: optuna.Study, bench: Workbench, profile: TargetProfile,
@@ -56,7 +57,7 @@ def remeasure_unreliable(plan: Plan, study: optuna.Study, bench: Workbench, prof
         if not (source / "model.onnx").is_file():  # another producer's trial, or its files removed
             reporter.stage(f"trial {old.number}: latency not trusted, and its model.onnx is not here to time again")
             continue
-        reporter.stage(f"timing trial {old.number} again: {old.user_attrs['latency_unreliable']}")
+        reporter.stage(f"timing trial {old.number} again: {Recorded.of(old).latency_unreliable}")
         with tempfile.TemporaryDirectory(prefix="remeasure-", dir=source) as work:
             metrics = _measured_again(old, source, Path(work), plan, bench, profile)
         number = _add_trial(study, old, metrics, plan, constraints, profile.baseline)
@@ -69,7 +70,7 @@ def remeasure_unreliable(plan: Plan, study: optuna.Study, bench: Workbench, prof
         atomic_write_json(target / "metrics.json", {**saved, "metrics": metrics, "remeasure_of": old.number}, indent=2)
         still = metrics.get("latency_unreliable")
         reporter.stage(f"trial {old.number} timed again as trial {number}: latency ratio "
-                       f"{old.user_attrs.get('latency_ratio', float('nan')):.3f} -> {metrics['latency_ratio']:.3f}"
+                       f"{Recorded.of(old).latency_ratio or float('nan'):.3f} -> {metrics['latency_ratio']:.3f}"
                        + (f", still not trusted ({still})" if still else ", trusted"))
         added.append(number)
     return added
@@ -108,4 +109,4 @@ def _add_trial(study: optuna.Study, old: FrozenTrial, metrics: dict[str, Any], p
     study.add_trial(optuna.trial.create_trial(
         params=old.params, distributions=old.distributions, values=values, user_attrs=attrs,
         constraints=constraint_values([c.metric for c in constraints], held)))
-    return max(t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("remeasure_of") == old.number)
+    return max(t.number for t in study.get_trials(deepcopy=False) if Recorded.of(t).remeasure_of == old.number)

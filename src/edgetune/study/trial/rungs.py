@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from edgetune.metrics.objectives import Constraint
+from edgetune.metrics.record import Recorded
 from edgetune.search.base import is_feasible
 
 EVIDENCE = 2  # feasible fine-tuned candidates before the floor rule may hold one back
@@ -43,9 +44,8 @@ class Rung0:
     def promoted_peers(self) -> list[optuna.trial.FrozenTrial]:
         """Candidates of this precision that were fine-tuned and came out feasible."""
         return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("rung") == 1 and t.user_attrs.get("precision") == self.precision
-                and is_feasible(t) and t.user_attrs.get("top1_before_ft") is not None
-                and t.user_attrs.get("latency_ratio") is not None]
+                if (r := Recorded.of(t)).rung == 1 and r.precision == self.precision
+                and is_feasible(t) and r.value("top1_before_ft") is not None and r.latency_ratio is not None]
 
     def may_hold_back(self) -> bool:
         """Whether any candidate could be held back now: only once a peer was fine-tuned and came
@@ -60,14 +60,15 @@ class Rung0:
             return None
         peers = self.promoted_peers()
         for t in peers:
-            if t.user_attrs["latency_ratio"] <= ratio and t.user_attrs["top1_before_ft"] >= score:
-                return (f"dominated at rung 0 by trial {t.number} (x{t.user_attrs['latency_ratio']:.3f} latency, "
-                        f"{t.user_attrs['top1_before_ft']:.2f} % before fine-tuning, feasible after it) against "
+            peer_ratio, peer_score = Recorded.of(t).latency_ratio, Recorded.of(t).value("top1_before_ft")
+            if peer_ratio <= ratio and peer_score >= score:  # type: ignore[operator]
+                return (f"dominated at rung 0 by trial {t.number} (x{peer_ratio:.3f} latency, "
+                        f"{peer_score:.2f} % before fine-tuning, feasible after it) against "
                         f"x{ratio:.3f} and {score:.2f} %")
         floor = self.floor()
         if floor is None or len(peers) < EVIDENCE:
             return None
-        lowest = min(t.user_attrs["top1_before_ft"] for t in peers)
+        lowest = min(Recorded.of(t).value("top1_before_ft") for t in peers)
         if score < lowest - self.slack:
             return (f"{score:.2f} % before fine-tuning, more than {self.slack:g} points under the lowest "
                     f"({lowest:.2f} %) of the {len(peers)} fine-tuned candidates that reached the floor "
