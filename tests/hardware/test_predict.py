@@ -134,9 +134,10 @@ def test_warm_start_spreads_along_the_predicted_front_within_the_budget():
     raw = _recipe([0.5, 0.5, 0.5], None)
     schedule = parse_schedule(raw)
     table = _table(model, [w for p in raw["pruners"].values() for w in p["weights"]], lambda full: range(1, full + 1))
-    sweep = parse_sweep({"parameters": {"stage_1": {"min": 0.0, "max": 0.9}, "stage_3": {"min": 0.0, "max": 0.9}}})
+    sweep = parse_sweep({"parameters": {"stage_1": {"min": 0.0, "max": 0.9}, "stage_3": {"min": 0.0, "max": 0.9}},
+                         "predictor": {"candidates": 300}})
     targets = resolve_all(sweep.parameters, schedule, {})
-    picks = P.warm_start(sweep, raw, targets, table, None, budget=0.8, k=4, seed=0, candidates=300)
+    picks = P.warm_start(sweep, raw, targets, table, budget=0.8, k=4, seed=0)
     assert len(picks) == 4
     assert all(c.predicted_ratio <= 0.8 for c in picks)
     assert [c.predicted_ratio for c in picks] == sorted(c.predicted_ratio for c in picks)
@@ -144,7 +145,7 @@ def test_warm_start_spreads_along_the_predicted_front_within_the_budget():
     assert kept == sorted(kept) and kept[0] < kept[-1]  # slower predicted, more kept: a front
     for c in picks:
         assert P.predicted_ratio(raw, targets, c.params, table) == pytest.approx(c.predicted_ratio)
-    assert P.warm_start(sweep, raw, targets, table, None, budget=0.01, k=4, seed=0, candidates=100) == []
+    assert P.warm_start(sweep, raw, targets, table, budget=0.01, k=4, seed=0) == []
 
 
 def test_the_automatic_skip_margin_learns_from_the_predictors_errors():

@@ -150,14 +150,15 @@ class Candidate:
 
 
 def warm_start(sweep: SweepSpec, raw_schedule: dict[str, Any], targets: dict[str, Target], table: WidthTable,
-               staircases: dict[str, list[int]] | None, budget: float | None, k: int, seed: int,
-               candidates: int) -> list[Candidate]:
+               budget: float | None, k: int, seed: int) -> list[Candidate]:
     """k settings spread along the predicted front of latency against channels kept, within the
-    latency budget (a ratio to the baseline) when there is one; the lightest-pruned setting
-    predicted to fit is always among them."""
+    latency budget (a ratio to the baseline) when there is one, chosen among the sweep's
+    `predictor.candidates` random draws; the lightest-pruned setting predicted to fit is always
+    among them."""
     fixed = {n: v for n, v in fixed_values(sweep).items() if targets[n].section == "pruners"}
+    staircases = table.staircases()
     scored = []
-    for draw in random_settings(sweep, targets, candidates, seed):
+    for draw in random_settings(sweep, targets, sweep.predictor.candidates, seed):
         widths = _planned(raw_schedule, targets, {**fixed, **applied_values(sweep, draw)}, table, staircases)
         ratio = table.predict_ratio(widths) if widths is not None else None
         if ratio is None:

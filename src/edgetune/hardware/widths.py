@@ -122,50 +122,52 @@ def cache_key(model_sha: str, measuring: Measuring, method: str, step: int = 1) 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def profile_widths(model: nn.Module, example: torch.Tensor, measuring: Measuring, work_dir: Path,
-                   method: str = "filters-l1", widths_for: Callable[[int], list[int]] | None = None,
-                   targets: Sequence[str] | None = None, progress: Callable[[str], None] = lambda _: None,
+def profile_widths(model: nn.Module, example: torch.Tensor, measuring: Measuring, method: str = "filters-l1",
+                   widths_for: Callable[[int], list[int]] | None = None, targets: Sequence[str] | None = None,
+                   progress: Callable[[str], None] = lambda _: None,
                    groups: dict[str, list[str]] | None = None) -> list[WidthProfile]:
     """Measure each signature's staircase: for each width, cut every layer of the signature to
-    it, export, time the whole network interleaved with the unpruned one on the executor."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    spec, sample, executor = measuring.spec.quick(), measuring.sample, measuring.executor
-    pruner = get_method(method)
-    groups = groups if groups is not None else coupled_groups(model, example, method)
-    if targets is None:  # one representative per coupled group: a residual stream is one width
-        targets = list(groups)
-    widths_for = widths_for or (lambda full: list(range(1, full + 1)))
-    scoring = Scoring(measuring.calibration)
-    # Only the time is kept: each cut file is checked against its own FP32 output on ONNX Runtime
-    # (what its conversion could break) and its MACs read from the file, not from a PyTorch
-    # forward pass twice per width; a runtime that runs the network object itself gets it.
-    eager = runtime_traits(spec.runtime).runs_module
-    base_onnx = work_dir / "baseline.onnx"
-    export_onnx(model, example, base_onnx)
-    executor.open_reference(base_onnx, spec, model, measuring.calibration, work_dir)
-    base = executor.measure(base_onnx, spec, sample, module=model if eager else None, scoring=scoring,
-                            work_dir=work_dir).metrics
-    base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
-    profiles = []
-    for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
-        full = dict(model.named_modules())[layers[0].removesuffix(".weight")].out_channels
-        lat = []
-        widths = sorted(set(widths_for(full)))
-        for w in widths:
-            progress(f"{sig}: width {w}/{full}")
-            if w == full:
-                lat.append(base_ms * base["latency_ratio"])
-                continue
-            cut = copy.deepcopy(model)
-            pruner.apply(cut, "widths", list(layers), (full - w) / full, CompressionContext(example),
-                         PrunerOptions(scope="layer"))
-            path = work_dir / "candidate.onnx"
-            export_onnx(cut, example, path)
-            m = executor.measure(path, spec, sample, module=cut if eager else None, scoring=scoring,
-                                 work_dir=work_dir).metrics
-            lat.append(m["latency_ratio"] * base_ms)
-        profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
-    return profiles
+    it, export, time the whole network interleaved with the unpruned one on the executor. The
+    exported files live only while they are timed."""
+    with tempfile.TemporaryDirectory(prefix="edgetune-widths-") as work:
+        work_dir = Path(work)
+        spec, sample, executor = measuring.spec.quick(), measuring.sample, measuring.executor
+        pruner = get_method(method)
+        groups = groups if groups is not None else coupled_groups(model, example, method)
+        if targets is None:  # one representative per coupled group: a residual stream is one width
+            targets = list(groups)
+        widths_for = widths_for or (lambda full: list(range(1, full + 1)))
+        scoring = Scoring(measuring.calibration)
+        # Only the time is kept: each cut file is checked against its own FP32 output on ONNX Runtime
+        # (what its conversion could break) and its MACs read from the file, not from a PyTorch
+        # forward pass twice per width; a runtime that runs the network object itself gets it.
+        eager = runtime_traits(spec.runtime).runs_module
+        base_onnx = work_dir / "baseline.onnx"
+        export_onnx(model, example, base_onnx)
+        executor.open_reference(base_onnx, spec, model, measuring.calibration, work_dir)
+        base = executor.measure(base_onnx, spec, sample, module=model if eager else None, scoring=scoring,
+                                work_dir=work_dir).metrics
+        base_ms = base["latency_ms"] / base["latency_ratio"]  # the reference's own time in those rounds
+        profiles = []
+        for sig, layers in signatures(model, example, targets, coupled_sizes(groups)).items():
+            full = dict(model.named_modules())[layers[0].removesuffix(".weight")].out_channels
+            lat = []
+            widths = sorted(set(widths_for(full)))
+            for w in widths:
+                progress(f"{sig}: width {w}/{full}")
+                if w == full:
+                    lat.append(base_ms * base["latency_ratio"])
+                    continue
+                cut = copy.deepcopy(model)
+                pruner.apply(cut, "widths", list(layers), (full - w) / full, CompressionContext(example),
+                             PrunerOptions(scope="layer"))
+                path = work_dir / "candidate.onnx"
+                export_onnx(cut, example, path)
+                m = executor.measure(path, spec, sample, module=cut if eager else None, scoring=scoring,
+                                     work_dir=work_dir).metrics
+                lat.append(m["latency_ratio"] * base_ms)
+            profiles.append(WidthProfile(sig, tuple(layers), full, tuple(widths), tuple(lat), base_ms))
+        return profiles
 
 
 def save_profiles(path: Path, key: str, profiles: list[WidthProfile]) -> None:
@@ -212,8 +214,8 @@ def width_table(model: nn.Module, example: torch.Tensor, measuring: Measuring, w
         targets = [t for sig in missing for t in everyone.get(sig, wanted[sig])]
         progress("profiling widths on the target (cached for later runs)")
         widths_for = None if step == 1 else (lambda full: sorted({*range(step, full, step), full}))
-        profiles += profile_widths(model, example, measuring, path.parent / key, method, widths_for=widths_for,
-                                   targets=targets, progress=progress, groups=groups)
+        profiles += profile_widths(model, example, measuring, method, widths_for=widths_for, targets=targets,
+                                   progress=progress, groups=groups)
         save_profiles(path, key, profiles)
     return WidthTable({p.signature: p for p in profiles}, {w: sig for sig, layers in wanted.items() for w in layers},
                       groups)
@@ -305,5 +307,5 @@ def profile_checkpoint(checkpoint: Path, architecture: Architecture, spec: Bench
             table = width_table(net.eval(), example, measuring, list(coupled_groups(net, example)),
                                 progress=progress, step=step)
             return list(table.profiles.values())
-        return profile_widths(net.eval(), example, measuring, Path(tempfile.mkdtemp()),
+        return profile_widths(net.eval(), example, measuring,
                               widths_for=lambda full: [*range(1, full, step), full], progress=progress)

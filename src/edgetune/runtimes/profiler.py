@@ -18,7 +18,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.runtimes.base import Artifact, LayerTime, Session, SessionOptions, get_runtime
 from edgetune.runtimes.meters import measure_energy, rss_bytes
 from edgetune.runtimes.onnx_stats import onnx_params_and_macs
-from edgetune.runtimes.timing import throughput, time_runs, time_trusted
+from edgetune.runtimes.timing import Timing, throughput, time_runs, time_trusted
 
 
 class ParityError(EdgetuneError):
@@ -174,20 +174,24 @@ def profile_artifact(onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *
     rss0 = rss_bytes()
     session = _open(deployed, spec, module)
     try:
-        return _measure(session, _Measured(deployed, onnx_path, spec, sample, module), scoring, reference, rss0, stage)
+        parity = _parity(session, deployed, onnx_path, spec, sample, module)
+        stage("benchmarking")
+        x = _batch(sample, spec.batch_size)
+        timing, unreliable, metrics = _latency(session, x, spec, reference)
+        metrics.update(parity)
+        if unreliable:
+            metrics["latency_unreliable"] = unreliable
+        metrics.update(_under_load(session, sample, spec, timing.latency_ms, rss0))
+        metrics.update(_size(module, x, onnx_path, deployed, spec, timing.latency_ms))
+        metrics.update(_deployed_scores(session, scoring, stage))
+        layers: list[LayerTime] = []
+        if spec.per_layer:
+            stage("profiling layers")
+            layers = session.layer_times(x, spec.layer_runs)
+            metrics["layers_sum_ms"] = sum(layer.ms for layer in layers)
+        return BenchReport(metrics, layers, session.description, deployed, timing.as_dict())
     finally:
         session.close()
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """The file being measured: as converted and as given, its settings, images and network."""
-
-    deployed: Path
-    onnx_path: Path
-    spec: BenchmarkSpec
-    sample: np.ndarray
-    module: Any
 
 
 def _batch(sample: np.ndarray, n: int) -> np.ndarray:
@@ -208,17 +212,14 @@ def _deployed_scores(session: Session, scoring: Scoring, stage: Any = lambda _: 
                                                     metric=scoring.metric).items()}
 
 
-def _measure(session: Session, it: _Measured, scoring: Scoring, reference: Session | None, rss0: int | None,
-             stage: Any) -> BenchReport:
-    deployed, onnx_path, spec, sample, module = it.deployed, it.onnx_path, it.spec, it.sample, it.module
-    parity = _parity(session, deployed, onnx_path, spec, sample, module)
-    stage("benchmarking")
-    x = _batch(sample, spec.batch_size)
+def _latency(session: Session, x: np.ndarray, spec: BenchmarkSpec, reference: Session | None
+             ) -> tuple[Timing, str | None, dict[str, Any]]:
+    """Batch `x` timed in rounds interleaved with the reference (the same metric names as
+    always); without a given reference (the baseline), a second binding of the same model, whose
+    ratio then measures the noise floor of the ratio itself."""
     call = session.bind(x)
     ref_call = None
     if spec.interleave_reference:
-        # Without a given reference (the baseline), a second binding of the same model: its
-        # ratio then measures the noise floor of the ratio itself.
         ref_call = reference.bind(x) if reference is not None else session.bind(x)
     timing, unreliable = time_trusted(
         call, ref_call, repeats=spec.repeats, max_spread=spec.max_spread, remeasure=spec.remeasure,
@@ -226,28 +227,41 @@ def _measure(session: Session, it: _Measured, scoring: Scoring, reference: Sessi
         max_rounds=spec.max_rounds, max_seconds=spec.max_seconds,
     )
     total_ms = float(np.median(time_runs(lambda: session.run(x), max(spec.runs_per_round, 20))))
-    metrics: dict[str, Any] = {
+    return timing, unreliable, {
         "latency_ms": timing.latency_ms, "latency_mean_ms": timing.latency_mean_ms,
         "latency_std_ms": timing.latency_std_ms, "latency_p90_ms": timing.latency_p90_ms,
         "latency_p99_ms": timing.latency_p99_ms, "latency_min_ms": timing.latency_min_ms, "runs": timing.runs,
         "latency_ratio": timing.latency_ratio, "repeat_spread": timing.repeat_spread,
         "total_latency_ms": total_ms,
         "load_seconds": session.load_seconds, "compile_seconds": session.compile_seconds,
-        **parity, **({"latency_unreliable": unreliable} if unreliable else {}),
     }
+
+
+def _under_load(session: Session, sample: np.ndarray, spec: BenchmarkSpec, latency_ms: float,
+                rss0: int | None) -> dict[str, Any]:
+    """Throughput at each asked batch, the engine's own, energy and the session's memory."""
+    metrics: dict[str, Any] = {}
     for b in spec.throughput_batches:
         metrics[f"throughput_b{b}"] = throughput(session.bind(_batch(sample, b)), b, min_seconds=spec.throughput_seconds,
                                                    stable=spec.throughput_stable)
     first = spec.throughput_batches[0] if spec.throughput_batches else spec.batch_size
-    metrics["throughput"] = metrics.get(f"throughput_b{first}") or 1e3 * spec.batch_size / timing.latency_ms
+    metrics["throughput"] = metrics.get(f"throughput_b{first}") or 1e3 * spec.batch_size / latency_ms
     metrics["batch_latency_ms"] = 1e3 * first / metrics["throughput"]
     metrics["engine_throughput"] = (session.throughput(_batch(sample, 1), spec.throughput_seconds)
                                     if spec.engine_throughput else None)
-    energy = measure_energy(call, spec.device, spec.energy_seconds) if spec.energy_seconds else None
+    energy = measure_energy(session.bind(_batch(sample, spec.batch_size)), spec.device, spec.energy_seconds) \
+        if spec.energy_seconds else None
     metrics["energy_mj"] = None if energy is None else 1e3 * energy[0]
     metrics["power_w"] = None if energy is None else energy[1]
     rss1 = rss_bytes()
     metrics["session_memory_mb"] = None if rss0 is None or rss1 is None else (rss1 - rss0) / 2**20
+    return metrics
+
+
+def _size(module: Any, x: np.ndarray, onnx_path: Path, deployed: Path, spec: BenchmarkSpec,
+          latency_ms: float) -> dict[str, Any]:
+    """MACs and parameters (from the network object where there is one, else from the file at
+    the shape it is timed at), the files' bytes and the arithmetic rate achieved."""
     if module is not None:
         import torch
         import torch_pruning as tp
@@ -255,16 +269,9 @@ def _measure(session: Session, it: _Measured, scoring: Scoring, reference: Sessi
         macs, params = tp.utils.count_ops_and_params(module, example_inputs=torch.from_numpy(x[:1]))
     else:
         params, macs = onnx_params_and_macs(onnx_path, tuple(x.shape[1:]))
-    metrics.update(params=int(params), macs=int(macs), flops=2 * int(macs), model_bytes=_model_bytes(deployed),
-                   onnx_bytes=onnx_path.stat().st_size)
-    metrics["achieved_gflops"] = 2 * macs * spec.batch_size / (timing.latency_ms * 1e-3) / 1e9
-    metrics.update(_deployed_scores(session, scoring, stage))
-    layers: list[LayerTime] = []
-    if spec.per_layer:
-        stage("profiling layers")
-        layers = session.layer_times(x, spec.layer_runs)
-        metrics["layers_sum_ms"] = sum(layer.ms for layer in layers)
-    return BenchReport(metrics, layers, session.description, deployed, timing.as_dict())
+    return {"params": int(params), "macs": int(macs), "flops": 2 * int(macs), "model_bytes": _model_bytes(deployed),
+            "onnx_bytes": onnx_path.stat().st_size,
+            "achieved_gflops": 2 * macs * spec.batch_size / (latency_ms * 1e-3) / 1e9}
 
 
 def verify_artifact(onnx_path: Path, spec: BenchmarkSpec, sample: np.ndarray, *, module: Any = None,

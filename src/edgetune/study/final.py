@@ -165,19 +165,27 @@ def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: n
 
 @dataclass(frozen=True)
 class _Against:
-    """What every finalist is scored against: the whole validation split, whether the baseline
-    got each image right, and the most top-1 a finalist may lose (None: no limit)."""
+    """What every finalist is judged against: the whole validation split, whether the unpruned
+    network got each image right, and the most top-1 a finalist may lose (None: no limit)."""
 
     images: np.ndarray
     labels: np.ndarray
     base_correct: np.ndarray
     max_drop: float | None
 
+    def judge(self, answers: np.ndarray, confidence: float) -> tuple[np.ndarray, PairedDrop, dict[str, Any]]:
+        """Which images a finalist's `answers` got right, what it loses against the unpruned
+        network image by image (a one-sided paired bound at `confidence`), and its record of it."""
+        correct = answers == self.labels
+        drop = paired_drop(self.base_correct, correct, confidence)
+        return correct, drop, {"final_val_top1": 100.0 * float(correct.mean()), "final_drop": drop.drop,
+                               "final_drop_upper": drop.upper,
+                               "held": self.max_drop is None or drop.holds(self.max_drop), "paired": drop.as_dict()}
+
 
 def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, final: FinalSpec, against: _Against,
               reporter: Reporter) -> dict[str, Any]:
     """One finalist trained again (resuming by epoch) and scored; its record once written is final."""
-    images, labels, max_drop = against.images, against.labels, against.max_drop
     work = plan.paths.finalist(f.number)
     if (work / "result.json").is_file():
         return json.loads((work / "result.json").read_text())
@@ -195,15 +203,12 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
         model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter) if epochs else (model, 0.0)
     model.eval()
     spec = _trial_benchmark(plan, f.number)
-    reporter.stage(f"final: scoring trial {f.number} on {len(labels)} validation images")
-    correct = _predict(model, spec, bench, images, work) == labels
+    reporter.stage(f"final: scoring trial {f.number} on {len(against.labels)} validation images")
+    correct, drop, judged = against.judge(_predict(model, spec, bench, against.images, work), final.confidence)
     np.save(work / "correct.npy", correct)
-    drop = paired_drop(against.base_correct, correct, final.confidence)
     searched = Recorded.of(study.get_trials(deepcopy=False)[f.number])
-    record = {"final_epochs": epochs, "final_seconds": round(seconds, 1),
-              "final_val_top1": 100.0 * float(correct.mean()), "final_drop": drop.drop,
-              "final_drop_upper": drop.upper, "held": max_drop is None or drop.holds(max_drop),
-              "paired": drop.as_dict(), "precision": spec.precision, "reference": f.reference,
+    record = {"final_epochs": epochs, "final_seconds": round(seconds, 1), **judged,
+              "precision": spec.precision, "reference": f.reference,
               "latency_ratio": searched.latency_ratio, "latency_ms": searched.value("latency_ms"),
               "search_top1": searched.top1}
     atomic_write_json(work / "result.json", record, indent=2)

@@ -295,9 +295,8 @@ def _warm_start(plan: Plan, study: optuna.Study, profile: TargetProfile, constra
                 seed: int) -> None:
     """Queue the predicted front's candidates before the sampler's own (once per study)."""
     opts, table = plan.sweep.predictor, profile.width_table
-    picks = warm_start(plan.sweep, plan.raw_schedule, plan.targets, table, table.staircases(),  # type: ignore[union-attr]
-                       latency_budget(constraints, profile.baseline), min(opts.warm_start, plan.limit), seed,
-                       opts.candidates)
+    picks = warm_start(plan.sweep, plan.raw_schedule, plan.targets, table,  # type: ignore[arg-type]
+                       latency_budget(constraints, profile.baseline), min(opts.warm_start, plan.limit), seed)
     for c in picks:
         study.enqueue_trial(c.params, user_attrs={"warm_start": f"predicted x{c.predicted_ratio:.3f}, "
                                                                 f"{c.kept:.0%} of channels kept"})
