@@ -98,7 +98,7 @@ def run_final(plan: Plan, study: optuna.Study, bench: Workbench, constraints: li
     base_correct = np.load(paths.finalist("baseline") / "correct.npy")
     against = _Against(images, labels, base_correct, max_drop)
     for f in finalists:
-        records[str(f.number)] = _finalise(plan, study, bench, f, final, against, reporter)
+        records[str(f.number)] = _finalise(plan, study, bench, f, against, reporter)
     picked, reason = _pick(plan, study, finalists, records, max_drop)
     test = _test_once(plan, bench, picked, finalists, reporter) if len(bench.data.test) else {}
     if not len(bench.data.test):
@@ -163,6 +163,12 @@ def _baseline_record(plan: Plan, bench: Workbench, images: np.ndarray, labels: n
     return record
 
 
+def _final_spec(plan: Plan) -> FinalSpec:
+    """The experiment's `final:` section (a study without one has no final stage)."""
+    assert plan.spec.final is not None
+    return plan.spec.final
+
+
 @dataclass(frozen=True)
 class _Against:
     """What every finalist is judged against: the whole validation split, whether the unpruned
@@ -183,9 +189,10 @@ class _Against:
                                "held": self.max_drop is None or drop.holds(self.max_drop), "paired": drop.as_dict()}
 
 
-def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, final: FinalSpec, against: _Against,
+def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, against: _Against,
               reporter: Reporter) -> dict[str, Any]:
     """One finalist trained again (resuming by epoch) and scored; its record once written is final."""
+    final = _final_spec(plan)
     work = plan.paths.finalist(f.number)
     if (work / "result.json").is_file():
         return json.loads((work / "result.json").read_text())
@@ -200,7 +207,7 @@ def _finalise(plan: Plan, study: optuna.Study, bench: Workbench, f: Finalist, fi
         model, seconds = done
     else:
         model, meta = load_checkpoint(checkpoint, factory=plan.factory_for(f.reference))
-        model, seconds = _train_again(plan, bench, model, meta, f, final, work, reporter) if epochs else (model, 0.0)
+        model, seconds = _train_again(plan, bench, model, meta, f, work, reporter) if epochs else (model, 0.0)
     model.eval()
     spec = _trial_benchmark(plan, f.number)
     reporter.stage(f"final: scoring trial {f.number} on {len(against.labels)} validation images")
@@ -231,9 +238,10 @@ def _drop_text(drop: PairedDrop) -> str:
     return f"{drop.drop:+.2f} pt lost, at most {drop.upper:.2f} at {drop.confidence:.0%}"
 
 
-def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str, Any], f: Finalist,
-                 final: FinalSpec, work: Path, reporter: Reporter) -> tuple[nn.Module, float]:
+def _train_again(plan: Plan, bench: Workbench, model: nn.Module, meta: dict[str, Any], f: Finalist, work: Path,
+                 reporter: Reporter) -> tuple[nn.Module, float]:
     """The finalist trained again, and the seconds its training took (as its checkpoint keeps them)."""
+    final = _final_spec(plan)
     distill = final.distill or plan.spec.finetune.distill
     teacher = bench.teacher(distill) if distill is not None else None
     split: ImageSplit = (bench.data.train.subset(final.train_subset, seed=plan.spec.seed + 3)

@@ -88,21 +88,19 @@ def checked_loss(loss: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> to
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module | None, data: DataSplits, split: ImageSplit, *, batch_size: int = 500,
-    device: str | torch.device = "cpu", metric: Metric | None = None,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor], data: DataSplits, split: ImageSplit, *,
+    batch_size: int = 500, device: str | torch.device = "cpu", metric: Metric | None = None,
     stop_when: Callable[[int, int], bool] | None = None,
 ) -> EvalResult:
     """Top-1/top-5 accuracy (%) and mean cross-entropy on one split, per image for (batch,
     classes) outputs and per position for dense ones (a segmentation's pixels); and with
-    `metric`, the user's metrics over the whole split's outputs and targets. `forward` in place
-    of the model: another engine's outputs (the exported file's), counted by the same code.
+    `metric`, the user's metrics over the whole split's outputs and targets. `model` may be any
+    function of a batch: another engine's outputs (the exported file's), counted by the same code.
     `stop_when(correct, seen)`: checked after each batch of per-image labels; when it says so,
     the figures are those of the images seen (`n`)."""
-    if forward is None:
-        assert model is not None
+    if isinstance(model, nn.Module):
         model.eval()
-        forward = model
+    forward = model
     correct1 = correct5 = positions = seen = 0
     loss_sum = 0.0
     k = min(5, data.num_classes)

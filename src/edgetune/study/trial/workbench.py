@@ -84,8 +84,8 @@ class Workbench:
 
         session = get_runtime("onnxruntime").open(Artifact(onnx_path), SessionOptions(threads=torch.get_num_threads()))
         try:
-            return evaluate(None, self.data, self.val, metric=self.metric, stop_when=stop_when,
-                            forward=lambda x: torch.from_numpy(session.run(np.ascontiguousarray(x.numpy()))))
+            return evaluate(lambda x: torch.from_numpy(session.run(np.ascontiguousarray(x.numpy()))), self.data,
+                            self.val, metric=self.metric, stop_when=stop_when)
         finally:
             session.close()
 
